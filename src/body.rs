@@ -1,0 +1,239 @@
+//! Request and response bodies.
+//!
+//! `RequestBody` reads a client body frame by frame, decoding aws-chunked and checking the signed
+//! payload hash as it goes; nothing is held whole. `ResponseBody` is either a small in-memory body
+//! (XML) or a bounded channel fed by a task that reads a blob from disk.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::auth::PayloadMode;
+use crate::auth::chunked::{ChunkDecoder, ChunkError};
+use crate::error::{S3Error, S3ErrorCode};
+
+/// Chunks read from disk for a GET, and how many may wait in the channel.
+pub const READ_CHUNK: usize = 256 * 1024;
+pub const CHANNEL_DEPTH: usize = 4;
+
+/// A client's request body, decoded and checked as it streams.
+pub struct RequestBody {
+    incoming: Incoming,
+    decoder: Option<ChunkDecoder>,
+    pending: VecDeque<Bytes>,
+    sha256: Option<(Sha256, [u8; 32])>,
+    ended: bool,
+}
+
+fn chunk_error(e: ChunkError) -> S3Error {
+    match e {
+        ChunkError::SignatureMismatch => S3Error::new(S3ErrorCode::SignatureDoesNotMatch),
+        ChunkError::Truncated => S3Error::new(S3ErrorCode::IncompleteBody),
+        ChunkError::Malformed(why) => S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!("Malformed aws-chunked body: {why}"),
+        ),
+    }
+}
+
+impl RequestBody {
+    pub fn new(incoming: Incoming, payload: &PayloadMode) -> Self {
+        let (decoder, sha256) = match payload {
+            PayloadMode::Sha256(h) => (None, Some((Sha256::new(), *h))),
+            PayloadMode::Unsigned => (None, None),
+            PayloadMode::Chunked {
+                signer,
+                signed_trailer,
+            } => (
+                Some(ChunkDecoder::new(signer.clone(), *signed_trailer)),
+                None,
+            ),
+        };
+        Self {
+            incoming,
+            decoder,
+            pending: VecDeque::new(),
+            sha256,
+            ended: false,
+        }
+    }
+
+    /// The next piece of decoded body, or `None` once the body has ended and checked out.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, S3Error> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Ok(Some(b));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match self.incoming.frame().await {
+                None => {
+                    self.ended = true;
+                    self.finish()?;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "request body failed");
+                    return Err(S3Error::new(S3ErrorCode::IncompleteBody));
+                }
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue; // HTTP trailers: not used by S3 clients
+                    };
+                    if let Some((h, _)) = &mut self.sha256 {
+                        h.update(&data);
+                    }
+                    match &mut self.decoder {
+                        Some(d) => {
+                            let mut out = Vec::new();
+                            d.push(data, &mut out).map_err(chunk_error)?;
+                            self.pending
+                                .extend(out.into_iter().filter(|b| !b.is_empty()));
+                        }
+                        None if data.is_empty() => {}
+                        None => return Ok(Some(data)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), S3Error> {
+        if let Some(d) = &mut self.decoder {
+            d.finish().map_err(chunk_error)?;
+        }
+        if let Some((h, expected)) = self.sha256.take() {
+            let got: [u8; 32] = h.finalize().into();
+            if got != expected {
+                return Err(S3Error::new(S3ErrorCode::XAmzContentSHA256Mismatch)
+                    .extra("ClientComputedContentSHA256", hex::encode(expected))
+                    .extra("S3ComputedContentSHA256", hex::encode(got)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Trailing headers of an aws-chunked body (valid once `next` returned `None`).
+    pub fn trailers(&self) -> &[(String, String)] {
+        self.decoder.as_ref().map_or(&[], |d| d.trailers())
+    }
+
+    /// Reads a small body (an XML document) whole, refusing more than `limit` bytes.
+    pub async fn read_small(&mut self, limit: usize) -> Result<Vec<u8>, S3Error> {
+        let mut out = Vec::new();
+        while let Some(b) = self.next().await? {
+            if out.len() + b.len() > limit {
+                return Err(S3Error::new(S3ErrorCode::MaxMessageLengthExceeded));
+            }
+            out.extend_from_slice(&b);
+        }
+        Ok(out)
+    }
+}
+
+/// A response body.
+pub enum ResponseBody {
+    Empty,
+    Full(Option<Bytes>),
+    /// Fed by a reader task through a bounded channel; `remaining` is the exact length.
+    Stream {
+        rx: mpsc::Receiver<std::io::Result<Bytes>>,
+        remaining: u64,
+    },
+}
+
+impl ResponseBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        ResponseBody::Full(Some(b.into()))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Stream { rx, remaining } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(b))) => {
+                    *remaining = remaining.saturating_sub(b.len() as u64);
+                    Poll::Ready(Some(Ok(Frame::data(b))))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    if *remaining > 0 {
+                        Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "blob ended early",
+                        ))))
+                    } else {
+                        Poll::Ready(None)
+                    }
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(b) => b.is_none(),
+            ResponseBody::Stream { remaining, .. } => *remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ResponseBody::Stream { remaining, .. } => SizeHint::with_exact(*remaining),
+        }
+    }
+}
+
+/// Streams `len` bytes of `file` from `offset` through a bounded channel.
+pub fn stream_file(mut file: tokio::fs::File, offset: u64, len: u64) -> ResponseBody {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    tokio::spawn(async move {
+        if offset > 0
+            && let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await
+        {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(READ_CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    ResponseBody::Stream { rx, remaining: len }
+}

@@ -1,0 +1,107 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation
+//! (`API_ListBuckets.html`, `API_CreateBucket.html`, `API_HeadBucket.html`,
+//! `API_DeleteBucket.html`, `API_GetBucketLocation.html`).
+
+use http::{Response, StatusCode};
+
+use super::{Context, S3Response, empty_response, iso_date, now_ms, xml_response};
+use crate::auth::policy::User;
+use crate::body::{RequestBody, ResponseBody};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::router::valid_bucket_name;
+use crate::store::BucketMeta;
+use crate::xml::{XmlWriter, parse_location_constraint};
+
+/// The canonical owner id shown for a user: stable, and not the secret.
+pub fn owner_id(user: &User) -> String {
+    crate::auth::sigv4::sha256_hex(user.access_key.as_bytes())
+}
+
+pub async fn list_buckets(ctx: &Context, user: &User) -> S3Result<S3Response> {
+    let buckets = ctx.store.list_buckets().await?;
+    let mut w = XmlWriter::new();
+    w.root("ListAllMyBucketsResult");
+    w.open("Owner");
+    w.element("ID", &owner_id(user));
+    w.element("DisplayName", &user.access_key);
+    w.close("Owner");
+    w.open("Buckets");
+    for (name, meta) in buckets.iter().filter(|(name, _)| user.sees_bucket(name)) {
+        w.open("Bucket");
+        w.element("Name", name);
+        w.element("CreationDate", &iso_date(meta.created_ms));
+        w.element("BucketRegion", &meta.region);
+        w.close("Bucket");
+    }
+    w.close("Buckets");
+    w.close("ListAllMyBucketsResult");
+    xml_response(w.finish())
+}
+
+pub async fn create_bucket(
+    ctx: &Context,
+    user: &User,
+    bucket: &str,
+    body: &mut RequestBody,
+) -> S3Result<S3Response> {
+    if !valid_bucket_name(bucket) {
+        return Err(S3ErrorCode::InvalidBucketName.into());
+    }
+    let xml = body.read_small(ctx.config.limits.max_xml_body).await?;
+    let region = &ctx.config.server.region;
+    if let Some(location) = parse_location_constraint(&xml)?
+        && location != *region
+        && !(region == "us-east-1" && location == "us-east-1")
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!(
+                "The {location} location constraint is incompatible for the region specific endpoint this request was sent to."
+            ),
+        )
+        .extra("ArgumentName", "LocationConstraint")
+        .extra("ArgumentValue", location));
+    }
+    ctx.store
+        .create_bucket(
+            bucket,
+            BucketMeta {
+                created_ms: now_ms(),
+                owner: owner_id(user),
+                region: region.clone(),
+            },
+        )
+        .await?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("location", format!("/{bucket}"))
+        .header("content-length", 0)
+        .body(ResponseBody::Empty)
+        .map_err(S3Error::internal)
+}
+
+pub async fn head_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
+    let meta = ctx.store.bucket(bucket).await?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("x-amz-bucket-region", meta.region)
+        .body(ResponseBody::Empty)
+        .map_err(S3Error::internal)
+}
+
+pub async fn delete_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
+    ctx.store.delete_bucket(bucket).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_bucket_location(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
+    let meta = ctx.store.bucket(bucket).await?;
+    let mut w = XmlWriter::new();
+    w.root("LocationConstraint");
+    // AWS answers an empty constraint for us-east-1.
+    if meta.region != "us-east-1" {
+        w.text(&meta.region);
+    }
+    w.close("LocationConstraint");
+    xml_response(w.finish())
+}

@@ -1,0 +1,332 @@
+//! GetObject and HeadObject (`API_GetObject.html`, `API_HeadObject.html`): Range (one range,
+//! open and suffix forms), the conditional headers with the precedence AWS documents (RFC 7232),
+//! `response-*` overrides, and stored checksums with `x-amz-checksum-mode: ENABLED`.
+
+use http::{HeaderMap, Response, StatusCode};
+
+use super::{Context, S3Response, header, http_date};
+use crate::auth::parse_http_date;
+use crate::body::{ResponseBody, stream_file};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::router::ResponseOverrides;
+use crate::store::ObjectMeta;
+
+/// A parsed `Range: bytes=…` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// `bytes=a-b` or `bytes=a-`.
+    From { start: u64, end: Option<u64> },
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+/// Parses a Range header; `None` means "ignore it and send the whole object", as S3 does for
+/// syntactically invalid or multi-range values.
+pub fn parse_range(value: &str) -> Option<RangeSpec> {
+    let spec = value.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return b.parse().ok().map(RangeSpec::Suffix);
+    }
+    let start: u64 = a.parse().ok()?;
+    if b.is_empty() {
+        return Some(RangeSpec::From { start, end: None });
+    }
+    let end: u64 = b.parse().ok()?;
+    (end >= start).then_some(RangeSpec::From {
+        start,
+        end: Some(end),
+    })
+}
+
+/// Resolves a range against the object size to inclusive `(first, last)`, or `None` when it
+/// cannot be satisfied (416 InvalidRange).
+pub fn resolve_range(spec: RangeSpec, size: u64) -> Option<(u64, u64)> {
+    match spec {
+        RangeSpec::From { start, end } => {
+            if start >= size {
+                return None;
+            }
+            Some((start, end.map_or(size - 1, |e| e.min(size - 1))))
+        }
+        RangeSpec::Suffix(n) => {
+            if n == 0 || size == 0 {
+                return None;
+            }
+            Some((size - n.min(size), size - 1))
+        }
+    }
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').map(str::trim).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t.trim_matches('"') == etag
+    })
+}
+
+/// The outcome of the conditional headers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Condition {
+    Proceed,
+    NotModified,
+    PreconditionFailed,
+}
+
+/// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since in RFC 7232
+/// order: If-Match overrides If-Unmodified-Since; If-None-Match overrides If-Modified-Since.
+pub fn evaluate_conditions(headers: &HeaderMap, etag: &str, last_modified_ms: i64) -> Condition {
+    let lm_secs = last_modified_ms.div_euclid(1000);
+    let since = |name| {
+        header(headers, name)
+            .and_then(parse_http_date)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+    };
+    match header(headers, "if-match") {
+        Some(v) => {
+            if !etag_matches(v, etag) {
+                return Condition::PreconditionFailed;
+            }
+        }
+        None => {
+            if let Some(t) = since("if-unmodified-since")
+                && lm_secs > t
+            {
+                return Condition::PreconditionFailed;
+            }
+        }
+    }
+    match header(headers, "if-none-match") {
+        Some(v) => {
+            if etag_matches(v, etag) {
+                return Condition::NotModified;
+            }
+        }
+        None => {
+            if let Some(t) = since("if-modified-since")
+                && lm_secs <= t
+            {
+                return Condition::NotModified;
+            }
+        }
+    }
+    Condition::Proceed
+}
+
+fn object_headers(
+    mut b: http::response::Builder,
+    meta: &ObjectMeta,
+    overrides: &ResponseOverrides,
+) -> http::response::Builder {
+    b = b
+        .header("etag", meta.quoted_etag())
+        .header("last-modified", http_date(meta.last_modified_ms))
+        .header("accept-ranges", "bytes");
+    let c = &meta.content;
+    let stored = [
+        (
+            "content-type",
+            c.content_type.as_deref().or(Some("binary/octet-stream")),
+        ),
+        ("cache-control", c.cache_control.as_deref()),
+        ("content-disposition", c.content_disposition.as_deref()),
+        ("content-encoding", c.content_encoding.as_deref()),
+        ("content-language", c.content_language.as_deref()),
+        ("expires", c.expires.as_deref()),
+    ];
+    for (name, value) in stored {
+        let over = overrides
+            .iter()
+            .find(|(h, _)| *h == name)
+            .map(|(_, v)| v.as_str());
+        if let Some(v) = over.or(value) {
+            b = b.header(name, v);
+        }
+    }
+    for (k, v) in &meta.user_metadata {
+        b = b.header(format!("x-amz-meta-{k}"), v);
+    }
+    b
+}
+
+/// Serves GetObject (`head == false`) and HeadObject.
+pub async fn get_object(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+    overrides: &ResponseOverrides,
+    head: bool,
+) -> S3Result<S3Response> {
+    let (meta, file) = if head {
+        (ctx.store.object(bucket, key).await?, None)
+    } else {
+        let (m, f) = ctx.store.open_object(bucket, key).await?;
+        (m, Some(f))
+    };
+    match evaluate_conditions(headers, &meta.etag, meta.last_modified_ms) {
+        Condition::Proceed => {}
+        Condition::NotModified => {
+            return Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header("etag", meta.quoted_etag())
+                .header("last-modified", http_date(meta.last_modified_ms))
+                .body(ResponseBody::Empty)
+                .map_err(S3Error::internal);
+        }
+        Condition::PreconditionFailed => {
+            return Err(S3ErrorCode::PreconditionFailed.into());
+        }
+    }
+    let range = match header(headers, "range").and_then(parse_range) {
+        None => None,
+        Some(spec) => Some(resolve_range(spec, meta.size).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidRange)
+                .extra("RangeRequested", header(headers, "range").unwrap_or(""))
+                .extra("ActualObjectSize", meta.size.to_string())
+                .header("content-range", format!("bytes */{}", meta.size))
+        })?),
+    };
+    let mut b = object_headers(Response::builder(), &meta, overrides);
+    let (status, offset, len) = match range {
+        Some((first, last)) => {
+            b = b.header(
+                "content-range",
+                format!("bytes {first}-{last}/{}", meta.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+        None => {
+            let checksum_mode = header(headers, "x-amz-checksum-mode")
+                .is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
+            if checksum_mode && let Some(c) = &meta.checksum {
+                b = b
+                    .header(c.algorithm.header(), &c.value)
+                    .header("x-amz-checksum-type", "FULL_OBJECT");
+            }
+            (StatusCode::OK, 0, meta.size)
+        }
+    };
+    let body = match file {
+        Some(f) if len > 0 => stream_file(f, offset, len),
+        _ => ResponseBody::Empty,
+    };
+    b.status(status)
+        .header("content-length", len)
+        .body(body)
+        .map_err(S3Error::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn range_forms_from_rfc_7233() {
+        assert_eq!(
+            parse_range("bytes=0-9"),
+            Some(RangeSpec::From {
+                start: 0,
+                end: Some(9)
+            })
+        );
+        assert_eq!(
+            parse_range("bytes=5-"),
+            Some(RangeSpec::From {
+                start: 5,
+                end: None
+            })
+        );
+        assert_eq!(parse_range("bytes=-3"), Some(RangeSpec::Suffix(3)));
+        assert_eq!(parse_range("bytes=9-0"), None);
+        assert_eq!(parse_range("bytes=0-1,3-4"), None);
+        assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(
+            resolve_range(
+                RangeSpec::From {
+                    start: 0,
+                    end: Some(99)
+                },
+                10
+            ),
+            Some((0, 9))
+        );
+        assert_eq!(
+            resolve_range(
+                RangeSpec::From {
+                    start: 10,
+                    end: None
+                },
+                10
+            ),
+            None
+        );
+        assert_eq!(resolve_range(RangeSpec::Suffix(3), 10), Some((7, 9)));
+        assert_eq!(resolve_range(RangeSpec::Suffix(30), 10), Some((0, 9)));
+        assert_eq!(resolve_range(RangeSpec::Suffix(0), 10), None);
+        assert_eq!(resolve_range(RangeSpec::Suffix(1), 0), None);
+    }
+
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn conditional_precedence_as_aws_documents() {
+        let lm = 1_369_353_600_000; // Fri, 24 May 2013 00:00:00 GMT
+        let before = "Thu, 23 May 2013 00:00:00 GMT";
+        let after = "Sat, 25 May 2013 00:00:00 GMT";
+        let ev = |p: &[(&'static str, &str)]| evaluate_conditions(&h(p), "abc", lm);
+        assert_eq!(ev(&[]), Condition::Proceed);
+        assert_eq!(ev(&[("if-match", "\"abc\"")]), Condition::Proceed);
+        assert_eq!(ev(&[("if-match", "\"x\"")]), Condition::PreconditionFailed);
+        // If-Match true and If-Unmodified-Since false: 200.
+        assert_eq!(
+            ev(&[("if-match", "\"abc\""), ("if-unmodified-since", before)]),
+            Condition::Proceed
+        );
+        assert_eq!(
+            ev(&[("if-unmodified-since", before)]),
+            Condition::PreconditionFailed
+        );
+        // If-None-Match false and If-Modified-Since true: 304.
+        assert_eq!(
+            ev(&[("if-none-match", "\"abc\""), ("if-modified-since", before)]),
+            Condition::NotModified
+        );
+        assert_eq!(
+            ev(&[("if-none-match", "\"x\""), ("if-modified-since", after)]),
+            Condition::Proceed
+        );
+        assert_eq!(ev(&[("if-modified-since", after)]), Condition::NotModified);
+        assert_eq!(ev(&[("if-modified-since", before)]), Condition::Proceed);
+        assert_eq!(ev(&[("if-none-match", "*")]), Condition::NotModified);
+    }
+
+    proptest! {
+        #[test]
+        fn resolved_ranges_stay_inside_the_object(v in "\\PC{0,20}", size in 0u64..1000) {
+            if let Some(spec) = parse_range(&format!("bytes={v}"))
+                && let Some((a, b)) = resolve_range(spec, size)
+            {
+                prop_assert!(a <= b && b < size);
+            }
+        }
+
+        #[test]
+        fn numeric_ranges_parse(a in 0u64..1_000_000, len in 0u64..1_000_000) {
+            let spec = parse_range(&format!("bytes={a}-{}", a + len));
+            prop_assert_eq!(spec, Some(RangeSpec::From { start: a, end: Some(a + len) }));
+        }
+    }
+}

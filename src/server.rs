@@ -1,0 +1,359 @@
+//! The S3 listener: accepts connections (HTTP/1.1 and HTTP/2 via hyper-util's auto builder),
+//! gives every request an id, authenticates, routes, authorizes and dispatches it, and renders
+//! every failure as S3 XML at this one edge.
+//!
+//! The accept loop is generic over the I/O type so that a rustls acceptor can slide in later.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::auth::{self, AuthSettings, Users};
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::Config;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::handlers::{self, Context, S3Response, bucket, get, list, put};
+use crate::router::{self, Operation, Target};
+use crate::store::Store;
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store in {path}: {source}")]
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct App {
+    ctx: Context,
+    users: Users,
+    auth: AuthSettings,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store) -> Self {
+        Self {
+            users: Users::new(&config.users),
+            auth: AuthSettings {
+                clock_skew: Duration::from_secs(config.limits.clock_skew_seconds),
+            },
+            ctx: Context { config, store },
+        }
+    }
+}
+
+/// Opens the store, binds the listener and serves until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    if config.upstream.is_some() {
+        return Err(ServerError::Refused(
+            "an [upstream] is configured, but gateway mode is not available in this build yet; \
+             remove [upstream] (or unset USE_S3_STORAGE) to serve from local disk only"
+                .into(),
+        ));
+    }
+    let addr: SocketAddr = config
+        .server
+        .address
+        .parse()
+        .map_err(|e| ServerError::Refused(format!("bad server.address: {e}")))?;
+    if config.dev_credentials {
+        if !addr.ip().is_loopback() {
+            return Err(ServerError::Refused(format!(
+                "refusing to listen on non-loopback {addr} with the well-known development credentials; \
+                 set LIFEBOAT_ACCESS_KEY/LIFEBOAT_SECRET_KEY or [[users]]"
+            )));
+        }
+        tracing::warn!(
+            access_key = crate::config::DEV_ACCESS_KEY,
+            "no users configured: using the well-known development credentials (loopback only)"
+        );
+        eprintln!(
+            "WARNING: no credentials configured; using the development pair\n  access key: {}\n  secret key: {}",
+            crate::config::DEV_ACCESS_KEY,
+            crate::config::DEV_SECRET_KEY
+        );
+    }
+    let data_dir = config.storage.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await
+        .map_err(|e| ServerError::Refused(e.to_string()))?
+        .map_err(|source| ServerError::Store {
+            path: config.storage.data_dir.display().to_string(),
+            source,
+        })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            address: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+        address: addr.to_string(),
+        source,
+    })?;
+    let app = Arc::new(App::new(config, store));
+    tracing::info!(address = %local, "S3 API listening");
+    // Tests and scripts read this line to learn the port when address ends in :0.
+    println!("lifeboat listening on http://{local}");
+    serve(listener, app, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let limits = &app.ctx.config.limits;
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(1000)
+        // Headers past our own limit are answered with RequestHeaderSectionTooLarge by the
+        // handler; hyper's own cut-off sits well above it.
+        .max_buf_size((limits.max_header_bytes * 4).max(64 * 1024));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let svc = service_fn(move |req| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, std::convert::Infallible>(handle(&app, req, remote).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish in time");
+    }
+}
+
+fn request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+async fn handle(app: &App, req: Request<Incoming>, remote: SocketAddr) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let id = request_id();
+    let (parts, incoming) = req.into_parts();
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::to_owned);
+    let target = router::target(
+        host.as_deref(),
+        parts.uri.path(),
+        &app.ctx.config.server.domains,
+    );
+    let is_head = parts.method == Method::HEAD;
+    let mut op_name = "Unknown";
+    let mut user_name = String::new();
+    let result = dispatch(app, &parts, incoming, &target, &mut op_name, &mut user_name).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e, &target, &id, is_head),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-amz-request-id", v.clone());
+        h.insert("x-amz-id-2", v);
+    }
+    h.insert("server", HeaderValue::from_static("Lifeboat"));
+    tracing::info!(
+        request_id = %id,
+        client = %remote.ip(),
+        user = %user_name,
+        op = op_name,
+        method = %parts.method,
+        bucket = target.bucket.as_deref().unwrap_or(""),
+        key = target.key.as_deref().unwrap_or(""),
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+fn error_response(
+    e: &S3Error,
+    target: &Target,
+    request_id: &str,
+    is_head: bool,
+) -> Response<ResponseBody> {
+    let mut b = Response::builder().status(e.code.status());
+    for (name, value) in &e.headers {
+        b = b.header(*name, value);
+    }
+    let built = if is_head || e.code.status() == StatusCode::NOT_MODIFIED {
+        b.body(ResponseBody::Empty)
+    } else {
+        let xml = e.to_xml(&target.resource(), request_id);
+        b.header("content-type", "application/xml")
+            .header("content-length", xml.len())
+            .body(ResponseBody::full(xml))
+    };
+    built.unwrap_or_else(|_| {
+        let mut r = Response::new(ResponseBody::Empty);
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+fn header_block_size(parts: &http::request::Parts) -> usize {
+    let mut n = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    for (k, v) in &parts.headers {
+        n += k.as_str().len() + v.len() + 4;
+    }
+    n
+}
+
+async fn dispatch(
+    app: &App,
+    parts: &http::request::Parts,
+    incoming: Incoming,
+    target: &Target,
+    op_name: &mut &'static str,
+    user_name: &mut String,
+) -> S3Result<S3Response> {
+    let ctx = &app.ctx;
+    let limits = &ctx.config.limits;
+    if header_block_size(parts) > limits.max_header_bytes {
+        return Err(S3ErrorCode::RequestHeaderSectionTooLarge.into());
+    }
+    let raw_query = parts.uri.query().unwrap_or("");
+    let query = auth::sigv4::parse_query(raw_query);
+    let routed = router::route(
+        &parts.method,
+        target,
+        &query,
+        parts.headers.contains_key("x-amz-copy-source"),
+    );
+    let authenticated = auth::authenticate(
+        &auth::RequestParts {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            query: &query,
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+        },
+        &app.users,
+        &app.auth,
+        SystemTime::now(),
+    )?;
+    let user = &authenticated.user;
+    user_name.clone_from(&user.access_key);
+    let op = routed?;
+    *op_name = op.name();
+    if !user.allows(op.action(), op.resource()) {
+        return Err(S3ErrorCode::AccessDenied.into());
+    }
+    let mut body = RequestBody::new(incoming, &authenticated.payload);
+    match &op {
+        Operation::ListBuckets => bucket::list_buckets(ctx, user).await,
+        Operation::CreateBucket { bucket } => {
+            bucket::create_bucket(ctx, user, bucket, &mut body).await
+        }
+        Operation::HeadBucket { bucket } => bucket::head_bucket(ctx, bucket).await,
+        Operation::DeleteBucket { bucket } => bucket::delete_bucket(ctx, bucket).await,
+        Operation::GetBucketLocation { bucket } => bucket::get_bucket_location(ctx, bucket).await,
+        Operation::ListObjects { bucket, params } => {
+            list::list_objects(ctx, bucket, params, false).await
+        }
+        Operation::ListObjectsV2 { bucket, params } => {
+            list::list_objects(ctx, bucket, params, true).await
+        }
+        Operation::PutObject { bucket, key } => {
+            if key.len() > limits.max_key_length {
+                return Err(S3Error::new(S3ErrorCode::KeyTooLongError)
+                    .extra("Size", key.len().to_string())
+                    .extra("MaxSizeAllowed", limits.max_key_length.to_string()));
+            }
+            // Checked before the body is read, so 100-continue clients never send it.
+            let plan =
+                put::plan_upload(ctx, &parts.headers, &authenticated.payload, parts.version)?;
+            ctx.store.bucket(bucket).await?;
+            put::put_object(ctx, bucket, key, plan, &mut body).await
+        }
+        Operation::GetObject {
+            bucket,
+            key,
+            overrides,
+        } => get::get_object(ctx, bucket, key, &parts.headers, overrides, false).await,
+        Operation::HeadObject { bucket, key } => {
+            get::get_object(ctx, bucket, key, &parts.headers, &Vec::new(), true).await
+        }
+        Operation::DeleteObject { bucket, key } => {
+            ctx.store.delete_object(bucket, key).await?;
+            handlers::empty_response(StatusCode::NO_CONTENT)
+        }
+    }
+}
