@@ -1,0 +1,240 @@
+//! Starts the real `lifeboat` binary on a random port with a fresh data directory, and builds
+//! aws-sdk-s3 clients pointed at it.
+
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
+
+pub const AK: &str = "test-access-key";
+pub const SK: &str = "test-secret-key-that-is-long-enough";
+
+pub struct Lifeboat {
+    child: Option<Child>,
+    pub port: u16,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Lifeboat {
+    /// Starts Lifeboat with a fresh temporary data directory.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut lb = Self::start_in(tmp.path(), &[]);
+        lb._tmp = Some(tmp);
+        lb
+    }
+
+    /// Starts Lifeboat with a fresh data directory and this configuration file.
+    pub fn start_with_config(toml: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("lifeboat.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let path = path.to_string_lossy().into_owned();
+        let mut lb = Self::start_in(tmp.path(), &[("LIFEBOAT_TEST_CONFIG", &path)]);
+        lb._tmp = Some(tmp);
+        lb
+    }
+
+    /// Starts Lifeboat on `dir` (which may hold data from an earlier run) with extra env vars;
+    /// `LIFEBOAT_TEST_CONFIG` names a config file to pass with `--config`.
+    pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let data_dir = dir.join("data");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("lifeboat.log"))
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("LIFEBOAT_ADDRESS", "127.0.0.1:0")
+            .env("LIFEBOAT_DATA_DIR", &data_dir)
+            .env("LIFEBOAT_ACCESS_KEY", AK)
+            .env("LIFEBOAT_SECRET_KEY", SK)
+            .env("LIFEBOAT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            if *k == "LIFEBOAT_TEST_CONFIG" {
+                cmd.arg("--config").arg(v);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn lifeboat");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
+        let Some(addr) = line.trim().strip_prefix("lifeboat listening on http://") else {
+            let log = std::fs::read_to_string(dir.join("lifeboat.log")).unwrap_or_default();
+            panic!("lifeboat did not start: {line:?}\n{log}");
+        };
+        let port: u16 = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        Self {
+            child: Some(child),
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            _tmp: None,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        self.client_with(AK, SK)
+    }
+
+    pub fn client_with(&self, ak: &str, sk: &str) -> Client {
+        client(&self.endpoint, ak, sk, true)
+    }
+
+    /// A virtual-hosted-style client: `http://<bucket>.s3.localhost:<port>`, resolved to loopback.
+    pub fn virtual_hosted_client(&self) -> Client {
+        client(&format!("http://s3.localhost:{}", self.port), AK, SK, false)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Lifeboat {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Resolves every name to 127.0.0.1, so `bucket.s3.localhost` works without /etc/hosts.
+#[derive(Debug, Clone)]
+struct Loopback;
+
+impl ResolveDns for Loopback {
+    fn resolve_dns<'a>(&'a self, _name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::ready(Ok(vec![IpAddr::from([127, 0, 0, 1])]))
+    }
+}
+
+pub fn client(endpoint: &str, ak: &str, sk: &str, path_style: bool) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_with_resolver(Loopback);
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .force_path_style(path_style)
+        .http_client(http)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The S3 error code of an SDK error.
+pub fn code<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Raw HTTP/1.1 request to the server, for what SDKs will not send. Returns (status, headers, body).
+pub fn raw(port: u16, request: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok();
+    s.write_all(request).expect("write");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, _) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body_start = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |p| p + 4);
+    (status, head.to_owned(), buf[body_start..].to_vec())
+}
+
+/// A header-signed (SigV4) raw HTTP/1.1 request with a fixed body, signed at `time`.
+pub fn signed_request(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    time: std::time::SystemTime,
+) -> Vec<u8> {
+    use lifeboat::auth::sigv4;
+    let amz_date = lifeboat::auth::format_amz_date(time);
+    let scope = sigv4::scope(&amz_date[..8], "us-east-1", "s3");
+    let host = format!("127.0.0.1:{port}");
+    let hash = sigv4::sha256_hex(body);
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let headers = vec![
+        ("host".to_string(), host.clone()),
+        ("x-amz-content-sha256".to_string(), hash.clone()),
+        ("x-amz-date".to_string(), amz_date.clone()),
+    ];
+    let signed = "host;x-amz-content-sha256;x-amz-date";
+    let creq = sigv4::canonical_request(
+        method,
+        &sigv4::canonical_uri(path),
+        &sigv4::canonical_query(&sigv4::parse_query(query)),
+        &headers,
+        signed,
+        &hash,
+    );
+    let sig = sigv4::SigningKey::derive(SK, time, "us-east-1", "s3")
+        .sign(&sigv4::string_to_sign(&amz_date, &scope, &creq));
+    let mut req = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {host}\r\nx-amz-content-sha256: {hash}\r\nx-amz-date: {amz_date}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={signed}, Signature={sig}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}

@@ -1,0 +1,92 @@
+//! Configured limits answer with the AWS error for each, before the body is read where possible.
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::harness::{Lifeboat, code};
+
+const SMALL_LIMITS: &str = r#"
+[limits]
+max_object_size = "1KiB"
+max_key_length = 64
+max_header_bytes = "4KiB"
+max_xml_body = "2KiB"
+max_metadata_bytes = 100
+"#;
+
+#[tokio::test]
+async fn each_limit_answers_with_its_aws_error() {
+    let lb = Lifeboat::start_with_config(SMALL_LIMITS);
+    let s3 = lb.client();
+    s3.create_bucket().bucket("b").send().await.unwrap();
+
+    let e = s3
+        .put_object()
+        .bucket("b")
+        .key("big")
+        .body(ByteStream::from(vec![0u8; 2048]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "EntityTooLarge");
+
+    let e = s3
+        .put_object()
+        .bucket("b")
+        .key("k".repeat(65))
+        .body(ByteStream::from(vec![1u8]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "KeyTooLongError");
+
+    let e = s3
+        .put_object()
+        .bucket("b")
+        .key("meta")
+        .metadata("m", "v".repeat(200))
+        .body(ByteStream::from(vec![1u8]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "MetadataTooLarge");
+
+    let e = s3
+        .put_object()
+        .bucket("b")
+        .key("headers")
+        .metadata("a", "v".repeat(50))
+        .cache_control("x".repeat(5000))
+        .body(ByteStream::from(vec![1u8]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "RequestHeaderSectionTooLarge");
+
+    // Exactly at the object limit is fine.
+    s3.put_object()
+        .bucket("b")
+        .key("fits")
+        .body(ByteStream::from(vec![0u8; 1024]))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn oversized_xml_body_is_max_message_length_exceeded() {
+    let lb = Lifeboat::start_with_config(SMALL_LIMITS);
+    let body = format!(
+        "<CreateBucketConfiguration><LocationConstraint>us-east-1</LocationConstraint>{}</CreateBucketConfiguration>",
+        " ".repeat(3000)
+    );
+    let req = crate::harness::signed_request(
+        lb.port,
+        "PUT",
+        "/big-xml",
+        body.as_bytes(),
+        std::time::SystemTime::now(),
+    );
+    let (status, _, resp) = crate::harness::raw(lb.port, &req);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&resp));
+    assert!(String::from_utf8_lossy(&resp).contains("MaxMessageLengthExceeded"));
+}

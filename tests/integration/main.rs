@@ -1,0 +1,12 @@
+//! Integration tests: the real `lifeboat` binary on a random port, driven by aws-sdk-s3 (and by
+//! raw HTTP where an SDK would never send what is being tested).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod buckets;
+mod cli;
+mod crash;
+mod harness;
+mod limits;
+mod listing;
+mod objects;
