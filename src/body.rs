@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::auth::PayloadMode;
 use crate::auth::chunked::{ChunkDecoder, ChunkError};
 use crate::error::{S3Error, S3ErrorCode};
+use crate::store::{Segment, Store};
 
 /// Chunks read from disk for a GET, and how many may wait in the channel.
 pub const READ_CHUNK: usize = 256 * 1024;
@@ -204,36 +205,92 @@ impl Body for ResponseBody {
     }
 }
 
-/// Streams `len` bytes of `file` from `offset` through a bounded channel.
-pub fn stream_file(mut file: tokio::fs::File, offset: u64, len: u64) -> ResponseBody {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+/// Streams `len` bytes from `offset` of an object made of `segments` through a bounded channel.
+/// `first` is the already-open file of the first segment. If a later segment's blob vanished
+/// (the object was overwritten mid-download) the body ends with an error, never with wrong bytes.
+pub fn stream_object(
+    store: Store,
+    segments: Vec<Segment>,
+    first: tokio::fs::File,
+    offset: u64,
+    len: u64,
+) -> ResponseBody {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::spawn(async move {
-        if offset > 0
-            && let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await
-        {
-            let _ = tx.send(Err(e)).await;
-            return;
-        }
+        let mut first = Some(first);
+        let mut skip = offset;
         let mut left = len;
-        while left > 0 {
-            let want = left.min(READ_CHUNK as u64) as usize;
-            let mut buf = vec![0u8; want];
-            match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    left -= n as u64;
-                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                        return; // the client went away
-                    }
-                }
+        for (i, seg) in segments.iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            let file = if i == 0 { first.take() } else { None };
+            if skip >= seg.size {
+                skip -= seg.size;
+                continue;
+            }
+            let file = match file {
+                Some(f) => Ok(f),
+                None => store.open_segment(seg).await,
+            };
+            let take = left.min(seg.size - skip);
+            let sent = match file {
+                Ok(f) => send_range(f, skip, take, &tx).await,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
-                    return;
+                    false
                 }
+            };
+            if !sent {
+                return;
             }
+            left -= take;
+            skip = 0;
         }
     });
     ResponseBody::Stream { rx, remaining: len }
+}
+
+/// Sends `len` bytes of `file` from `offset`; false when the stream should stop.
+async fn send_range(
+    mut file: tokio::fs::File,
+    offset: u64,
+    len: u64,
+    tx: &mpsc::Sender<std::io::Result<Bytes>>,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    if offset > 0
+        && let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await
+    {
+        let _ = tx.send(Err(e)).await;
+        return false;
+    }
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(READ_CHUNK as u64) as usize;
+        let mut buf = vec![0u8; want];
+        match file.read(&mut buf).await {
+            Ok(0) => {
+                let _ = tx
+                    .send(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than its metadata",
+                    )))
+                    .await;
+                return false;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return false; // the client went away
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return false;
+            }
+        }
+    }
+    true
 }

@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use md5::Md5;
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+use sha2::Sha256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChecksumAlgorithm {
@@ -98,6 +99,64 @@ impl ChecksumAlgorithm {
     }
 }
 
+impl ChecksumAlgorithm {
+    fn crc(self) -> Option<crc_fast::CrcAlgorithm> {
+        match self {
+            ChecksumAlgorithm::Crc32 => Some(crc_fast::CrcAlgorithm::Crc32IsoHdlc),
+            ChecksumAlgorithm::Crc32c => Some(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            ChecksumAlgorithm::Crc64Nvme => Some(crc_fast::CrcAlgorithm::Crc64Nvme),
+            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+        }
+    }
+
+    /// Whether a full-object checksum can be derived from the parts' (the CRCs can).
+    pub fn combinable(self) -> bool {
+        self.crc().is_some()
+    }
+}
+
+/// The multipart checksum of `parts` (raw digests and lengths).
+///
+/// Composite (`checksum of the concatenated part checksums` plus `-N`) for any algorithm;
+/// full-object for the CRCs, combined from the parts' CRCs without reading the data.
+pub fn multipart_checksum(
+    alg: ChecksumAlgorithm,
+    composite: bool,
+    parts: &[(Vec<u8>, u64)],
+) -> Option<Checksum> {
+    if composite {
+        let mut h = alg.hasher();
+        for (raw, _) in parts {
+            h.update(raw);
+        }
+        return Some(Checksum {
+            algorithm: alg,
+            value: format!("{}-{}", base64(&h.finish()), parts.len()),
+            composite: true,
+        });
+    }
+    let crc = alg.crc()?;
+    let mut acc: Option<u64> = None;
+    for (raw, len) in parts {
+        let v = raw.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+        acc = Some(match acc {
+            None => v,
+            Some(a) => crc_fast::checksum_combine(crc, a, v, *len),
+        });
+    }
+    let v = acc.unwrap_or_else(|| crc_fast::Digest::new(crc).finalize());
+    let raw = if alg == ChecksumAlgorithm::Crc64Nvme {
+        v.to_be_bytes().to_vec()
+    } else {
+        (v as u32).to_be_bytes().to_vec()
+    };
+    Some(Checksum {
+        algorithm: alg,
+        value: base64(&raw),
+        composite: false,
+    })
+}
+
 /// An incremental checksum over a body.
 pub enum ChecksumHasher {
     Crc(ChecksumAlgorithm, crc_fast::Digest),
@@ -144,10 +203,28 @@ impl ChecksumHasher {
 pub struct Checksum {
     pub algorithm: ChecksumAlgorithm,
     pub value: String,
+    /// A multipart checksum of the parts' checksums (`…-N`), not of the whole body.
+    #[serde(default)]
+    pub composite: bool,
+}
+
+impl Checksum {
+    /// `x-amz-checksum-type`.
+    pub fn type_name(&self) -> &'static str {
+        if self.composite {
+            "COMPOSITE"
+        } else {
+            "FULL_OBJECT"
+        }
+    }
 }
 
 pub fn base64(raw: &[u8]) -> String {
     B64.encode(raw)
+}
+
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    B64.decode(text.trim()).ok()
 }
 
 /// Decodes a `Content-MD5` header: base64 of exactly 16 bytes.
@@ -156,46 +233,61 @@ pub fn decode_content_md5(value: &str) -> Option<[u8; 16]> {
     raw.try_into().ok()
 }
 
-/// The hashes computed while a body streams to disk.
+/// The hashes computed while a body streams to disk: MD5 (the ETag), the checksum that is
+/// stored, and optionally a second checksum that is only verified (a part that carries another
+/// algorithm than its upload's).
 pub struct BodyHashes {
     md5: Md5,
-    sha256: Option<Sha256>,
     checksum: ChecksumHasher,
+    extra: Option<ChecksumHasher>,
 }
 
 /// What `BodyHashes` produced once the body ended.
 pub struct BodyDigests {
     pub md5: [u8; 16],
-    pub sha256: Option<[u8; 32]>,
     pub checksum: Checksum,
+    pub extra: Option<Checksum>,
+}
+
+fn finish_checksum(h: ChecksumHasher) -> Checksum {
+    let algorithm = h.algorithm();
+    Checksum {
+        algorithm,
+        value: base64(&h.finish()),
+        composite: false,
+    }
 }
 
 impl BodyHashes {
-    pub fn new(want_sha256: bool, checksum: ChecksumAlgorithm) -> Self {
+    pub fn new(checksum: ChecksumAlgorithm) -> Self {
         Self {
             md5: Md5::new(),
-            sha256: want_sha256.then(Sha256::new),
             checksum: checksum.hasher(),
+            extra: None,
         }
+    }
+
+    /// Also computes `alg`, when it differs from the stored checksum's.
+    pub fn with_extra(mut self, alg: Option<ChecksumAlgorithm>) -> Self {
+        self.extra = alg
+            .filter(|a| *a != self.checksum.algorithm())
+            .map(ChecksumAlgorithm::hasher);
+        self
     }
 
     pub fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
-        if let Some(s) = &mut self.sha256 {
-            s.update(data);
-        }
         self.checksum.update(data);
+        if let Some(e) = &mut self.extra {
+            e.update(data);
+        }
     }
 
     pub fn finish(self) -> BodyDigests {
-        let algorithm = self.checksum.algorithm();
         BodyDigests {
             md5: self.md5.finalize().into(),
-            sha256: self.sha256.map(|s| s.finalize().into()),
-            checksum: Checksum {
-                algorithm,
-                value: base64(&self.checksum.finish()),
-            },
+            checksum: finish_checksum(self.checksum),
+            extra: self.extra.map(finish_checksum),
         }
     }
 }
@@ -219,6 +311,31 @@ mod tests {
             hex::encode(of(ChecksumAlgorithm::Crc64Nvme, d)),
             "ae8b14860a799888"
         );
+    }
+
+    #[test]
+    fn full_object_crc_combines_from_parts() {
+        let data = b"hello multipart world";
+        for alg in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let parts: Vec<(Vec<u8>, u64)> = data
+                .chunks(5)
+                .map(|c| (of(alg, c), c.len() as u64))
+                .collect();
+            let combined = multipart_checksum(alg, false, &parts).unwrap();
+            assert_eq!(combined.value, base64(&of(alg, data)), "{alg:?}");
+        }
+        assert!(multipart_checksum(ChecksumAlgorithm::Sha256, false, &[]).is_none());
+        let c = multipart_checksum(
+            ChecksumAlgorithm::Sha256,
+            true,
+            &[(vec![1], 1), (vec![2], 1)],
+        )
+        .unwrap();
+        assert!(c.value.ends_with("-2") && c.composite);
     }
 
     #[test]

@@ -213,6 +213,10 @@ struct RawLimits {
     max_xml_body: Option<RawSize>,
     max_metadata_bytes: Option<RawSize>,
     clock_skew_seconds: Option<u64>,
+    min_part_size: Option<RawSize>,
+    max_parts: Option<usize>,
+    max_delete_keys: Option<usize>,
+    abandoned_upload_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -284,6 +288,14 @@ pub struct LimitsConfig {
     pub max_metadata_bytes: usize,
     /// `RequestTimeTooSkewed`.
     pub clock_skew_seconds: u64,
+    /// Every part of a multipart upload but the last (`EntityTooSmall`).
+    pub min_part_size: u64,
+    /// Parts in one CompleteMultipartUpload.
+    pub max_parts: usize,
+    /// Keys in one DeleteObjects (`MalformedXML` beyond it).
+    pub max_delete_keys: usize,
+    /// Multipart uploads idle longer than this are aborted.
+    pub abandoned_upload_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -295,6 +307,10 @@ impl Default for LimitsConfig {
             max_xml_body: 1 << 20,
             max_metadata_bytes: 2 << 10,
             clock_skew_seconds: 900,
+            min_part_size: 5 << 20,
+            max_parts: 10_000,
+            max_delete_keys: 1000,
+            abandoned_upload_seconds: 7 * 24 * 3600,
         }
     }
 }
@@ -370,13 +386,18 @@ impl Config {
         let l = &self.limits;
         out.push_str(&format!(
             "[limits]\nmax_object_size = {}\nmax_key_length = {}\nmax_header_bytes = {}\nmax_xml_body = {}\n\
-             max_metadata_bytes = {}\nclock_skew_seconds = {}\n",
+             max_metadata_bytes = {}\nclock_skew_seconds = {}\nmin_part_size = {}\nmax_parts = {}\n\
+             max_delete_keys = {}\nabandoned_upload_seconds = {}\n",
             l.max_object_size,
             l.max_key_length,
             l.max_header_bytes,
             l.max_xml_body,
             l.max_metadata_bytes,
-            l.clock_skew_seconds
+            l.clock_skew_seconds,
+            l.min_part_size,
+            l.max_parts,
+            l.max_delete_keys,
+            l.abandoned_upload_seconds
         ));
         if self.dev_credentials {
             out.push_str(
@@ -544,6 +565,12 @@ fn resolve(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
             .max_metadata_bytes
             .map_or(d.max_metadata_bytes, |s| s.bytes() as usize),
         clock_skew_seconds: l.clock_skew_seconds.unwrap_or(d.clock_skew_seconds),
+        min_part_size: l.min_part_size.map_or(d.min_part_size, RawSize::bytes),
+        max_parts: l.max_parts.unwrap_or(d.max_parts).clamp(1, 10_000),
+        max_delete_keys: l.max_delete_keys.unwrap_or(d.max_delete_keys).max(1),
+        abandoned_upload_seconds: l
+            .abandoned_upload_seconds
+            .unwrap_or(d.abandoned_upload_seconds),
     };
     if limits.max_header_bytes < 1024 {
         return Err(invalid("limits.max_header_bytes", "must be at least 1KiB"));

@@ -26,7 +26,13 @@ pub enum S3ErrorCode {
     InvalidDigest,
     InvalidRange,
     InvalidRequest,
+    InvalidTag,
+    InvalidPart,
+    InvalidPartOrder,
+    InvalidPartNumber,
+    NoSuchUpload,
     KeyTooLongError,
+    MalformedPOSTRequest,
     MalformedXML,
     MaxMessageLengthExceeded,
     MetadataTooLarge,
@@ -66,7 +72,13 @@ impl S3ErrorCode {
             InvalidDigest => "InvalidDigest",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
+            InvalidTag => "InvalidTag",
+            InvalidPart => "InvalidPart",
+            InvalidPartOrder => "InvalidPartOrder",
+            InvalidPartNumber => "InvalidPartNumber",
+            NoSuchUpload => "NoSuchUpload",
             KeyTooLongError => "KeyTooLongError",
+            MalformedPOSTRequest => "MalformedPOSTRequest",
             MalformedXML => "MalformedXML",
             MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
             MetadataTooLarge => "MetadataTooLarge",
@@ -92,12 +104,12 @@ impl S3ErrorCode {
             AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
                 StatusCode::FORBIDDEN
             }
-            NoSuchBucket | NoSuchKey => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            InvalidRange | InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
             NotModified => StatusCode::NOT_MODIFIED,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -112,7 +124,11 @@ impl S3ErrorCode {
             | InvalidBucketName
             | InvalidDigest
             | InvalidRequest
+            | InvalidTag
+            | InvalidPart
+            | InvalidPartOrder
             | KeyTooLongError
+            | MalformedPOSTRequest
             | MalformedXML
             | MaxMessageLengthExceeded
             | MetadataTooLarge
@@ -154,7 +170,21 @@ impl S3ErrorCode {
             InvalidDigest => "The Content-MD5 you specified is not valid.",
             InvalidRange => "The requested range is not satisfiable",
             InvalidRequest => "Invalid Request",
+            InvalidTag => "The tag provided was not a valid tag.",
+            InvalidPart => {
+                "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
+            }
+            InvalidPartOrder => {
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            }
+            InvalidPartNumber => "The requested partnumber is not satisfiable",
+            NoSuchUpload => {
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+            }
             KeyTooLongError => "Your key is too long",
+            MalformedPOSTRequest => {
+                "The body of your POST request is not well-formed multipart/form-data."
+            }
             MalformedXML => {
                 "The XML you provided was not well-formed or did not validate against our published schema."
             }
@@ -268,6 +298,8 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty.into(),
             StoreError::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou.into(),
             StoreError::BucketAlreadyExists => S3ErrorCode::BucketAlreadyExists.into(),
+            StoreError::NoSuchUpload => S3ErrorCode::NoSuchUpload.into(),
+            StoreError::PreconditionFailed => S3ErrorCode::PreconditionFailed.into(),
             StoreError::Io(e) => S3Error::internal(e),
             StoreError::Index(e) => S3Error::internal(e),
             StoreError::Corrupt(e) => S3Error::internal(e),

@@ -16,11 +16,14 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::auth::policy::{Action, Resource};
 use crate::auth::{self, AuthSettings, Users};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::Config;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::handlers::{self, Context, S3Response, bucket, get, list, put};
+use crate::handlers::{
+    Context, S3Response, acl, bucket, copy, delete, get, list, multipart, post, put,
+};
 use crate::router::{self, Operation, Target};
 use crate::store::Store;
 
@@ -113,12 +116,30 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         address: addr.to_string(),
         source,
     })?;
+    spawn_upload_cleaner(store.clone(), config.limits.abandoned_upload_seconds);
     let app = Arc::new(App::new(config, store));
     tracing::info!(address = %local, "S3 API listening");
     // Tests and scripts read this line to learn the port when address ends in :0.
     println!("lifeboat listening on http://{local}");
     serve(listener, app, shutdown_signal()).await;
     Ok(())
+}
+
+/// Aborts multipart uploads older than `max_age_secs`, checking every half of that (at most
+/// hourly, at least every second).
+fn spawn_upload_cleaner(store: Store, max_age_secs: u64) {
+    let every = Duration::from_secs((max_age_secs / 2).clamp(1, 3600));
+    tokio::spawn(async move {
+        loop {
+            let cutoff = crate::handlers::now_ms() - (max_age_secs as i64).saturating_mul(1000);
+            match store.abort_uploads_before(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(aborted = n, "aborted abandoned multipart uploads"),
+                Err(e) => tracing::warn!(error = %e, "abandoned-upload cleanup failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
 }
 
 async fn shutdown_signal() {
@@ -291,12 +312,28 @@ async fn dispatch(
     }
     let raw_query = parts.uri.query().unwrap_or("");
     let query = auth::sigv4::parse_query(raw_query);
+    let form_upload = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("multipart/form-data"));
     let routed = router::route(
         &parts.method,
         target,
         &query,
-        parts.headers.contains_key("x-amz-copy-source"),
+        parts
+            .headers
+            .get("x-amz-copy-source")
+            .and_then(|v| v.to_str().ok()),
+        form_upload,
     );
+    // A browser form upload authenticates with the signed policy inside the form.
+    if let Ok(Operation::PostObject { bucket }) = &routed
+        && !parts.headers.contains_key(http::header::AUTHORIZATION)
+    {
+        *op_name = "PostObject";
+        return post::post_object(ctx, &app.users, bucket, &parts.headers, incoming).await;
+    }
     let authenticated = auth::authenticate(
         &auth::RequestParts {
             method: parts.method.as_str(),
@@ -316,7 +353,20 @@ async fn dispatch(
     if !user.allows(op.action(), op.resource()) {
         return Err(S3ErrorCode::AccessDenied.into());
     }
-    let mut body = RequestBody::new(incoming, &authenticated.payload);
+    if let Operation::CopyObject { source, .. } | Operation::UploadPartCopy { source, .. } = &op
+        && !user.allows(
+            Action::Read,
+            Resource::Object {
+                bucket: &source.bucket,
+                key: &source.key,
+            },
+        )
+    {
+        return Err(S3ErrorCode::AccessDenied.into());
+    }
+    let payload = &authenticated.payload;
+    let headers = &parts.headers;
+    let mut body = RequestBody::new(incoming, payload);
     match &op {
         Operation::ListBuckets => bucket::list_buckets(ctx, user).await,
         Operation::CreateBucket { bucket } => {
@@ -325,12 +375,27 @@ async fn dispatch(
         Operation::HeadBucket { bucket } => bucket::head_bucket(ctx, bucket).await,
         Operation::DeleteBucket { bucket } => bucket::delete_bucket(ctx, bucket).await,
         Operation::GetBucketLocation { bucket } => bucket::get_bucket_location(ctx, bucket).await,
+        Operation::GetBucketVersioning { bucket } => acl::get_bucket_versioning(ctx, bucket).await,
+        Operation::GetBucketAcl { bucket } => acl::get_bucket_acl(ctx, bucket).await,
+        Operation::PutBucketAcl { bucket } => {
+            acl::put_bucket_acl(ctx, bucket, headers, &mut body).await
+        }
         Operation::ListObjects { bucket, params } => {
             list::list_objects(ctx, bucket, params, false).await
         }
         Operation::ListObjectsV2 { bucket, params } => {
             list::list_objects(ctx, bucket, params, true).await
         }
+        Operation::ListMultipartUploads { bucket, params } => {
+            multipart::list_uploads(ctx, bucket, params).await
+        }
+        Operation::DeleteObjects { bucket } => {
+            delete::delete_objects(ctx, user, bucket, headers, &mut body).await
+        }
+        Operation::PostObject { .. } => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "A POST form upload carries its signature in the form, not in an Authorization header.",
+        )),
         Operation::PutObject { bucket, key } => {
             if key.len() > limits.max_key_length {
                 return Err(S3Error::new(S3ErrorCode::KeyTooLongError)
@@ -338,22 +403,92 @@ async fn dispatch(
                     .extra("MaxSizeAllowed", limits.max_key_length.to_string()));
             }
             // Checked before the body is read, so 100-continue clients never send it.
-            let plan =
-                put::plan_upload(ctx, &parts.headers, &authenticated.payload, parts.version)?;
+            let plan = put::plan_upload(
+                ctx,
+                headers,
+                payload,
+                parts.version,
+                put::PartChecksum::Object,
+            )?;
             ctx.store.bucket(bucket).await?;
             put::put_object(ctx, bucket, key, plan, &mut body).await
         }
+        Operation::CopyObject {
+            bucket,
+            key,
+            source,
+        } => copy::copy_object(ctx, bucket, key, source, headers).await,
         Operation::GetObject {
             bucket,
             key,
             overrides,
-        } => get::get_object(ctx, bucket, key, &parts.headers, overrides, false).await,
-        Operation::HeadObject { bucket, key } => {
-            get::get_object(ctx, bucket, key, &parts.headers, &Vec::new(), true).await
+            part_number,
+        } => get::get_object(ctx, bucket, key, headers, overrides, *part_number, false).await,
+        Operation::HeadObject {
+            bucket,
+            key,
+            part_number,
+        } => get::get_object(ctx, bucket, key, headers, &Vec::new(), *part_number, true).await,
+        Operation::DeleteObject { bucket, key } => delete::delete_object(ctx, bucket, key).await,
+        Operation::GetObjectAcl { bucket, key } => acl::get_object_acl(ctx, bucket, key).await,
+        Operation::PutObjectAcl { bucket, key } => {
+            acl::put_object_acl(ctx, bucket, key, headers, &mut body).await
         }
-        Operation::DeleteObject { bucket, key } => {
-            ctx.store.delete_object(bucket, key).await?;
-            handlers::empty_response(StatusCode::NO_CONTENT)
+        Operation::GetObjectTagging { bucket, key } => acl::get_tagging(ctx, bucket, key).await,
+        Operation::PutObjectTagging { bucket, key } => {
+            acl::put_tagging(ctx, bucket, key, headers, &mut body).await
         }
+        Operation::DeleteObjectTagging { bucket, key } => {
+            acl::delete_tagging(ctx, bucket, key).await
+        }
+        Operation::CreateMultipartUpload { bucket, key } => {
+            multipart::create(ctx, user, bucket, key, headers).await
+        }
+        Operation::UploadPart {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+        } => {
+            multipart::upload_part(
+                ctx,
+                bucket,
+                key,
+                upload_id,
+                *part_number,
+                headers,
+                payload,
+                parts.version,
+                &mut body,
+            )
+            .await
+        }
+        Operation::UploadPartCopy {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            source,
+        } => {
+            multipart::upload_part_copy(ctx, bucket, key, upload_id, *part_number, source, headers)
+                .await
+        }
+        Operation::CompleteMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::complete(ctx, bucket, key, upload_id, headers, &mut body).await,
+        Operation::AbortMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::abort(ctx, bucket, key, upload_id).await,
+        Operation::ListParts {
+            bucket,
+            key,
+            upload_id,
+            max_parts,
+            marker,
+        } => multipart::list_parts(ctx, bucket, key, upload_id, *max_parts, *marker).await,
     }
 }

@@ -69,6 +69,11 @@ impl XmlWriter {
         self.out.push('>');
     }
 
+    /// Appends markup as is (for elements with attributes); the caller writes valid XML.
+    pub fn text_raw(&mut self, markup: &str) {
+        self.out.push_str(markup);
+    }
+
     pub fn text(&mut self, text: &str) {
         escape_into(&mut self.out, text);
     }
@@ -84,53 +89,127 @@ impl XmlWriter {
     }
 }
 
+/// A parsed XML element: local name, text content and child elements.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub name: String,
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+}
+
+/// Nesting deeper than this is refused; no S3 request body needs more than four levels.
+const MAX_DEPTH: usize = 16;
+
+fn resolve_entity(name: &str) -> Option<char> {
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        n => {
+            let code = if let Some(hex) = n.strip_prefix("#x").or_else(|| n.strip_prefix("#X")) {
+                u32::from_str_radix(hex, 16).ok()?
+            } else {
+                n.strip_prefix('#')?.parse().ok()?
+            };
+            char::from_u32(code)
+        }
+    }
+}
+
+/// Parses a (size-limited) XML request body into a tree; any syntax error is `MalformedXML`.
+pub fn parse(body: &[u8]) -> Result<Element, S3Error> {
+    let malformed = || S3Error::new(S3ErrorCode::MalformedXML);
+    let text = std::str::from_utf8(body).map_err(|_| malformed())?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        match reader.read_event().map_err(|_| malformed())? {
+            Event::Start(e) => {
+                if root.is_some() || stack.len() >= MAX_DEPTH {
+                    return Err(malformed());
+                }
+                stack.push(Element {
+                    name: e.local_name().as_ref().to_owned(),
+                    ..Element::default()
+                });
+            }
+            Event::Empty(e) => {
+                let el = Element {
+                    name: e.local_name().as_ref().to_owned(),
+                    ..Element::default()
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None if root.is_none() => root = Some(el),
+                    None => return Err(malformed()),
+                }
+            }
+            Event::End(_) => {
+                let mut el = stack.pop().ok_or_else(malformed)?;
+                if !el.children.is_empty() {
+                    el.text = el.text.trim().to_owned();
+                }
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    cur.text.push_str(&t.into_inner());
+                } else if !t.into_inner().trim().is_empty() {
+                    return Err(malformed());
+                }
+            }
+            Event::CData(t) => {
+                let cur = stack.last_mut().ok_or_else(malformed)?;
+                cur.text.push_str(&t.into_inner());
+            }
+            Event::GeneralRef(r) => {
+                let cur = stack.last_mut().ok_or_else(malformed)?;
+                let c = resolve_entity(&r.into_inner()).ok_or_else(malformed)?;
+                cur.text.push(c);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(malformed());
+    }
+    root.ok_or_else(malformed)
+}
+
 /// Parses `CreateBucketConfiguration` and returns its `LocationConstraint`, if any.
 pub fn parse_location_constraint(body: &[u8]) -> Result<Option<String>, S3Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let mut reader = quick_xml::Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
-    let mut path: Vec<String> = Vec::new();
-    let mut location = None;
-    let mut saw_root = false;
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) => {
-                let name = e.local_name().as_ref().to_owned();
-                if path.is_empty() {
-                    if name != "CreateBucketConfiguration" {
-                        return Err(S3ErrorCode::MalformedXML.into());
-                    }
-                    saw_root = true;
-                }
-                path.push(name);
-            }
-            Ok(Event::Empty(e)) => {
-                if path.is_empty() {
-                    if e.local_name().as_ref() != "CreateBucketConfiguration" {
-                        return Err(S3ErrorCode::MalformedXML.into());
-                    }
-                    saw_root = true;
-                }
-            }
-            Ok(Event::End(_)) => {
-                path.pop();
-            }
-            Ok(Event::Text(t)) => {
-                if path.len() == 2 && path[1] == "LocationConstraint" {
-                    location = Some(t.into_inner().trim().to_owned());
-                }
-            }
-            Ok(Event::Eof) => break,
-            Ok(_) => {}
-            Err(_) => return Err(S3ErrorCode::MalformedXML.into()),
-        }
-    }
-    if !saw_root || !path.is_empty() {
+    let root = parse(body)?;
+    if root.name != "CreateBucketConfiguration" {
         return Err(S3ErrorCode::MalformedXML.into());
     }
-    Ok(location.filter(|l| !l.is_empty()))
+    Ok(root
+        .child_text("LocationConstraint")
+        .map(|t| t.trim().to_owned())
+        .filter(|l| !l.is_empty()))
 }
 
 #[cfg(test)]
@@ -160,5 +239,38 @@ mod tests {
         ));
         assert!(parse_location_constraint(b"<Nope>").is_err());
         assert!(parse_location_constraint(b"<CreateBucketConfiguration>").is_err());
+    }
+
+    #[test]
+    fn tree_parsing_resolves_entities_and_refuses_garbage() {
+        let body =
+            b"<Delete><Quiet>true</Quiet><Object><Key>a &amp; b&#x20;&lt;c&gt;</Key></Object>\
+                     <Object><Key><![CDATA[x<y]]></Key></Object></Delete>";
+        let root = parse(body).unwrap();
+        assert_eq!(root.name, "Delete");
+        assert_eq!(root.child_text("Quiet"), Some("true"));
+        let keys: Vec<_> = root
+            .children_named("Object")
+            .filter_map(|o| o.child_text("Key"))
+            .collect();
+        assert_eq!(keys, ["a & b <c>", "x<y"]);
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"<a>",
+            b"",
+            b"<a/><b/>",
+            b"text",
+            b"<a>&bogus;</a>",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn xml_parser_never_panics(s in "\\PC{0,200}") {
+            let _ = parse(s.as_bytes());
+            let _ = parse_location_constraint(s.as_bytes());
+        }
     }
 }

@@ -82,6 +82,8 @@ pub enum Resource<'a> {
     /// The service itself (ListBuckets): always allowed, filtered per bucket afterwards.
     Service,
     Bucket(&'a str),
+    /// Some keys of a bucket, checked one by one by the handler (DeleteObjects, POST uploads).
+    AnyInBucket(&'a str),
     /// A listing of a bucket under a prefix.
     Listing {
         bucket: &'a str,
@@ -103,6 +105,10 @@ impl User {
             Resource::Bucket(bucket) => self.grants.iter().any(|g| {
                 g.covers_bucket(bucket) && g.prefix.is_empty() && g.actions.contains(&action)
             }),
+            Resource::AnyInBucket(bucket) => self
+                .grants
+                .iter()
+                .any(|g| g.covers_bucket(bucket) && g.actions.contains(&action)),
             Resource::Listing { bucket, prefix } => self.grants.iter().any(|g| {
                 g.covers_bucket(bucket)
                     && g.actions.contains(&action)

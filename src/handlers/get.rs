@@ -6,10 +6,10 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::{Context, S3Response, header, http_date};
 use crate::auth::parse_http_date;
-use crate::body::{ResponseBody, stream_file};
+use crate::body::{ResponseBody, stream_object};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::ResponseOverrides;
-use crate::store::ObjectMeta;
+use crate::store::{ObjectMeta, Segment};
 
 /// A parsed `Range: bytes=…` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +154,14 @@ fn object_headers(
     b
 }
 
+/// Where part `n` of an object lies: `(offset, len)`. A simple object is its own part 1.
+fn part_range(meta: &ObjectMeta, n: u16) -> Option<(u64, u64, &Segment)> {
+    let idx = usize::from(n).checked_sub(1)?;
+    let seg = meta.segments.get(idx)?;
+    let offset = meta.segments[..idx].iter().map(|s| s.size).sum();
+    Some((offset, seg.size, seg))
+}
+
 /// Serves GetObject (`head == false`) and HeadObject.
 pub async fn get_object(
     ctx: &Context,
@@ -161,13 +169,13 @@ pub async fn get_object(
     key: &str,
     headers: &HeaderMap,
     overrides: &ResponseOverrides,
+    part_number: Option<u16>,
     head: bool,
 ) -> S3Result<S3Response> {
     let (meta, file) = if head {
         (ctx.store.object(bucket, key).await?, None)
     } else {
-        let (m, f) = ctx.store.open_object(bucket, key).await?;
-        (m, Some(f))
+        ctx.store.open_object(bucket, key).await?
     };
     match evaluate_conditions(headers, &meta.etag, meta.last_modified_ms) {
         Condition::Proceed => {}
@@ -183,37 +191,72 @@ pub async fn get_object(
             return Err(S3ErrorCode::PreconditionFailed.into());
         }
     }
-    let range = match header(headers, "range").and_then(parse_range) {
-        None => None,
-        Some(spec) => Some(resolve_range(spec, meta.size).ok_or_else(|| {
-            S3Error::new(S3ErrorCode::InvalidRange)
-                .extra("RangeRequested", header(headers, "range").unwrap_or(""))
-                .extra("ActualObjectSize", meta.size.to_string())
-                .header("content-range", format!("bytes */{}", meta.size))
-        })?),
-    };
+    let checksum_mode =
+        header(headers, "x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
     let mut b = object_headers(Response::builder(), &meta, overrides);
-    let (status, offset, len) = match range {
-        Some((first, last)) => {
+    if !meta.tags.is_empty() {
+        b = b.header("x-amz-tagging-count", meta.tags.len());
+    }
+    if meta.multipart {
+        b = b.header("x-amz-mp-parts-count", meta.segments.len());
+    }
+    let (status, offset, len) = if let Some(n) = part_number {
+        if header(headers, "range").is_some() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
+        }
+        let (offset, len, seg) = part_range(&meta, n).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidPartNumber)
+                .extra("PartNumberRequested", n.to_string())
+                .extra("ActualPartCount", meta.segments.len().to_string())
+        })?;
+        if checksum_mode
+            && let (Some(c), Some(v)) = (&meta.checksum, &seg.checksum)
+            && (c.composite || !meta.multipart)
+        {
+            b = b.header(c.algorithm.header(), v);
+        }
+        if len > 0 {
             b = b.header(
                 "content-range",
-                format!("bytes {first}-{last}/{}", meta.size),
+                format!("bytes {offset}-{}/{}", offset + len - 1, meta.size),
             );
-            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
         }
-        None => {
-            let checksum_mode = header(headers, "x-amz-checksum-mode")
-                .is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
-            if checksum_mode && let Some(c) = &meta.checksum {
-                b = b
-                    .header(c.algorithm.header(), &c.value)
-                    .header("x-amz-checksum-type", "FULL_OBJECT");
+        (StatusCode::PARTIAL_CONTENT, offset, len)
+    } else {
+        let range = match header(headers, "range").and_then(parse_range) {
+            None => None,
+            Some(spec) => Some(resolve_range(spec, meta.size).ok_or_else(|| {
+                S3Error::new(S3ErrorCode::InvalidRange)
+                    .extra("RangeRequested", header(headers, "range").unwrap_or(""))
+                    .extra("ActualObjectSize", meta.size.to_string())
+                    .header("content-range", format!("bytes */{}", meta.size))
+            })?),
+        };
+        match range {
+            Some((first, last)) => {
+                b = b.header(
+                    "content-range",
+                    format!("bytes {first}-{last}/{}", meta.size),
+                );
+                (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
             }
-            (StatusCode::OK, 0, meta.size)
+            None => {
+                if checksum_mode && let Some(c) = &meta.checksum {
+                    b = b
+                        .header(c.algorithm.header(), &c.value)
+                        .header("x-amz-checksum-type", c.type_name());
+                }
+                (StatusCode::OK, 0, meta.size)
+            }
         }
     };
     let body = match file {
-        Some(f) if len > 0 => stream_file(f, offset, len),
+        Some(f) if len > 0 => {
+            stream_object(ctx.store.clone(), meta.segments.clone(), f, offset, len)
+        }
         _ => ResponseBody::Empty,
     };
     b.status(status)

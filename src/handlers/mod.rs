@@ -1,9 +1,14 @@
 //! Operation handlers, split by family: buckets, object writes, object reads, listings.
 //! Each takes the routed `Operation`'s parameters and returns a response or an `S3Error`.
 
+pub mod acl;
 pub mod bucket;
+pub mod copy;
+pub mod delete;
 pub mod get;
 pub mod list;
+pub mod multipart;
+pub mod post;
 pub mod put;
 
 use chrono::{DateTime, TimeZone, Utc};

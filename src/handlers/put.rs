@@ -8,26 +8,129 @@ use http::{HeaderMap, Response, StatusCode, Version};
 use super::{Context, S3Response, header, now_ms};
 use crate::auth::PayloadMode;
 use crate::body::{RequestBody, ResponseBody};
-use crate::checksum::{self, BodyHashes, ChecksumAlgorithm};
+use crate::checksum::{self, BodyHashes, Checksum, ChecksumAlgorithm};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::store::{ContentHeaders, ObjectMeta};
+use crate::store::{BlobWriter, ContentHeaders, ObjectMeta, Precondition, Segment};
 
 /// Everything about an upload that the headers say, checked before the body is read.
 #[derive(Debug)]
 pub struct UploadPlan {
     pub content_md5: Option<[u8; 16]>,
-    /// The checksum to compute, and the value the client claims (from a header), if any.
+    /// The checksum to compute and store.
     pub checksum: ChecksumAlgorithm,
-    pub claimed_checksum: Option<Vec<u8>>,
+    /// The checksum the client claims (from a header): algorithm and raw value.
+    pub claimed_checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
     /// Set when the claimed checksum arrives in the aws-chunked trailer instead.
     pub trailer: Option<ChecksumAlgorithm>,
     /// The decoded body length the client declared, if it did.
     pub declared_len: Option<u64>,
     pub content: ContentHeaders,
     pub user_metadata: Vec<(String, String)>,
+    pub acl: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub precondition: Precondition,
 }
 
-fn invalid_request(msg: impl Into<String>) -> S3Error {
+/// A body that streamed to a temp file and matched every digest the client sent.
+pub struct Received {
+    pub writer: BlobWriter,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub checksum: Checksum,
+    /// The client's own checksum, when it used another algorithm than the stored one.
+    pub claimed: Option<Checksum>,
+}
+
+/// The canned ACLs S3 accepts in `x-amz-acl`.
+pub const CANNED_ACLS: [&str; 8] = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "log-delivery-write",
+];
+
+/// Reads `x-amz-acl`; grants given as `x-amz-grant-*` headers are not supported.
+pub fn parse_acl(headers: &HeaderMap) -> S3Result<Option<String>> {
+    if headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-grant-"))
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "x-amz-grant-* headers are not implemented by Lifeboat; use a canned x-amz-acl.",
+        ));
+    }
+    match header(headers, "x-amz-acl") {
+        None => Ok(None),
+        Some(a) if CANNED_ACLS.contains(&a.trim()) => Ok(Some(a.trim().to_owned())),
+        Some(a) => Err(S3Error::invalid_argument(
+            "Invalid canned ACL",
+            "x-amz-acl",
+            a,
+        )),
+    }
+}
+
+/// Parses a tag set in URL query form (`x-amz-tagging`), checking S3's tag limits.
+pub fn parse_tagging(value: &str) -> S3Result<Vec<(String, String)>> {
+    let tags: Vec<(String, String)> = crate::auth::sigv4::parse_query(value)
+        .into_iter()
+        .map(|(k, v)| (k.replace('+', " "), v.replace('+', " ")))
+        .collect();
+    check_tags(&tags)?;
+    Ok(tags)
+}
+
+/// S3's tag limits: at most 10 tags, keys up to 128 characters, values up to 256, keys unique.
+pub fn check_tags(tags: &[(String, String)]) -> S3Result<()> {
+    let invalid = |m: &str| S3Error::with_message(S3ErrorCode::InvalidTag, m);
+    if tags.len() > 10 {
+        return Err(invalid("Object tags cannot be greater than 10"));
+    }
+    for (i, (k, v)) in tags.iter().enumerate() {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(invalid("The TagKey you have provided is invalid"));
+        }
+        if v.chars().count() > 256 {
+            return Err(invalid("The TagValue you have provided is invalid"));
+        }
+        if tags[..i].iter().any(|(k2, _)| k2 == k) {
+            return Err(invalid("Cannot provide multiple Tags with the same key"));
+        }
+    }
+    Ok(())
+}
+
+/// `If-None-Match: *` and `If-Match: <etag>` on a write (`conditional-requests.html`).
+pub fn parse_write_precondition(headers: &HeaderMap) -> S3Result<Precondition> {
+    match (
+        header(headers, "if-none-match"),
+        header(headers, "if-match"),
+    ) {
+        (Some(_), Some(_)) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "If-Match and If-None-Match together are not supported on writes.",
+        )),
+        (Some(v), None) if v.trim() == "*" => Ok(Precondition::IfNoneMatch),
+        (Some(_), None) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "If-None-Match on a write only supports *.",
+        )),
+        (None, Some(v)) => Ok(Precondition::IfMatch(
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_owned(),
+        )),
+        (None, None) => Ok(Precondition::None),
+    }
+}
+
+pub fn invalid_request(msg: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidRequest, msg)
 }
 
@@ -42,12 +145,24 @@ fn parse_len(headers: &HeaderMap, name: &str) -> S3Result<Option<u64>> {
     }
 }
 
+/// How a part's checksum relates to its upload's.
+#[derive(Debug, Clone, Copy)]
+pub enum PartChecksum {
+    /// Not a part: store what the client sends, or CRC64NVME.
+    Object,
+    /// The upload named this algorithm: a part claiming another is refused.
+    Strict(ChecksumAlgorithm),
+    /// The upload took the default: store this one, and verify whatever the part claims.
+    Default(ChecksumAlgorithm),
+}
+
 /// Reads and checks the upload's headers.
 pub fn plan_upload(
     ctx: &Context,
     headers: &HeaderMap,
     payload: &PayloadMode,
     version: Version,
+    part: PartChecksum,
 ) -> S3Result<UploadPlan> {
     let limits = &ctx.config.limits;
     let content_md5 = match header(headers, "content-md5") {
@@ -92,12 +207,20 @@ pub fn plan_upload(
                 invalid_request(format!("Checksum algorithm {a} is not supported."))
             })?),
         };
-    let checksum = claimed
-        .as_ref()
-        .map(|(a, _)| *a)
-        .or(trailer)
-        .or(sdk_alg)
-        .unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+    let sent = claimed.as_ref().map(|(a, _)| *a).or(trailer);
+    if let (PartChecksum::Strict(req), Some(sent)) = (part, sent)
+        && req != sent
+    {
+        return Err(invalid_request(format!(
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+            req.name().to_ascii_lowercase(),
+            sent.name().to_ascii_lowercase()
+        )));
+    }
+    let checksum = match part {
+        PartChecksum::Strict(a) | PartChecksum::Default(a) => a,
+        PartChecksum::Object => sent.or(sdk_alg).unwrap_or(ChecksumAlgorithm::Crc64Nvme),
+    };
     if claimed.is_some() && trailer.is_some() {
         return Err(invalid_request(
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
@@ -118,6 +241,32 @@ pub fn plan_upload(
         return Err(entity_too_large(limits.max_object_size));
     }
 
+    let attrs = object_attributes(ctx, headers)?;
+    Ok(UploadPlan {
+        content_md5,
+        checksum,
+        claimed_checksum: claimed,
+        trailer,
+        declared_len,
+        content: attrs.content,
+        user_metadata: attrs.user_metadata,
+        acl: attrs.acl,
+        tags: attrs.tags,
+        precondition: parse_write_precondition(headers)?,
+    })
+}
+
+/// What a write stores beside the body: content headers, user metadata, ACL and tags.
+pub struct ObjectAttributes {
+    pub content: ContentHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub acl: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Reads the object attributes from a write's headers, checking the metadata size limit.
+pub fn object_attributes(ctx: &Context, headers: &HeaderMap) -> S3Result<ObjectAttributes> {
+    let limits = &ctx.config.limits;
     let mut user_metadata = Vec::new();
     let mut meta_bytes = 0usize;
     for (name, value) in headers {
@@ -141,14 +290,14 @@ pub fn plan_upload(
         content_language: get("content-language"),
         expires: get("expires"),
     };
-    Ok(UploadPlan {
-        content_md5,
-        checksum,
-        claimed_checksum: claimed.map(|(_, raw)| raw),
-        trailer,
-        declared_len,
+    Ok(ObjectAttributes {
         content,
         user_metadata,
+        acl: parse_acl(headers)?,
+        tags: match header(headers, "x-amz-tagging") {
+            Some(t) => parse_tagging(t)?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -163,20 +312,22 @@ fn strip_aws_chunked(enc: Option<String>) -> Option<String> {
     (!rest.is_empty()).then(|| rest.join(","))
 }
 
-fn entity_too_large(max: u64) -> S3Error {
+pub fn entity_too_large(max: u64) -> S3Error {
     S3Error::new(S3ErrorCode::EntityTooLarge).extra("MaxSizeAllowed", max.to_string())
 }
 
-pub async fn put_object(
+/// Streams the body through the hashes into a temp file and checks every digest the client sent.
+pub async fn receive(
     ctx: &Context,
-    bucket: &str,
-    key: &str,
-    plan: UploadPlan,
+    plan: &UploadPlan,
     body: &mut RequestBody,
-) -> S3Result<S3Response> {
-    let max = ctx.config.limits.max_object_size;
+    max: u64,
+) -> S3Result<Received> {
     let mut writer = ctx.store.blob_writer().await?;
-    let mut hashes = BodyHashes::new(false, plan.checksum);
+    let claimed_alg = plan
+        .trailer
+        .or(plan.claimed_checksum.as_ref().map(|(a, _)| *a));
+    let mut hashes = BodyHashes::new(plan.checksum).with_extra(claimed_alg);
     while let Some(chunk) = body.next().await? {
         if writer.len() + chunk.len() as u64 > max {
             return Err(entity_too_large(max));
@@ -196,7 +347,7 @@ pub async fn put_object(
             .extra("ExpectedDigest", checksum::base64(&md5))
             .extra("CalculatedDigest", checksum::base64(&digests.md5)));
     }
-    let claimed = match plan.trailer {
+    let claimed: Option<(ChecksumAlgorithm, Vec<u8>)> = match plan.trailer {
         Some(alg) => {
             let value = body
                 .trailers()
@@ -206,48 +357,93 @@ pub async fn put_object(
                 .ok_or_else(|| {
                     invalid_request(format!("The {} trailer is missing.", alg.header()))
                 })?;
-            Some(alg.decode(value).ok_or_else(|| {
-                invalid_request(format!(
-                    "Value for {} trailing header is invalid.",
-                    alg.header()
-                ))
-            })?)
+            Some((
+                alg,
+                alg.decode(value).ok_or_else(|| {
+                    invalid_request(format!(
+                        "Value for {} trailing header is invalid.",
+                        alg.header()
+                    ))
+                })?,
+            ))
         }
-        None => plan.claimed_checksum,
+        None => plan.claimed_checksum.clone(),
     };
-    if let Some(claimed) = claimed
-        && checksum::base64(&claimed) != digests.checksum.value
-    {
-        return Err(S3Error::with_message(
-            S3ErrorCode::BadDigest,
-            format!(
-                "The {} you specified did not match the calculated checksum.",
-                plan.checksum.name()
-            ),
-        ));
+    if let Some((alg, raw)) = claimed {
+        let computed = match &digests.extra {
+            Some(e) if e.algorithm == alg => &e.value,
+            _ => &digests.checksum.value,
+        };
+        if checksum::base64(&raw) != *computed {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    alg.name()
+                ),
+            ));
+        }
     }
-    let etag = hex::encode(digests.md5);
-    let checksum = digests.checksum;
+    Ok(Received {
+        writer,
+        size,
+        md5: digests.md5,
+        checksum: digests.checksum,
+        claimed: digests.extra,
+    })
+}
+
+/// Adds the stored checksum headers to a write response.
+pub fn with_checksum(
+    mut b: http::response::Builder,
+    c: Option<&Checksum>,
+) -> http::response::Builder {
+    if let Some(c) = c {
+        b = b
+            .header(c.algorithm.header(), &c.value)
+            .header("x-amz-checksum-type", c.type_name());
+    }
+    b
+}
+
+pub async fn put_object(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    plan: UploadPlan,
+    body: &mut RequestBody,
+) -> S3Result<S3Response> {
+    let got = receive(ctx, &plan, body, ctx.config.limits.max_object_size).await?;
+    let etag = hex::encode(got.md5);
+    let checksum = got.checksum;
+    let size = got.size;
     let meta = ctx
         .store
-        .put_object(bucket, key, writer, |blob| ObjectMeta {
-            blob: blob.id.clone(),
-            size,
-            etag,
-            last_modified_ms: now_ms(),
-            content: plan.content,
-            user_metadata: plan.user_metadata,
-            checksum: Some(checksum),
+        .put_object(bucket, key, got.writer, plan.precondition, |blob| {
+            ObjectMeta {
+                segments: vec![Segment {
+                    blob: blob.id.clone(),
+                    size,
+                    etag: etag.clone(),
+                    checksum: Some(checksum.value.clone()),
+                }],
+                size,
+                etag,
+                last_modified_ms: now_ms(),
+                content: plan.content,
+                user_metadata: plan.user_metadata,
+                checksum: Some(checksum),
+                multipart: false,
+                tags: plan.tags,
+                acl: plan.acl,
+            }
         })
         .await?;
-    let mut resp = Response::builder()
+    let resp = Response::builder()
         .status(StatusCode::OK)
         .header("etag", meta.quoted_etag())
         .header("content-length", 0);
-    if let Some(c) = &meta.checksum {
-        resp = resp
-            .header(c.algorithm.header(), &c.value)
-            .header("x-amz-checksum-type", "FULL_OBJECT");
-    }
-    resp.body(ResponseBody::Empty).map_err(S3Error::internal)
+    with_checksum(resp, meta.checksum.as_ref())
+        .body(ResponseBody::Empty)
+        .map_err(S3Error::internal)
 }

@@ -67,6 +67,16 @@ impl BlobWriter {
         })
     }
 
+    /// The temp file, for writers that fill it by other means (a file-to-file copy).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    /// Records bytes written to the temp file through `tmp_path`.
+    pub fn assume_written(&mut self, len: u64) {
+        self.len += len;
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -8,16 +8,16 @@ use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{BucketMeta, ObjectMeta, StoreError};
+use super::{BucketMeta, ObjectMeta, Precondition, StoreError};
 
-const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+pub(super) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 
 pub struct Index {
-    db: Database,
+    pub(super) db: Database,
 }
 
-fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+pub(super) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
     k.extend_from_slice(bucket.as_bytes());
     k.push(0);
@@ -33,11 +33,11 @@ fn bucket_end(bucket: &str) -> Vec<u8> {
     k
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -49,6 +49,39 @@ pub struct ListQuery {
     /// Exclusive start: a key, or a common prefix returned by an earlier page.
     pub start_after: Option<String>,
     pub max_keys: usize,
+}
+
+/// Inserts object metadata inside an open write transaction, checking the bucket and
+/// `precondition` there so the check is atomic with the write.
+pub(super) fn put_in(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+    meta: &ObjectMeta,
+    precondition: &Precondition,
+) -> Result<Option<ObjectMeta>, StoreError> {
+    if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+        return Err(StoreError::NoSuchBucket);
+    }
+    let mut table = txn.open_table(OBJECTS)?;
+    let k = object_key(bucket, key);
+    let current: Option<ObjectMeta> = table
+        .get(k.as_slice())?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    match (precondition, &current) {
+        (Precondition::None, _) => {}
+        (Precondition::IfNoneMatch, Some(_)) => return Err(StoreError::PreconditionFailed),
+        (Precondition::IfNoneMatch, None) => {}
+        (Precondition::IfMatch(_), None) => return Err(StoreError::NoSuchKey),
+        (Precondition::IfMatch(etag), Some(cur)) => {
+            if *etag != cur.etag {
+                return Err(StoreError::PreconditionFailed);
+            }
+        }
+    }
+    table.insert(k.as_slice(), encode(meta)?.as_slice())?;
+    Ok(current)
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +99,8 @@ impl Index {
         let txn = db.begin_write()?;
         txn.open_table(BUCKETS)?;
         txn.open_table(OBJECTS)?;
+        txn.open_table(super::uploads::UPLOADS)?;
+        txn.open_table(super::uploads::PARTS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -77,7 +112,13 @@ impl Index {
         for entry in table.iter()? {
             let (_, v) = entry?;
             let meta: ObjectMeta = decode(v.value())?;
-            set.insert(meta.blob);
+            set.extend(meta.segments.into_iter().map(|s| s.blob));
+        }
+        let parts = txn.open_table(super::uploads::PARTS)?;
+        for entry in parts.iter()? {
+            let (_, v) = entry?;
+            let part: super::PartMeta = decode(v.value())?;
+            set.insert(part.blob);
         }
         Ok(set)
     }
@@ -140,30 +181,44 @@ impl Index {
         Ok(out)
     }
 
-    /// Commits the object's metadata; returns the metadata it replaced.
+    /// Commits the object's metadata if `precondition` holds; returns the metadata it replaced.
     pub fn put_object(
         &self,
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
+        precondition: &Precondition,
     ) -> Result<Option<ObjectMeta>, StoreError> {
         let txn = self.db.begin_write()?;
-        let old = {
+        let old = put_in(&txn, bucket, key, meta, precondition)?;
+        txn.commit()?;
+        Ok(old)
+    }
+
+    /// Changes an object's metadata in place (tags, ACL).
+    pub fn update_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectMeta),
+    ) -> Result<ObjectMeta, StoreError> {
+        let txn = self.db.begin_write()?;
+        let meta = {
             if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
                 return Err(StoreError::NoSuchBucket);
             }
             let mut table = txn.open_table(OBJECTS)?;
             let k = object_key(bucket, key);
-            // The binding ends the guard's borrow of `table` before the block does.
-            #[allow(clippy::let_and_return)]
-            let old = table
-                .insert(k.as_slice(), encode(meta)?.as_slice())?
-                .map(|v| decode::<ObjectMeta>(v.value()))
-                .transpose()?;
-            old
+            let mut meta: ObjectMeta = match table.get(k.as_slice())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::NoSuchKey),
+            };
+            change(&mut meta);
+            table.insert(k.as_slice(), encode(&meta)?.as_slice())?;
+            meta
         };
         txn.commit()?;
-        Ok(old)
+        Ok(meta)
     }
 
     pub fn object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
@@ -270,13 +325,21 @@ mod tests {
 
     fn meta(n: u64) -> ObjectMeta {
         ObjectMeta {
-            blob: format!("blob{n}"),
+            segments: vec![crate::store::Segment {
+                blob: format!("blob{n}"),
+                size: n,
+                etag: String::new(),
+                checksum: None,
+            }],
             size: n,
             etag: "e".into(),
             last_modified_ms: 0,
             content: ContentHeaders::default(),
             user_metadata: vec![],
             checksum: None,
+            multipart: false,
+            tags: vec![],
+            acl: None,
         }
     }
 
@@ -290,9 +353,11 @@ mod tests {
         };
         ix.create_bucket("b", &bm).unwrap();
         ix.create_bucket("b2", &bm).unwrap();
-        ix.put_object("b2", "zzz", &meta(0)).unwrap();
+        ix.put_object("b2", "zzz", &meta(0), &Precondition::None)
+            .unwrap();
         for (i, k) in keys.iter().enumerate() {
-            ix.put_object("b", k, &meta(i as u64)).unwrap();
+            ix.put_object("b", k, &meta(i as u64), &Precondition::None)
+                .unwrap();
         }
         (dir, ix)
     }
@@ -353,6 +418,28 @@ mod tests {
         // Another bucket's keys never leak in.
         let p = ix.list("b", &q("", None, Some("c"), 1000)).unwrap();
         assert!(p.objects.is_empty());
+    }
+
+    #[test]
+    fn preconditions_are_checked_in_the_commit() {
+        let (_d, ix) = index_with(&["k"]);
+        let none = Precondition::IfNoneMatch;
+        assert!(matches!(
+            ix.put_object("b", "k", &meta(1), &none),
+            Err(StoreError::PreconditionFailed)
+        ));
+        assert!(ix.put_object("b", "new", &meta(1), &none).is_ok());
+        let wrong = Precondition::IfMatch("x".into());
+        assert!(matches!(
+            ix.put_object("b", "k", &meta(1), &wrong),
+            Err(StoreError::PreconditionFailed)
+        ));
+        assert!(matches!(
+            ix.put_object("b", "nope", &meta(1), &wrong),
+            Err(StoreError::NoSuchKey)
+        ));
+        let right = Precondition::IfMatch("e".into());
+        assert!(ix.put_object("b", "k", &meta(1), &right).is_ok());
     }
 
     #[test]

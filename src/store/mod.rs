@@ -6,13 +6,14 @@
 
 pub mod blob;
 mod index;
+mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checksum::Checksum;
+use crate::checksum::{BodyDigests, BodyHashes, Checksum, ChecksumAlgorithm};
 pub use blob::{BlobDirs, BlobWriter, DurableBlob};
 pub use index::{ListPage, ListQuery};
 
@@ -28,6 +29,10 @@ pub enum StoreError {
     BucketAlreadyOwnedByYou,
     #[error("bucket already exists")]
     BucketAlreadyExists,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("precondition failed")]
+    PreconditionFailed,
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("index: {0}")]
@@ -73,11 +78,24 @@ pub struct ContentHeaders {
     pub expires: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ObjectMeta {
+/// One piece of an object's body: a blob file. A simple PUT has one segment; a completed
+/// multipart upload has one per part, so Complete never copies data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Segment {
     pub blob: String,
     pub size: u64,
-    /// Hex MD5 of the body, without quotes.
+    /// The part's ETag (hex MD5) and checksum, for GET/HEAD with `partNumber`.
+    #[serde(default)]
+    pub etag: String,
+    #[serde(default)]
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub segments: Vec<Segment>,
+    pub size: u64,
+    /// Hex MD5 of the body (or `md5(part md5s)-N` for multipart), without quotes.
     pub etag: String,
     pub last_modified_ms: i64,
     #[serde(default)]
@@ -86,12 +104,69 @@ pub struct ObjectMeta {
     #[serde(default)]
     pub user_metadata: Vec<(String, String)>,
     pub checksum: Option<Checksum>,
+    /// True when the segments are the parts of a multipart upload.
+    #[serde(default)]
+    pub multipart: bool,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// The canned ACL given at write time (`private` when absent).
+    #[serde(default)]
+    pub acl: Option<String>,
 }
 
 impl ObjectMeta {
     pub fn quoted_etag(&self) -> String {
         format!("\"{}\"", self.etag)
     }
+
+    pub fn blobs(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|s| s.blob.as_str())
+    }
+}
+
+/// A condition checked inside the commit transaction, so it is atomic against concurrent writers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    #[default]
+    None,
+    /// `If-None-Match: *`: the key must not exist.
+    IfNoneMatch,
+    /// `If-Match: <etag>`: the key must exist with this ETag (unquoted).
+    IfMatch(String),
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadMeta {
+    pub bucket: String,
+    pub key: String,
+    pub initiated_ms: i64,
+    pub owner: String,
+    #[serde(default)]
+    pub content: ContentHeaders,
+    #[serde(default)]
+    pub user_metadata: Vec<(String, String)>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub acl: Option<String>,
+    /// The checksum every part carries, and whether the final one is composite (`-N`).
+    pub checksum: ChecksumAlgorithm,
+    pub composite: bool,
+    /// Whether the client named the algorithm (parts must then use it) or took the default.
+    #[serde(default)]
+    pub explicit_checksum: bool,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartMeta {
+    pub blob: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    /// Base64 checksum of the part in the upload's algorithm.
+    pub checksum: String,
 }
 
 /// The local store. Cheap to clone.
@@ -201,28 +276,55 @@ impl Store {
         Ok(BlobWriter::create(&self.inner.dirs).await?)
     }
 
-    /// Makes the blob durable and commits it as `bucket/key`; the replaced blob, if any, is removed.
+    /// Makes the blob durable (fsync, rename, fsync of the directory).
+    pub async fn finish_blob(&self, writer: BlobWriter) -> Result<DurableBlob, StoreError> {
+        Ok(writer.finish(&self.inner.dirs).await?)
+    }
+
+    /// Makes the blob durable and commits it as `bucket/key` under `precondition`. The replaced
+    /// object's blobs are removed; on failure the new blob is.
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
         writer: BlobWriter,
+        precondition: Precondition,
         meta_for: impl FnOnce(&DurableBlob) -> ObjectMeta,
     ) -> Result<ObjectMeta, StoreError> {
-        let blob = writer.finish(&self.inner.dirs).await?;
+        let blob = self.finish_blob(writer).await?;
         let meta = meta_for(&blob);
-        let (b, k, m) = (bucket.to_owned(), key.to_owned(), meta.clone());
-        let result = self.blocking(move |ix| ix.put_object(&b, &k, &m)).await;
-        match result {
-            Ok(old) => {
-                if let Some(old) = old {
-                    self.remove_blob(&old.blob).await;
-                }
-                Ok(meta)
-            }
+        match self.commit_object(bucket, key, meta, precondition).await {
+            Ok(m) => Ok(m),
             Err(e) => {
-                let _ = tokio::fs::remove_file(&blob.path).await;
+                self.remove_blob(&blob.id).await;
                 Err(e)
+            }
+        }
+    }
+
+    /// Commits metadata whose blobs are already durable; removes the replaced object's blobs.
+    pub async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        precondition: Precondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        let (b, k, m) = (bucket.to_owned(), key.to_owned(), meta.clone());
+        let old = self
+            .blocking(move |ix| ix.put_object(&b, &k, &m, &precondition))
+            .await?;
+        if let Some(old) = old {
+            self.remove_replaced(&old, &meta).await;
+        }
+        Ok(meta)
+    }
+
+    /// Removes the blobs of `old` that `new` does not reuse.
+    async fn remove_replaced(&self, old: &ObjectMeta, new: &ObjectMeta) {
+        for blob in old.blobs() {
+            if !new.blobs().any(|b| b == blob) {
+                self.remove_blob(blob).await;
             }
         }
     }
@@ -232,17 +334,21 @@ impl Store {
         self.blocking(move |ix| ix.object(&b, &k)).await
     }
 
-    /// Opens the blob of an object. A concurrent overwrite may have removed the blob between the
-    /// metadata read and the open; then the metadata is read again.
+    /// Opens an object for reading: its metadata and its first segment's file. A concurrent
+    /// overwrite may remove the blob between the metadata read and the open; then the metadata
+    /// is read again.
     pub async fn open_object(
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<(ObjectMeta, tokio::fs::File), StoreError> {
+    ) -> Result<(ObjectMeta, Option<tokio::fs::File>), StoreError> {
         for _ in 0..3 {
             let meta = self.object(bucket, key).await?;
-            match tokio::fs::File::open(self.inner.dirs.path_of(&meta.blob)).await {
-                Ok(f) => return Ok((meta, f)),
+            let Some(first) = meta.segments.first() else {
+                return Ok((meta, None));
+            };
+            match tokio::fs::File::open(self.inner.dirs.path_of(&first.blob)).await {
+                Ok(f) => return Ok((meta, Some(f))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -254,9 +360,86 @@ impl Store {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
         if let Some(old) = self.blocking(move |ix| ix.delete_object(&b, &k)).await? {
-            self.remove_blob(&old.blob).await;
+            for blob in old.blobs() {
+                self.remove_blob(blob).await;
+            }
         }
         Ok(())
+    }
+
+    /// Replaces an object's tags (or ACL) without touching its body.
+    pub async fn update_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectMeta) + Send + 'static,
+    ) -> Result<ObjectMeta, StoreError> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |ix| ix.update_object(&b, &k, change))
+            .await
+    }
+
+    /// Copies `len` bytes from `offset` of an object's segments into a new durable blob, hashing
+    /// as it goes. The copy streams through one fixed buffer on a blocking thread, so a 5 GiB
+    /// copy costs the same memory as a 5 KiB one.
+    pub async fn copy_range(
+        &self,
+        segments: &[Segment],
+        offset: u64,
+        len: u64,
+        checksum: ChecksumAlgorithm,
+    ) -> Result<(DurableBlob, BodyDigests), StoreError> {
+        const BUF: usize = 1 << 20;
+        let mut writer = self.blob_writer().await?;
+        let tmp = writer.tmp_path().to_owned();
+        let dirs = self.inner.dirs.clone();
+        let segments = segments.to_vec();
+        let digests = tokio::task::spawn_blocking(move || -> std::io::Result<BodyDigests> {
+            use std::io::{Read, Seek, SeekFrom, Write};
+            let mut hashes = BodyHashes::new(checksum);
+            let mut out = std::fs::OpenOptions::new().write(true).open(&tmp)?;
+            let mut buf = vec![0u8; BUF];
+            let mut skip = offset;
+            let mut left = len;
+            for seg in &segments {
+                if left == 0 {
+                    break;
+                }
+                if skip >= seg.size {
+                    skip -= seg.size;
+                    continue;
+                }
+                let mut f = std::fs::File::open(dirs.path_of(&seg.blob))?;
+                f.seek(SeekFrom::Start(skip))?;
+                let mut take = left.min(seg.size - skip);
+                left -= take;
+                while take > 0 {
+                    let want = take.min(BUF as u64) as usize;
+                    let n = f.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "source blob shorter than its metadata",
+                        ));
+                    }
+                    hashes.update(&buf[..n]);
+                    out.write_all(&buf[..n])?;
+                    take -= n as u64;
+                }
+                skip = 0;
+            }
+            out.flush()?;
+            Ok(hashes.finish())
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        writer.assume_written(len);
+        Ok((self.finish_blob(writer).await?, digests))
+    }
+
+    /// Opens one segment's blob.
+    pub async fn open_segment(&self, segment: &Segment) -> std::io::Result<tokio::fs::File> {
+        tokio::fs::File::open(self.inner.dirs.path_of(&segment.blob)).await
     }
 
     pub async fn list(&self, bucket: &str, query: ListQuery) -> Result<ListPage, StoreError> {
@@ -264,7 +447,7 @@ impl Store {
         self.blocking(move |ix| ix.list(&b, &query)).await
     }
 
-    async fn remove_blob(&self, id: &str) {
+    pub(crate) async fn remove_blob(&self, id: &str) {
         let path = self.inner.dirs.path_of(id);
         if let Err(e) = tokio::fs::remove_file(&path).await
             && e.kind() != std::io::ErrorKind::NotFound

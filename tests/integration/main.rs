@@ -5,8 +5,10 @@
 mod auth;
 mod buckets;
 mod cli;
+mod copy;
 mod crash;
 mod harness;
 mod limits;
 mod listing;
+mod multipart;
 mod objects;

@@ -1,0 +1,118 @@
+//! DeleteObject and DeleteObjects (`API_DeleteObject.html`, `API_DeleteObjects.html`).
+//! DeleteObjects takes at most `limits.max_delete_keys` keys, honours Quiet mode, reports a
+//! per-key `<Error>`, and accepts Content-MD5 or any `x-amz-checksum-*` over its body.
+
+use http::{HeaderMap, StatusCode};
+
+use super::{Context, S3Response, empty_response, header, xml_response};
+use crate::auth::policy::{Action, Resource, User};
+use crate::body::RequestBody;
+use crate::checksum::{self, ChecksumAlgorithm};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::xml::{self, XmlWriter};
+
+pub async fn delete_object(ctx: &Context, bucket: &str, key: &str) -> S3Result<S3Response> {
+    ctx.store.delete_object(bucket, key).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+/// Checks the digests a client sent over a small body it read whole.
+pub fn check_body_digests(headers: &HeaderMap, body: &[u8]) -> S3Result<()> {
+    if let Some(v) = header(headers, "content-md5") {
+        let want = checksum::decode_content_md5(v)
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidDigest))?;
+        let got: [u8; 16] = {
+            use md5::Digest;
+            md5::Md5::digest(body).into()
+        };
+        if want != got {
+            return Err(S3ErrorCode::BadDigest.into());
+        }
+    }
+    for alg in ChecksumAlgorithm::ALL {
+        if let Some(v) = header(headers, alg.header()) {
+            let want = alg.decode(v).ok_or_else(|| {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!("Value for {} header is invalid.", alg.header()),
+                )
+            })?;
+            let mut h = alg.hasher();
+            h.update(body);
+            if h.finish() != want {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::BadDigest,
+                    format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        alg.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete_objects(
+    ctx: &Context,
+    user: &User,
+    bucket: &str,
+    headers: &HeaderMap,
+    body: &mut RequestBody,
+) -> S3Result<S3Response> {
+    let raw = body.read_small(ctx.config.limits.max_xml_body).await?;
+    check_body_digests(headers, &raw)?;
+    let root = xml::parse(&raw)?;
+    if root.name != "Delete" {
+        return Err(S3ErrorCode::MalformedXML.into());
+    }
+    let quiet = root.child_text("Quiet").is_some_and(|q| q.trim() == "true");
+    let keys: Vec<&str> = root
+        .children_named("Object")
+        .map(|o| {
+            o.child_text("Key")
+                .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))
+        })
+        .collect::<S3Result<_>>()?;
+    if keys.is_empty() || keys.len() > ctx.config.limits.max_delete_keys {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            format!(
+                "The XML you provided was not well-formed or did not validate against our published schema: \
+                 a Delete request names between 1 and {} keys.",
+                ctx.config.limits.max_delete_keys
+            ),
+        ));
+    }
+    ctx.store.bucket(bucket).await?;
+    let mut w = XmlWriter::new();
+    w.root("DeleteResult");
+    for key in keys {
+        let outcome = if !user.allows(Action::Delete, Resource::Object { bucket, key }) {
+            Err(S3Error::new(S3ErrorCode::AccessDenied))
+        } else {
+            ctx.store
+                .delete_object(bucket, key)
+                .await
+                .map_err(S3Error::from)
+        };
+        match outcome {
+            Ok(()) => {
+                if !quiet {
+                    w.open("Deleted");
+                    w.element("Key", key);
+                    w.close("Deleted");
+                }
+            }
+            Err(e) => {
+                w.open("Error");
+                w.element("Key", key);
+                w.element("Code", e.code.as_str());
+                w.element("Message", &e.message);
+                w.close("Error");
+            }
+        }
+    }
+    w.close("DeleteResult");
+    xml_response(w.finish())
+}

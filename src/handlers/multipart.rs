@@ -1,0 +1,571 @@
+//! Multipart upload: CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
+//! AbortMultipartUpload, ListParts, ListMultipartUploads (`mpuoverview.html` and each
+//! operation's `API_*.html`). Parts are separate blobs; Complete makes them the object's segments
+//! without copying. The ETag is `md5(concat(part md5s))-N`.
+
+use http::{HeaderMap, Response, StatusCode, Version};
+use md5::{Digest, Md5};
+
+use super::copy::{check_copy_conditions, checksum_element};
+use super::put::{
+    PartChecksum, object_attributes, parse_write_precondition, plan_upload, receive, with_checksum,
+};
+use super::{Context, S3Response, header, iso_date, now_ms, xml_response};
+use crate::auth::PayloadMode;
+use crate::auth::policy::User;
+use crate::body::{RequestBody, ResponseBody};
+use crate::checksum::{self, Checksum, ChecksumAlgorithm};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::router::{CopySource, UploadListParams};
+use crate::store::{ObjectMeta, PartMeta, Segment, UploadMeta};
+use crate::xml::{self, XmlWriter};
+
+fn invalid_request(msg: impl Into<String>) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidRequest, msg)
+}
+
+/// Loads an upload and checks that it belongs to `bucket/key`.
+async fn upload_for(ctx: &Context, id: &str, bucket: &str, key: &str) -> S3Result<UploadMeta> {
+    let upload = ctx.store.upload(id).await?;
+    if upload.bucket != bucket || upload.key != key {
+        return Err(S3ErrorCode::NoSuchUpload.into());
+    }
+    Ok(upload)
+}
+
+pub async fn create(
+    ctx: &Context,
+    user: &User,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+) -> S3Result<S3Response> {
+    let limits = &ctx.config.limits;
+    if key.len() > limits.max_key_length {
+        return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+    }
+    let attrs = object_attributes(ctx, headers)?;
+    let alg = match header(headers, "x-amz-checksum-algorithm") {
+        None => None,
+        Some(a) => Some(ChecksumAlgorithm::from_name(a.trim()).ok_or_else(|| {
+            S3Error::invalid_argument("Invalid checksum algorithm", "x-amz-checksum-algorithm", a)
+        })?),
+    };
+    let checksum = alg.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+    let composite = match header(headers, "x-amz-checksum-type") {
+        Some(t) if t.eq_ignore_ascii_case("COMPOSITE") => true,
+        Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") => false,
+        Some(t) => {
+            return Err(S3Error::invalid_argument(
+                "Invalid checksum type",
+                "x-amz-checksum-type",
+                t,
+            ));
+        }
+        // AWS's defaults: CRC64NVME is full-object, the others composite.
+        None => checksum != ChecksumAlgorithm::Crc64Nvme,
+    };
+    if composite && checksum == ChecksumAlgorithm::Crc64Nvme {
+        return Err(invalid_request(
+            "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+        ));
+    }
+    if !composite && !checksum.combinable() {
+        return Err(invalid_request(format!(
+            "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+            checksum.name().to_ascii_lowercase()
+        )));
+    }
+    let id = ctx
+        .store
+        .create_upload(UploadMeta {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            initiated_ms: now_ms(),
+            owner: super::bucket::owner_id(user),
+            content: attrs.content,
+            user_metadata: attrs.user_metadata,
+            tags: attrs.tags,
+            acl: attrs.acl,
+            checksum,
+            composite,
+            explicit_checksum: alg.is_some(),
+        })
+        .await?;
+    let mut w = XmlWriter::new();
+    w.root("InitiateMultipartUploadResult");
+    w.element("Bucket", bucket);
+    w.element("Key", key);
+    w.element("UploadId", &id);
+    w.close("InitiateMultipartUploadResult");
+    let xml = w.finish();
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/xml")
+        .header("content-length", xml.len());
+    if alg.is_some() {
+        b = b
+            .header("x-amz-checksum-algorithm", checksum.name())
+            .header(
+                "x-amz-checksum-type",
+                if composite {
+                    "COMPOSITE"
+                } else {
+                    "FULL_OBJECT"
+                },
+            );
+    }
+    b.body(ResponseBody::full(xml)).map_err(S3Error::internal)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_part(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: u16,
+    headers: &HeaderMap,
+    payload: &PayloadMode,
+    version: Version,
+    body: &mut RequestBody,
+) -> S3Result<S3Response> {
+    let upload = upload_for(ctx, id, bucket, key).await?;
+    // Checked before the body is read, so 100-continue clients never send a refused part.
+    let rule = if upload.explicit_checksum {
+        PartChecksum::Strict(upload.checksum)
+    } else {
+        PartChecksum::Default(upload.checksum)
+    };
+    let plan = plan_upload(ctx, headers, payload, version, rule)?;
+    let got = receive(ctx, &plan, body, ctx.config.limits.max_object_size).await?;
+    let etag = hex::encode(got.md5);
+    let size = got.size;
+    let checksum = got.claimed.unwrap_or_else(|| got.checksum.clone());
+    let value = got.checksum.value;
+    let part = ctx
+        .store
+        .put_part(id, n, got.writer, |blob| PartMeta {
+            blob: blob.id.clone(),
+            size,
+            etag,
+            last_modified_ms: now_ms(),
+            checksum: value,
+        })
+        .await?;
+    with_checksum(
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("etag", format!("\"{}\"", part.etag))
+            .header("content-length", 0),
+        Some(&checksum),
+    )
+    .body(ResponseBody::Empty)
+    .map_err(S3Error::internal)
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, which must lie inside the source.
+fn copy_range(headers: &HeaderMap, size: u64) -> S3Result<(u64, u64)> {
+    let Some(v) = header(headers, "x-amz-copy-source-range") else {
+        return Ok((0, size));
+    };
+    let bad = || {
+        S3Error::invalid_argument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            "x-amz-copy-source-range",
+            v,
+        )
+    };
+    let (a, b) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let (first, last): (u64, u64) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if first > last {
+        return Err(bad());
+    }
+    if last >= size {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        ));
+    }
+    Ok((first, last - first + 1))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_part_copy(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: u16,
+    source: &CopySource,
+    headers: &HeaderMap,
+) -> S3Result<S3Response> {
+    let upload = upload_for(ctx, id, bucket, key).await?;
+    let src = ctx.store.object(&source.bucket, &source.key).await?;
+    check_copy_conditions(headers, &src)?;
+    let (offset, len) = copy_range(headers, src.size)?;
+    if len > ctx.config.limits.max_object_size {
+        return Err(super::put::entity_too_large(
+            ctx.config.limits.max_object_size,
+        ));
+    }
+    let (blob, digests) = ctx
+        .store
+        .copy_range(&src.segments, offset, len, upload.checksum)
+        .await?;
+    let part = ctx
+        .store
+        .record_part(
+            id,
+            n,
+            PartMeta {
+                blob: blob.id.clone(),
+                size: len,
+                etag: hex::encode(digests.md5),
+                last_modified_ms: now_ms(),
+                checksum: digests.checksum.value.clone(),
+            },
+        )
+        .await?;
+    let mut w = XmlWriter::new();
+    w.root("CopyPartResult");
+    w.element("LastModified", &iso_date(part.last_modified_ms));
+    w.element("ETag", &format!("\"{}\"", part.etag));
+    w.element(&checksum_element(upload.checksum), &part.checksum);
+    w.close("CopyPartResult");
+    xml_response(w.finish())
+}
+
+/// One `<Part>` of a CompleteMultipartUpload body.
+struct RequestedPart {
+    number: u16,
+    etag: String,
+    checksum: Option<String>,
+}
+
+fn parse_complete(body: &[u8], alg: ChecksumAlgorithm) -> S3Result<Vec<RequestedPart>> {
+    let root = xml::parse(body)?;
+    if root.name != "CompleteMultipartUpload" {
+        return Err(S3ErrorCode::MalformedXML.into());
+    }
+    let element = checksum_element(alg);
+    let mut parts = Vec::new();
+    for p in root.children_named("Part") {
+        let number = p
+            .child_text("PartNumber")
+            .and_then(|n| n.trim().parse::<u16>().ok())
+            .filter(|n| (1..=10000).contains(n))
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?;
+        let etag = p
+            .child_text("ETag")
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        parts.push(RequestedPart {
+            number,
+            etag,
+            checksum: p.child_text(&element).map(|c| c.trim().to_owned()),
+        });
+    }
+    if parts.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema: at least one part is required.",
+        ));
+    }
+    Ok(parts)
+}
+
+pub async fn complete(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: &mut RequestBody,
+) -> S3Result<S3Response> {
+    let limits = &ctx.config.limits;
+    let precondition = parse_write_precondition(headers)?;
+    let upload = upload_for(ctx, id, bucket, key).await?;
+    let xml_body = body.read_small(limits.max_xml_body).await?;
+    let requested = parse_complete(&xml_body, upload.checksum)?;
+    if requested.len() > limits.max_parts {
+        return Err(S3Error::invalid_argument(
+            format!("Part count must not exceed {}", limits.max_parts),
+            "parts",
+            &requested.len().to_string(),
+        ));
+    }
+    if requested.windows(2).any(|w| w[0].number >= w[1].number) {
+        return Err(S3ErrorCode::InvalidPartOrder.into());
+    }
+    let stored = ctx.store.parts(id).await?;
+    let mut chosen: Vec<&PartMeta> = Vec::with_capacity(requested.len());
+    for r in &requested {
+        let part = stored
+            .iter()
+            .find(|(n, _)| *n == r.number)
+            .map(|(_, p)| p)
+            .filter(|p| p.etag == r.etag)
+            .ok_or_else(|| {
+                S3Error::new(S3ErrorCode::InvalidPart)
+                    .extra("UploadId", id)
+                    .extra("PartNumber", r.number.to_string())
+                    .extra("ETag", r.etag.clone())
+            })?;
+        if let Some(c) = &r.checksum
+            && *c != part.checksum
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidPart,
+                format!(
+                    "The upload was created using the {} checksum mode. The complete request contains a different checksum for part {}.",
+                    upload.checksum.name().to_ascii_lowercase(),
+                    r.number
+                ),
+            ));
+        }
+        chosen.push(part);
+    }
+    for (i, p) in chosen.iter().enumerate() {
+        if i + 1 < chosen.len() && p.size < limits.min_part_size {
+            return Err(S3Error::new(S3ErrorCode::EntityTooSmall)
+                .extra("ProposedSize", p.size.to_string())
+                .extra("MinSizeAllowed", limits.min_part_size.to_string())
+                .extra("PartNumber", requested[i].number.to_string())
+                .extra("ETag", p.etag.clone()));
+        }
+    }
+    let mut md5s = Md5::new();
+    let mut raw_checksums = Vec::with_capacity(chosen.len());
+    for p in &chosen {
+        let raw = hex::decode(&p.etag).map_err(S3Error::internal)?;
+        md5s.update(&raw);
+        let c = upload
+            .checksum
+            .decode(&p.checksum)
+            .ok_or_else(|| S3Error::internal("stored part checksum does not decode"))?;
+        raw_checksums.push((c, p.size));
+    }
+    let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+    let checksum: Checksum =
+        checksum::multipart_checksum(upload.checksum, upload.composite, &raw_checksums)
+            .ok_or_else(|| S3Error::internal("checksum type cannot be combined"))?;
+    if let Some(claimed) = header(headers, upload.checksum.header())
+        && claimed.trim() != checksum.value
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                upload.checksum.name()
+            ),
+        ));
+    }
+    let size = chosen.iter().map(|p| p.size).sum();
+    let meta = ObjectMeta {
+        segments: chosen
+            .iter()
+            .map(|p| Segment {
+                blob: p.blob.clone(),
+                size: p.size,
+                etag: p.etag.clone(),
+                checksum: Some(p.checksum.clone()),
+            })
+            .collect(),
+        size,
+        etag,
+        last_modified_ms: now_ms(),
+        content: upload.content,
+        user_metadata: upload.user_metadata,
+        checksum: Some(checksum),
+        multipart: true,
+        tags: upload.tags,
+        acl: upload.acl,
+    };
+    if size > limits.max_object_size {
+        return Err(super::put::entity_too_large(limits.max_object_size));
+    }
+    let meta = ctx.store.complete_upload(id, meta, precondition).await?;
+    let mut w = XmlWriter::new();
+    w.root("CompleteMultipartUploadResult");
+    w.element("Location", &format!("/{bucket}/{key}"));
+    w.element("Bucket", bucket);
+    w.element("Key", key);
+    w.element("ETag", &meta.quoted_etag());
+    if let Some(c) = &meta.checksum {
+        w.element(&checksum_element(c.algorithm), &c.value);
+        w.element("ChecksumType", c.type_name());
+    }
+    w.close("CompleteMultipartUploadResult");
+    xml_response(w.finish())
+}
+
+pub async fn abort(ctx: &Context, bucket: &str, key: &str, id: &str) -> S3Result<S3Response> {
+    upload_for(ctx, id, bucket, key).await?;
+    ctx.store.abort_upload(id).await?;
+    super::empty_response(StatusCode::NO_CONTENT)
+}
+
+fn owner(w: &mut XmlWriter, tag: &str, id: &str) {
+    w.open(tag);
+    w.element("ID", id);
+    w.element("DisplayName", id);
+    w.close(tag);
+}
+
+pub async fn list_parts(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    max_parts: usize,
+    marker: u16,
+) -> S3Result<S3Response> {
+    let upload = upload_for(ctx, id, bucket, key).await?;
+    let parts: Vec<(u16, PartMeta)> = ctx
+        .store
+        .parts(id)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| *n > marker)
+        .collect();
+    let truncated = parts.len() > max_parts;
+    let page = &parts[..parts.len().min(max_parts)];
+    let mut w = XmlWriter::new();
+    w.root("ListPartsResult");
+    w.element("Bucket", bucket);
+    w.element("Key", key);
+    w.element("UploadId", id);
+    owner(&mut w, "Initiator", &upload.owner);
+    owner(&mut w, "Owner", &upload.owner);
+    w.element("StorageClass", "STANDARD");
+    w.element("PartNumberMarker", &marker.to_string());
+    if let Some((n, _)) = page.last() {
+        w.element("NextPartNumberMarker", &n.to_string());
+    }
+    w.element("MaxParts", &max_parts.to_string());
+    w.element("IsTruncated", if truncated { "true" } else { "false" });
+    w.element("ChecksumAlgorithm", upload.checksum.name());
+    w.element(
+        "ChecksumType",
+        if upload.composite {
+            "COMPOSITE"
+        } else {
+            "FULL_OBJECT"
+        },
+    );
+    for (n, p) in page {
+        w.open("Part");
+        w.element("PartNumber", &n.to_string());
+        w.element("LastModified", &iso_date(p.last_modified_ms));
+        w.element("ETag", &format!("\"{}\"", p.etag));
+        w.element("Size", &p.size.to_string());
+        w.element(&checksum_element(upload.checksum), &p.checksum);
+        w.close("Part");
+    }
+    w.close("ListPartsResult");
+    xml_response(w.finish())
+}
+
+pub async fn list_uploads(
+    ctx: &Context,
+    bucket: &str,
+    p: &UploadListParams,
+) -> S3Result<S3Response> {
+    ctx.store.bucket(bucket).await?;
+    let mut uploads: Vec<(String, UploadMeta)> = ctx
+        .store
+        .uploads()
+        .await?
+        .into_iter()
+        .filter(|(_, u)| u.bucket == bucket && u.key.starts_with(&p.prefix))
+        .filter(|(id, u)| match (&p.key_marker, &p.upload_id_marker) {
+            (None, _) => true,
+            (Some(km), None) => u.key.as_str() > km.as_str(),
+            (Some(km), Some(im)) => {
+                u.key.as_str() > km.as_str() || (u.key == *km && id.as_str() > im.as_str())
+            }
+        })
+        .collect();
+    uploads.sort_by(|a, b| {
+        (&a.1.key, a.1.initiated_ms, &a.0).cmp(&(&b.1.key, b.1.initiated_ms, &b.0))
+    });
+    let enc = |s: &str| {
+        if p.encoding_url {
+            crate::auth::sigv4::uri_encode(s, false)
+        } else {
+            s.to_owned()
+        }
+    };
+    let mut listed: Vec<&(String, UploadMeta)> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut truncated = false;
+    for entry in &uploads {
+        let cp = p.delimiter.as_deref().and_then(|d| {
+            entry.1.key[p.prefix.len()..]
+                .find(d)
+                .map(|i| entry.1.key[..p.prefix.len() + i + d.len()].to_owned())
+        });
+        if let Some(cp) = &cp
+            && prefixes.last() == Some(cp)
+        {
+            continue;
+        }
+        if listed.len() + prefixes.len() == p.max_uploads {
+            truncated = true;
+            break;
+        }
+        match cp {
+            Some(cp) => prefixes.push(cp),
+            None => listed.push(entry),
+        }
+    }
+    let mut w = XmlWriter::new();
+    w.root("ListMultipartUploadsResult");
+    w.element("Bucket", bucket);
+    w.element("KeyMarker", &enc(p.key_marker.as_deref().unwrap_or("")));
+    w.element(
+        "UploadIdMarker",
+        p.upload_id_marker.as_deref().unwrap_or(""),
+    );
+    if truncated && let Some((id, u)) = listed.last() {
+        w.element("NextKeyMarker", &enc(&u.key));
+        w.element("NextUploadIdMarker", id);
+    }
+    w.element("Prefix", &enc(&p.prefix));
+    if let Some(d) = &p.delimiter {
+        w.element("Delimiter", &enc(d));
+    }
+    w.element("MaxUploads", &p.max_uploads.to_string());
+    if p.encoding_url {
+        w.element("EncodingType", "url");
+    }
+    w.element("IsTruncated", if truncated { "true" } else { "false" });
+    for (id, u) in listed {
+        w.open("Upload");
+        w.element("Key", &enc(&u.key));
+        w.element("UploadId", id);
+        owner(&mut w, "Initiator", &u.owner);
+        owner(&mut w, "Owner", &u.owner);
+        w.element("StorageClass", "STANDARD");
+        w.element("Initiated", &iso_date(u.initiated_ms));
+        w.element("ChecksumAlgorithm", u.checksum.name());
+        w.close("Upload");
+    }
+    for cp in prefixes {
+        w.open("CommonPrefixes");
+        w.element("Prefix", &enc(&cp));
+        w.close("CommonPrefixes");
+    }
+    w.close("ListMultipartUploadsResult");
+    xml_response(w.finish())
+}
