@@ -294,3 +294,38 @@ async fn send_range(
     }
     true
 }
+
+/// Streams the first `len` bytes of a std file through a bounded channel, reading on the
+/// blocking pool (for upstream request bodies; each retry opens the file again).
+pub fn stream_std_file(mut file: std::fs::File, len: u64) -> ResponseBody {
+    use std::io::Read;
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    tokio::task::spawn_blocking(move || {
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(READ_CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            match file.read(&mut buf) {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than its metadata",
+                    )));
+                    return;
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    ResponseBody::Stream { rx, remaining: len }
+}

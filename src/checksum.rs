@@ -240,6 +240,7 @@ pub struct BodyHashes {
     md5: Md5,
     checksum: ChecksumHasher,
     extra: Option<ChecksumHasher>,
+    sha256: Option<Sha256>,
 }
 
 /// What `BodyHashes` produced once the body ended.
@@ -247,6 +248,8 @@ pub struct BodyDigests {
     pub md5: [u8; 16],
     pub checksum: Checksum,
     pub extra: Option<Checksum>,
+    /// Hex SHA-256, when asked for (gateway mode signs upstream bodies with it).
+    pub sha256: Option<String>,
 }
 
 fn finish_checksum(h: ChecksumHasher) -> Checksum {
@@ -264,7 +267,14 @@ impl BodyHashes {
             md5: Md5::new(),
             checksum: checksum.hasher(),
             extra: None,
+            sha256: None,
         }
+    }
+
+    /// Also computes the SHA-256 of the body.
+    pub fn with_sha256(mut self, on: bool) -> Self {
+        self.sha256 = on.then(Sha256::new);
+        self
     }
 
     /// Also computes `alg`, when it differs from the stored checksum's.
@@ -281,6 +291,9 @@ impl BodyHashes {
         if let Some(e) = &mut self.extra {
             e.update(data);
         }
+        if let Some(s) = &mut self.sha256 {
+            s.update(data);
+        }
     }
 
     pub fn finish(self) -> BodyDigests {
@@ -288,6 +301,7 @@ impl BodyHashes {
             md5: self.md5.finalize().into(),
             checksum: finish_checksum(self.checksum),
             extra: self.extra.map(finish_checksum),
+            sha256: self.sha256.map(|s| hex::encode(s.finalize())),
         }
     }
 }

@@ -194,6 +194,14 @@ struct RawUpstream {
     auto_create_buckets: Option<bool>,
     sse: Option<String>,
     revalidate_after: Option<u64>,
+    ca_file: Option<PathBuf>,
+    connect_timeout_ms: Option<u64>,
+    first_byte_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    retries: Option<u32>,
+    breaker_threshold: Option<u32>,
+    breaker_cooldown_ms: Option<u64>,
+    allow_write_override: Option<bool>,
 }
 
 impl fmt::Debug for RawUpstream {
@@ -271,6 +279,18 @@ pub struct UpstreamConfig {
     pub auto_create_buckets: bool,
     pub sse: Option<String>,
     pub revalidate_after: Option<u64>,
+    /// Extra CA certificates (PEM) trusted for an https upstream, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: std::time::Duration,
+    pub first_byte_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    /// Extra attempts for idempotent requests.
+    pub retries: u32,
+    /// Consecutive failures that open the circuit, and how long it stays open.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: std::time::Duration,
+    /// Whether a request may pick its write policy with `x-lifeboat-write`.
+    pub allow_write_override: bool,
 }
 
 /// Request limits; each answers with the AWS error named beside it.
@@ -671,7 +691,19 @@ fn resolve_upstream(
         auto_create_buckets: raw.auto_create_buckets.unwrap_or(true),
         sse,
         revalidate_after: raw.revalidate_after,
+        ca_file: raw.ca_file,
+        connect_timeout: ms(raw.connect_timeout_ms, 2_000),
+        first_byte_timeout: ms(raw.first_byte_timeout_ms, 15_000),
+        idle_timeout: ms(raw.idle_timeout_ms, 30_000),
+        retries: raw.retries.unwrap_or(2),
+        breaker_threshold: raw.breaker_threshold.unwrap_or(5),
+        breaker_cooldown: ms(raw.breaker_cooldown_ms, 5_000),
+        allow_write_override: raw.allow_write_override.unwrap_or(true),
     }))
+}
+
+fn ms(v: Option<u64>, default: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(v.unwrap_or(default))
 }
 
 #[cfg(test)]

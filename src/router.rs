@@ -242,6 +242,15 @@ impl Operation {
         }
     }
 
+    /// The bucket the operation addresses, if any.
+    pub fn bucket(&self) -> Option<&str> {
+        match self.resource() {
+            Resource::Service => None,
+            Resource::Bucket(b) | Resource::AnyInBucket(b) => Some(b),
+            Resource::Listing { bucket, .. } | Resource::Object { bucket, .. } => Some(bucket),
+        }
+    }
+
     /// What the operation touches, for the grant check.
     pub fn resource(&self) -> Resource<'_> {
         match self {

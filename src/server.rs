@@ -56,26 +56,39 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, store: Store) -> Self {
-        Self {
+    /// Builds the shared state; in gateway mode this starts the outbox replay worker.
+    pub fn new(config: Config, store: Store) -> Result<Self, ServerError> {
+        let gateway = match &config.upstream {
+            None => None,
+            Some(u) => {
+                let gw = crate::gateway::Gateway::new(u.clone(), store.clone())
+                    .map_err(ServerError::Refused)?;
+                gw.spawn_worker();
+                tracing::info!(
+                    endpoint = %u.endpoint,
+                    write = ?u.write,
+                    read = ?u.read,
+                    "gateway mode"
+                );
+                Some(gw)
+            }
+        };
+        Ok(Self {
             users: Users::new(&config.users),
             auth: AuthSettings {
                 clock_skew: Duration::from_secs(config.limits.clock_skew_seconds),
             },
-            ctx: Context { config, store },
-        }
+            ctx: Context {
+                config,
+                store,
+                gateway,
+            },
+        })
     }
 }
 
 /// Opens the store, binds the listener and serves until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    if config.upstream.is_some() {
-        return Err(ServerError::Refused(
-            "an [upstream] is configured, but gateway mode is not available in this build yet; \
-             remove [upstream] (or unset USE_S3_STORAGE) to serve from local disk only"
-                .into(),
-        ));
-    }
     let addr: SocketAddr = config
         .server
         .address
@@ -117,7 +130,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         source,
     })?;
     spawn_upload_cleaner(store.clone(), config.limits.abandoned_upload_seconds);
-    let app = Arc::new(App::new(config, store));
+    let app = Arc::new(App::new(config, store)?);
     tracing::info!(address = %local, "S3 API listening");
     // Tests and scripts read this line to learn the port when address ends in :0.
     println!("lifeboat listening on http://{local}");
@@ -379,6 +392,17 @@ async fn dispatch(
     {
         return Err(S3ErrorCode::AccessDenied.into());
     }
+    if let (Some(gw), Some(b)) = (&ctx.gateway, op.bucket())
+        && !matches!(op, Operation::CreateBucket { .. })
+    {
+        gw.adopt_bucket(
+            &ctx.store,
+            b,
+            &bucket::owner_id(user),
+            &ctx.config.server.region,
+        )
+        .await;
+    }
     let payload = &authenticated.payload;
     let headers = &parts.headers;
     let mut body = RequestBody::new(incoming, payload);
@@ -426,7 +450,7 @@ async fn dispatch(
                 put::PartChecksum::Object,
             )?;
             ctx.store.bucket(bucket).await?;
-            put::put_object(ctx, bucket, key, plan, &mut body).await
+            put::put_object(ctx, bucket, key, plan, headers, &mut body).await
         }
         Operation::CopyObject {
             bucket,
@@ -444,7 +468,9 @@ async fn dispatch(
             key,
             part_number,
         } => get::get_object(ctx, bucket, key, headers, &Vec::new(), *part_number, true).await,
-        Operation::DeleteObject { bucket, key } => delete::delete_object(ctx, bucket, key).await,
+        Operation::DeleteObject { bucket, key } => {
+            delete::delete_object(ctx, bucket, key, headers).await
+        }
         Operation::GetObjectAcl { bucket, key } => acl::get_object_acl(ctx, bucket, key).await,
         Operation::PutObjectAcl { bucket, key } => {
             acl::put_object_acl(ctx, bucket, key, headers, &mut body).await

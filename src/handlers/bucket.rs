@@ -72,6 +72,9 @@ pub async fn create_bucket(
             },
         )
         .await?;
+    if let Some(gw) = &ctx.gateway {
+        gw.mirror_bucket(bucket, true).await;
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header("location", format!("/{bucket}"))
@@ -91,6 +94,9 @@ pub async fn head_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
 
 pub async fn delete_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
     ctx.store.delete_bucket(bucket).await?;
+    if let Some(gw) = &ctx.gateway {
+        gw.mirror_bucket(bucket, false).await;
+    }
     empty_response(StatusCode::NO_CONTENT)
 }
 

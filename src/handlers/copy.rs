@@ -108,7 +108,7 @@ pub async fn copy_object(
     ctx.store.bucket(bucket).await?;
     let (blob, digests) = ctx
         .store
-        .copy_range(&src.segments, 0, src.size, alg)
+        .copy_range(&src.segments, 0, src.size, alg, ctx.gateway.is_some())
         .await?;
     let etag = hex::encode(digests.md5);
     let (content, user_metadata) = if replace_metadata {
@@ -127,6 +127,7 @@ pub async fn copy_object(
             size: src.size,
             etag: etag.clone(),
             checksum: Some(digests.checksum.value.clone()),
+            sha256: digests.sha256,
         }],
         size: src.size,
         etag,
@@ -137,18 +138,17 @@ pub async fn copy_object(
         multipart: false,
         tags,
         acl: attrs.acl,
+        sync: crate::store::SyncState::LocalOnly,
+        validated_ms: now_ms(),
     };
-    let meta = match ctx
-        .store
-        .commit_object(bucket, key, meta, precondition)
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            ctx.store.remove_blob(&blob.id).await;
-            return Err(e.into());
-        }
-    };
+    let meta =
+        match crate::gateway::commit_write(ctx, bucket, key, meta, precondition, headers).await {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.store.remove_blob(&blob.id).await;
+                return Err(e);
+            }
+        };
     let mut w = XmlWriter::new();
     w.root("CopyObjectResult");
     w.element("LastModified", &iso_date(meta.last_modified_ms));
@@ -160,7 +160,7 @@ pub async fn copy_object(
     w.close("CopyObjectResult");
     let xml = w.finish();
     with_checksum(
-        Response::builder().status(StatusCode::OK),
+        super::with_sync(Response::builder().status(StatusCode::OK), ctx, &meta),
         meta.checksum.as_ref(),
     )
     .header("content-type", "application/xml")

@@ -11,8 +11,13 @@ use crate::checksum::{self, ChecksumAlgorithm};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::xml::{self, XmlWriter};
 
-pub async fn delete_object(ctx: &Context, bucket: &str, key: &str) -> S3Result<S3Response> {
-    ctx.store.delete_object(bucket, key).await?;
+pub async fn delete_object(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+) -> S3Result<S3Response> {
+    crate::gateway::delete(ctx, bucket, key, headers).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -91,10 +96,7 @@ pub async fn delete_objects(
         let outcome = if !user.allows(Action::Delete, Resource::Object { bucket, key }) {
             Err(S3Error::new(S3ErrorCode::AccessDenied))
         } else {
-            ctx.store
-                .delete_object(bucket, key)
-                .await
-                .map_err(S3Error::from)
+            crate::gateway::delete(ctx, bucket, key, headers).await
         };
         match outcome {
             Ok(()) => {

@@ -162,8 +162,33 @@ fn part_range(meta: &ObjectMeta, n: u16) -> Option<(u64, u64, &Segment)> {
     Some((offset, seg.size, seg))
 }
 
-/// Serves GetObject (`head == false`) and HeadObject.
+/// Serves GetObject (`head == false`) and HeadObject: from the store, or through the gateway's
+/// read policy when an upstream is configured.
 pub async fn get_object(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+    overrides: &ResponseOverrides,
+    part_number: Option<u16>,
+    head: bool,
+) -> S3Result<S3Response> {
+    if let Some(gw) = &ctx.gateway {
+        let req = crate::gateway::read::ReadRequest {
+            bucket,
+            key,
+            headers,
+            overrides,
+            part_number,
+            head,
+        };
+        return crate::gateway::read::get(ctx, gw, &req).await;
+    }
+    serve_local(ctx, bucket, key, headers, overrides, part_number, head).await
+}
+
+/// Serves an object from the local store.
+pub async fn serve_local(
     ctx: &Context,
     bucket: &str,
     key: &str,
@@ -193,7 +218,11 @@ pub async fn get_object(
     }
     let checksum_mode =
         header(headers, "x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
-    let mut b = object_headers(Response::builder(), &meta, overrides);
+    let mut b = super::with_sync(
+        object_headers(Response::builder(), &meta, overrides),
+        ctx,
+        &meta,
+    );
     if !meta.tags.is_empty() {
         b = b.header("x-amz-tagging-count", meta.tags.len());
     }

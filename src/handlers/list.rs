@@ -83,18 +83,16 @@ pub async fn list_objects(
         p.marker.clone()
     };
     let owner = ctx.store.bucket(bucket).await?.owner;
-    let page = ctx
-        .store
-        .list(
-            bucket,
-            ListQuery {
-                prefix: p.prefix.clone(),
-                delimiter: p.delimiter.clone(),
-                start_after: start_after.filter(|s| !s.is_empty()),
-                max_keys: p.max_keys,
-            },
-        )
-        .await?;
+    let query = ListQuery {
+        prefix: p.prefix.clone(),
+        delimiter: p.delimiter.clone(),
+        start_after: start_after.filter(|s| !s.is_empty()),
+        max_keys: p.max_keys,
+    };
+    let page = match &ctx.gateway {
+        Some(gw) => crate::gateway::list::page(ctx, gw, bucket, query).await?,
+        None => ctx.store.list(bucket, query).await?,
+    };
     let enc = Encoder(p.encoding_url);
     let mut w = XmlWriter::new();
     w.root("ListBucketResult");

@@ -23,6 +23,21 @@ use crate::store::Store;
 pub struct Context {
     pub config: Config,
     pub store: Store,
+    /// Set in gateway mode (an upstream is configured).
+    pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
+}
+
+/// `x-lifeboat-sync` on responses in gateway mode.
+pub fn with_sync(
+    b: http::response::Builder,
+    ctx: &Context,
+    meta: &crate::store::ObjectMeta,
+) -> http::response::Builder {
+    if ctx.gateway.is_some() {
+        b.header("x-lifeboat-sync", meta.sync.as_str())
+    } else {
+        b
+    }
 }
 
 pub type S3Response = Response<ResponseBody>;

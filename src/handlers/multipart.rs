@@ -143,6 +143,7 @@ pub async fn upload_part(
     let size = got.size;
     let checksum = got.claimed.unwrap_or_else(|| got.checksum.clone());
     let value = got.checksum.value;
+    let sha256 = got.sha256;
     let part = ctx
         .store
         .put_part(id, n, got.writer, |blob| PartMeta {
@@ -151,6 +152,7 @@ pub async fn upload_part(
             etag,
             last_modified_ms: now_ms(),
             checksum: value,
+            sha256,
         })
         .await?;
     with_checksum(
@@ -218,7 +220,13 @@ pub async fn upload_part_copy(
     }
     let (blob, digests) = ctx
         .store
-        .copy_range(&src.segments, offset, len, upload.checksum)
+        .copy_range(
+            &src.segments,
+            offset,
+            len,
+            upload.checksum,
+            ctx.gateway.is_some(),
+        )
         .await?;
     let part = ctx
         .store
@@ -231,6 +239,7 @@ pub async fn upload_part_copy(
                 etag: hex::encode(digests.md5),
                 last_modified_ms: now_ms(),
                 checksum: digests.checksum.value.clone(),
+                sha256: digests.sha256,
             },
         )
         .await?;
@@ -379,6 +388,7 @@ pub async fn complete(
                 size: p.size,
                 etag: p.etag.clone(),
                 checksum: Some(p.checksum.clone()),
+                sha256: p.sha256.clone(),
             })
             .collect(),
         size,
@@ -390,11 +400,27 @@ pub async fn complete(
         multipart: true,
         tags: upload.tags,
         acl: upload.acl,
+        sync: crate::store::SyncState::LocalOnly,
+        validated_ms: now_ms(),
     };
     if size > limits.max_object_size {
         return Err(super::put::entity_too_large(limits.max_object_size));
     }
-    let meta = ctx.store.complete_upload(id, meta, precondition).await?;
+    let store = ctx.store.clone();
+    let upload_id = id.to_owned();
+    let meta = crate::gateway::commit_with(
+        ctx,
+        bucket,
+        key,
+        meta,
+        headers,
+        async move |m, replicate| {
+            store
+                .complete_upload(&upload_id, m, precondition, replicate)
+                .await
+        },
+    )
+    .await?;
     let mut w = XmlWriter::new();
     w.root("CompleteMultipartUploadResult");
     w.element("Location", &format!("/{bucket}/{key}"));
@@ -406,7 +432,12 @@ pub async fn complete(
         w.element("ChecksumType", c.type_name());
     }
     w.close("CompleteMultipartUploadResult");
-    xml_response(w.finish())
+    let xml = w.finish();
+    super::with_sync(Response::builder().status(StatusCode::OK), ctx, &meta)
+        .header("content-type", "application/xml")
+        .header("content-length", xml.len())
+        .body(ResponseBody::full(xml))
+        .map_err(S3Error::internal)
 }
 
 pub async fn abort(ctx: &Context, bucket: &str, key: &str, id: &str) -> S3Result<S3Response> {

@@ -265,7 +265,8 @@ pub async fn post_object(
                 hi.min(ctx.config.limits.max_object_size)
             });
         let mut writer = ctx.store.blob_writer().await?;
-        let mut hashes = BodyHashes::new(ChecksumAlgorithm::Crc64Nvme);
+        let mut hashes =
+            BodyHashes::new(ChecksumAlgorithm::Crc64Nvme).with_sha256(ctx.gateway.is_some());
         while let Some(chunk) = field.chunk().await.map_err(form_error)? {
             let chunk: Bytes = chunk;
             if writer.len() + chunk.len() as u64 > max {
@@ -302,29 +303,43 @@ pub async fn post_object(
             expires: get("expires"),
         };
         let acl = get("acl");
-        let checksum = digests.checksum;
-        let meta = ctx
-            .store
-            .put_object(bucket, &key, writer, Precondition::None, |blob| {
-                ObjectMeta {
-                    segments: vec![Segment {
-                        blob: blob.id.clone(),
-                        size,
-                        etag: etag.clone(),
-                        checksum: Some(checksum.value.clone()),
-                    }],
-                    size,
-                    etag,
-                    last_modified_ms: now_ms(),
-                    content,
-                    user_metadata,
-                    checksum: Some(checksum),
-                    multipart: false,
-                    tags: Vec::new(),
-                    acl,
-                }
-            })
-            .await?;
+        let blob = ctx.store.finish_blob(writer).await?;
+        let meta = ObjectMeta {
+            segments: vec![Segment {
+                blob: blob.id.clone(),
+                size,
+                etag: etag.clone(),
+                checksum: Some(digests.checksum.value.clone()),
+                sha256: digests.sha256,
+            }],
+            size,
+            etag,
+            last_modified_ms: now_ms(),
+            content,
+            user_metadata,
+            checksum: Some(digests.checksum),
+            multipart: false,
+            tags: Vec::new(),
+            acl,
+            sync: crate::store::SyncState::LocalOnly,
+            validated_ms: now_ms(),
+        };
+        let meta = match crate::gateway::commit_write(
+            ctx,
+            bucket,
+            &key,
+            meta,
+            Precondition::None,
+            headers,
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.store.remove_blob(&blob.id).await;
+                return Err(e);
+            }
+        };
         return respond(&form, bucket, &key, &meta);
     }
 }

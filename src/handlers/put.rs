@@ -39,6 +39,7 @@ pub struct Received {
     pub checksum: Checksum,
     /// The client's own checksum, when it used another algorithm than the stored one.
     pub claimed: Option<Checksum>,
+    pub sha256: Option<String>,
 }
 
 /// The canned ACLs S3 accepts in `x-amz-acl`.
@@ -327,7 +328,9 @@ pub async fn receive(
     let claimed_alg = plan
         .trailer
         .or(plan.claimed_checksum.as_ref().map(|(a, _)| *a));
-    let mut hashes = BodyHashes::new(plan.checksum).with_extra(claimed_alg);
+    let mut hashes = BodyHashes::new(plan.checksum)
+        .with_extra(claimed_alg)
+        .with_sha256(ctx.gateway.is_some());
     while let Some(chunk) = body.next().await? {
         if writer.len() + chunk.len() as u64 > max {
             return Err(entity_too_large(max));
@@ -390,6 +393,7 @@ pub async fn receive(
         md5: digests.md5,
         checksum: digests.checksum,
         claimed: digests.extra,
+        sha256: digests.sha256,
     })
 }
 
@@ -411,39 +415,54 @@ pub async fn put_object(
     bucket: &str,
     key: &str,
     plan: UploadPlan,
+    headers: &HeaderMap,
     body: &mut RequestBody,
 ) -> S3Result<S3Response> {
     let got = receive(ctx, &plan, body, ctx.config.limits.max_object_size).await?;
     let etag = hex::encode(got.md5);
-    let checksum = got.checksum;
     let size = got.size;
-    let meta = ctx
-        .store
-        .put_object(bucket, key, got.writer, plan.precondition, |blob| {
-            ObjectMeta {
-                segments: vec![Segment {
-                    blob: blob.id.clone(),
-                    size,
-                    etag: etag.clone(),
-                    checksum: Some(checksum.value.clone()),
-                }],
-                size,
-                etag,
-                last_modified_ms: now_ms(),
-                content: plan.content,
-                user_metadata: plan.user_metadata,
-                checksum: Some(checksum),
-                multipart: false,
-                tags: plan.tags,
-                acl: plan.acl,
-            }
-        })
-        .await?;
+    let blob = ctx.store.finish_blob(got.writer).await?;
+    let meta = ObjectMeta {
+        segments: vec![Segment {
+            blob: blob.id.clone(),
+            size,
+            etag: etag.clone(),
+            checksum: Some(got.checksum.value.clone()),
+            sha256: got.sha256,
+        }],
+        size,
+        etag,
+        last_modified_ms: now_ms(),
+        content: plan.content,
+        user_metadata: plan.user_metadata,
+        checksum: Some(got.checksum),
+        multipart: false,
+        tags: plan.tags,
+        acl: plan.acl,
+        sync: crate::store::SyncState::LocalOnly,
+        validated_ms: now_ms(),
+    };
+    let meta = match crate::gateway::commit_write(
+        ctx,
+        bucket,
+        key,
+        meta,
+        plan.precondition,
+        headers,
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            ctx.store.remove_blob(&blob.id).await;
+            return Err(e);
+        }
+    };
     let resp = Response::builder()
         .status(StatusCode::OK)
         .header("etag", meta.quoted_etag())
         .header("content-length", 0);
-    with_checksum(resp, meta.checksum.as_ref())
+    with_checksum(super::with_sync(resp, ctx, &meta), meta.checksum.as_ref())
         .body(ResponseBody::Empty)
         .map_err(S3Error::internal)
 }

@@ -11,7 +11,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use super::{BucketMeta, ObjectMeta, Precondition, StoreError};
 
 pub(super) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
-const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+pub(super) const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 
 pub struct Index {
     pub(super) db: Database,
@@ -101,6 +101,8 @@ impl Index {
         txn.open_table(OBJECTS)?;
         txn.open_table(super::uploads::UPLOADS)?;
         txn.open_table(super::uploads::PARTS)?;
+        txn.open_table(super::outbox::OUTBOX)?;
+        txn.open_table(super::outbox::OUTBOX_KEYS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -181,18 +183,33 @@ impl Index {
         Ok(out)
     }
 
-    /// Commits the object's metadata if `precondition` holds; returns the metadata it replaced.
+    /// Commits the object's metadata if `precondition` holds, with an outbox entry when
+    /// `replicate`; returns the metadata it replaced and the entry's sequence number.
     pub fn put_object(
         &self,
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
         precondition: &Precondition,
-    ) -> Result<Option<ObjectMeta>, StoreError> {
+        replicate: bool,
+    ) -> Result<(Option<ObjectMeta>, Option<u64>), StoreError> {
         let txn = self.db.begin_write()?;
         let old = put_in(&txn, bucket, key, meta, precondition)?;
+        let seq = replicate
+            .then(|| {
+                super::outbox::enqueue_in(
+                    &txn,
+                    super::outbox::OutboxOp::Put {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        etag: meta.etag.clone(),
+                    },
+                    meta.last_modified_ms,
+                )
+            })
+            .transpose()?;
         txn.commit()?;
-        Ok(old)
+        Ok((old, seq))
     }
 
     /// Changes an object's metadata in place (tags, ACL).
@@ -236,7 +253,14 @@ impl Index {
         }
     }
 
-    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+    /// Deletes the object's metadata; with `tombstone`, queues the delete for the upstream in the
+    /// same transaction. Returns the removed metadata and the tombstone's sequence number.
+    pub fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        tombstone: Option<i64>,
+    ) -> Result<(Option<ObjectMeta>, Option<u64>), StoreError> {
         let txn = self.db.begin_write()?;
         let old = {
             if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
@@ -252,8 +276,20 @@ impl Index {
                 .transpose()?;
             old
         };
+        let seq = tombstone
+            .map(|now| {
+                super::outbox::enqueue_in(
+                    &txn,
+                    super::outbox::OutboxOp::Delete {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    },
+                    now,
+                )
+            })
+            .transpose()?;
         txn.commit()?;
-        Ok(old)
+        Ok((old, seq))
     }
 
     pub fn list(&self, bucket: &str, q: &ListQuery) -> Result<ListPage, StoreError> {
@@ -330,6 +366,7 @@ mod tests {
                 size: n,
                 etag: String::new(),
                 checksum: None,
+                sha256: None,
             }],
             size: n,
             etag: "e".into(),
@@ -340,6 +377,8 @@ mod tests {
             multipart: false,
             tags: vec![],
             acl: None,
+            sync: crate::store::SyncState::LocalOnly,
+            validated_ms: 0,
         }
     }
 
@@ -353,10 +392,10 @@ mod tests {
         };
         ix.create_bucket("b", &bm).unwrap();
         ix.create_bucket("b2", &bm).unwrap();
-        ix.put_object("b2", "zzz", &meta(0), &Precondition::None)
+        ix.put_object("b2", "zzz", &meta(0), &Precondition::None, false)
             .unwrap();
         for (i, k) in keys.iter().enumerate() {
-            ix.put_object("b", k, &meta(i as u64), &Precondition::None)
+            ix.put_object("b", k, &meta(i as u64), &Precondition::None, false)
                 .unwrap();
         }
         (dir, ix)
@@ -425,21 +464,21 @@ mod tests {
         let (_d, ix) = index_with(&["k"]);
         let none = Precondition::IfNoneMatch;
         assert!(matches!(
-            ix.put_object("b", "k", &meta(1), &none),
+            ix.put_object("b", "k", &meta(1), &none, false),
             Err(StoreError::PreconditionFailed)
         ));
-        assert!(ix.put_object("b", "new", &meta(1), &none).is_ok());
+        assert!(ix.put_object("b", "new", &meta(1), &none, false).is_ok());
         let wrong = Precondition::IfMatch("x".into());
         assert!(matches!(
-            ix.put_object("b", "k", &meta(1), &wrong),
+            ix.put_object("b", "k", &meta(1), &wrong, false),
             Err(StoreError::PreconditionFailed)
         ));
         assert!(matches!(
-            ix.put_object("b", "nope", &meta(1), &wrong),
+            ix.put_object("b", "nope", &meta(1), &wrong, false),
             Err(StoreError::NoSuchKey)
         ));
         let right = Precondition::IfMatch("e".into());
-        assert!(ix.put_object("b", "k", &meta(1), &right).is_ok());
+        assert!(ix.put_object("b", "k", &meta(1), &right, false).is_ok());
     }
 
     #[test]
@@ -449,7 +488,7 @@ mod tests {
             ix.delete_bucket("b"),
             Err(StoreError::BucketNotEmpty)
         ));
-        ix.delete_object("b", "k").unwrap();
+        ix.delete_object("b", "k", None).unwrap();
         ix.delete_bucket("b").unwrap();
         assert!(matches!(ix.object("b", "k"), Err(StoreError::NoSuchBucket)));
         assert!(matches!(ix.object("b2", "k"), Err(StoreError::NoSuchKey)));

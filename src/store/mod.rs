@@ -6,6 +6,7 @@
 
 pub mod blob;
 mod index;
+pub mod outbox;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,31 @@ pub struct Segment {
     pub etag: String,
     #[serde(default)]
     pub checksum: Option<String>,
+    /// Hex SHA-256 of the segment, sent upstream as `x-amz-content-sha256`.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// Where an object stands with respect to the upstream (`x-lifeboat-sync`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum SyncState {
+    /// Written while no upstream was configured; `lifeboat sync` would push it.
+    #[default]
+    LocalOnly,
+    /// Queued in the outbox.
+    Pending,
+    /// The upstream holds this version.
+    Synced,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::LocalOnly => "local-only",
+            SyncState::Pending => "pending",
+            SyncState::Synced => "synced",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +138,11 @@ pub struct ObjectMeta {
     /// The canned ACL given at write time (`private` when absent).
     #[serde(default)]
     pub acl: Option<String>,
+    #[serde(default)]
+    pub sync: SyncState,
+    /// When the cached copy was last checked against the upstream (gateway reads).
+    #[serde(default)]
+    pub validated_ms: i64,
 }
 
 impl ObjectMeta {
@@ -167,6 +198,8 @@ pub struct PartMeta {
     pub last_modified_ms: i64,
     /// Base64 checksum of the part in the upload's algorithm.
     pub checksum: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// The local store. Cheap to clone.
@@ -281,43 +314,24 @@ impl Store {
         Ok(writer.finish(&self.inner.dirs).await?)
     }
 
-    /// Makes the blob durable and commits it as `bucket/key` under `precondition`. The replaced
-    /// object's blobs are removed; on failure the new blob is.
-    pub async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        writer: BlobWriter,
-        precondition: Precondition,
-        meta_for: impl FnOnce(&DurableBlob) -> ObjectMeta,
-    ) -> Result<ObjectMeta, StoreError> {
-        let blob = self.finish_blob(writer).await?;
-        let meta = meta_for(&blob);
-        match self.commit_object(bucket, key, meta, precondition).await {
-            Ok(m) => Ok(m),
-            Err(e) => {
-                self.remove_blob(&blob.id).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Commits metadata whose blobs are already durable; removes the replaced object's blobs.
+    /// Commits metadata whose blobs are already durable, with an outbox entry when `replicate`;
+    /// removes the replaced object's blobs. Returns the entry's sequence number.
     pub async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         meta: ObjectMeta,
         precondition: Precondition,
-    ) -> Result<ObjectMeta, StoreError> {
+        replicate: bool,
+    ) -> Result<(ObjectMeta, Option<u64>), StoreError> {
         let (b, k, m) = (bucket.to_owned(), key.to_owned(), meta.clone());
-        let old = self
-            .blocking(move |ix| ix.put_object(&b, &k, &m, &precondition))
+        let (old, seq) = self
+            .blocking(move |ix| ix.put_object(&b, &k, &m, &precondition, replicate))
             .await?;
         if let Some(old) = old {
             self.remove_replaced(&old, &meta).await;
         }
-        Ok(meta)
+        Ok((meta, seq))
     }
 
     /// Removes the blobs of `old` that `new` does not reuse.
@@ -356,15 +370,31 @@ impl Store {
         Err(StoreError::NoSuchKey)
     }
 
-    /// Deletes `bucket/key`; absent keys are not an error (S3 answers 204 either way).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+    /// Deletes `bucket/key`; absent keys are not an error (S3 answers 204 either way). With
+    /// `tombstone` (the time), the delete is queued for the upstream in the same transaction.
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        tombstone: Option<i64>,
+    ) -> Result<Option<u64>, StoreError> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        if let Some(old) = self.blocking(move |ix| ix.delete_object(&b, &k)).await? {
+        let (old, seq) = self
+            .blocking(move |ix| ix.delete_object(&b, &k, tombstone))
+            .await?;
+        if let Some(old) = old {
             for blob in old.blobs() {
                 self.remove_blob(blob).await;
             }
         }
-        Ok(())
+        Ok(seq)
+    }
+
+    /// Removes the blobs of an object that was never committed.
+    pub async fn discard(&self, meta: &ObjectMeta) {
+        for blob in meta.blobs() {
+            self.remove_blob(blob).await;
+        }
     }
 
     /// Replaces an object's tags (or ACL) without touching its body.
@@ -388,6 +418,7 @@ impl Store {
         offset: u64,
         len: u64,
         checksum: ChecksumAlgorithm,
+        sha256: bool,
     ) -> Result<(DurableBlob, BodyDigests), StoreError> {
         const BUF: usize = 1 << 20;
         let mut writer = self.blob_writer().await?;
@@ -396,7 +427,7 @@ impl Store {
         let segments = segments.to_vec();
         let digests = tokio::task::spawn_blocking(move || -> std::io::Result<BodyDigests> {
             use std::io::{Read, Seek, SeekFrom, Write};
-            let mut hashes = BodyHashes::new(checksum);
+            let mut hashes = BodyHashes::new(checksum).with_sha256(sha256);
             let mut out = std::fs::OpenOptions::new().write(true).open(&tmp)?;
             let mut buf = vec![0u8; BUF];
             let mut skip = offset;

@@ -30,6 +30,7 @@ fn parts_range(upload: &str) -> (Vec<u8>, Vec<u8>) {
 pub struct Completed {
     pub replaced: Option<ObjectMeta>,
     pub unused_parts: Vec<PartMeta>,
+    pub seq: Option<u64>,
 }
 
 impl Index {
@@ -119,6 +120,7 @@ impl Index {
         id: &str,
         meta: &ObjectMeta,
         precondition: &Precondition,
+        replicate: bool,
     ) -> Result<Completed, StoreError> {
         let txn = self.db.begin_write()?;
         let upload: UploadMeta = {
@@ -127,6 +129,19 @@ impl Index {
             decode(v.value())?
         };
         let replaced = put_in(&txn, &upload.bucket, &upload.key, meta, precondition)?;
+        let seq = replicate
+            .then(|| {
+                super::outbox::enqueue_in(
+                    &txn,
+                    super::outbox::OutboxOp::Put {
+                        bucket: upload.bucket.clone(),
+                        key: upload.key.clone(),
+                        etag: meta.etag.clone(),
+                    },
+                    meta.last_modified_ms,
+                )
+            })
+            .transpose()?;
         let parts = Self::remove_upload(&txn, id)?;
         txn.commit()?;
         let unused_parts = parts
@@ -136,6 +151,7 @@ impl Index {
         Ok(Completed {
             replaced,
             unused_parts,
+            seq,
         })
     }
 
@@ -217,10 +233,11 @@ impl Store {
         id: &str,
         meta: ObjectMeta,
         precondition: Precondition,
-    ) -> Result<ObjectMeta, StoreError> {
+        replicate: bool,
+    ) -> Result<(ObjectMeta, Option<u64>), StoreError> {
         let (id2, m) = (id.to_owned(), meta.clone());
         let done = self
-            .blocking(move |ix| ix.complete_upload(&id2, &m, &precondition))
+            .blocking(move |ix| ix.complete_upload(&id2, &m, &precondition, replicate))
             .await?;
         for p in &done.unused_parts {
             self.remove_blob(&p.blob).await;
@@ -232,7 +249,7 @@ impl Store {
                 }
             }
         }
-        Ok(meta)
+        Ok((meta, done.seq))
     }
 
     pub async fn abort_upload(&self, id: &str) -> Result<(), StoreError> {
