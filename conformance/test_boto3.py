@@ -14,7 +14,26 @@ Expect: 100-continue for file-like bodies):
   * user metadata, Content-Type / Cache-Control / Content-Disposition round trip, response-*
     overrides
   * presigned PUT (with a signed Content-Type) and GET used through urllib; a tampered URL → 403
-  * virtual-hosted style (addressing_style='virtual', endpoint http://s3.localhost:PORT)
+  * browser POST form uploads: a policy from generate_presigned_post (SigV4) sent as the
+    multipart/form-data body a <form enctype="multipart/form-data"> sends (http.client, so
+    redirects are seen): success_action_status 201 (PostResponse XML, Location an absolute URL),
+    the default 204, success_action_redirect (303), ${filename} in the key, Content-MD5
+    (BadDigest); content-length-range → EntityTooLarge; a failed starts-with, an uncovered
+    field or an expired policy → 403 AccessDenied; a bad signature → SignatureDoesNotMatch
+  * multipart: upload_file / download_file of 20 MiB (TransferConfig defaults: 8 MiB parts,
+    composite CRC32), the ETag md5-of-md5s-N, get/head_object(PartNumber=N) (PartsCount only
+    then); a low-level upload with no checksum algorithm (full-object CRC64NVME) and its
+    UploadPartCopy twin; list_parts paging / list_multipart_uploads; EntityTooSmall,
+    InvalidPart, InvalidPartOrder, NoSuchUpload
+  * conditional writes: put_object / complete_multipart_upload with IfNoneMatch='*' and IfMatch
+  * delete_objects (boto3 sends x-amz-checksum-crc32, no Content-MD5) quiet and verbose, and
+    more than 1000 keys → MalformedXML
+  * copy_object: COPY and REPLACE metadata directives, CopySourceIfMatch / IfNoneMatch, self-copy
+    rules, a source key with a space and '+'
+  * object tagging (x-amz-tagging on PUT, TagCount, put/get/delete_object_tagging, InvalidTag),
+    object and bucket ACLs (canned ACLs), get_bucket_versioning
+  * virtual-hosted style (addressing_style='virtual', endpoint http://s3.localhost:PORT),
+    including a POST form to http://BUCKET.s3.localhost:PORT/
   * errors: NoSuchKey, NoSuchBucket, BucketNotEmpty, BucketAlreadyOwnedByYou, InvalidBucketName,
     SignatureDoesNotMatch (nothing stored), InvalidAccessKeyId
 
@@ -29,18 +48,23 @@ Prints one "PASS: ..." or "FAIL: ..." line per check; exits 1 if any check faile
 import base64
 import datetime
 import hashlib
+import http.client
 import io
 import os
 import socket
 import sys
+import tempfile
+import time
 import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 import zlib
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -150,15 +174,100 @@ def all_keys(client, bucket):
 
 
 def empty_and_delete_bucket(client, bucket):
-    # TODO(DeleteObjects): use client.delete_objects(...) in batches of 1000 once Lifeboat
-    # implements DeleteObjects; today it answers 501 NotImplemented, so delete key by key.
-    for key in all_keys(client, bucket):
-        client.delete_object(Bucket=bucket, Key=key)
+    """Aborts the bucket's open multipart uploads, deletes its keys (delete_objects, 1000 at a
+    time) and then the bucket."""
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    keys = all_keys(client, bucket)
+    for i in range(0, len(keys), 1000):
+        resp = client.delete_objects(Bucket=bucket, Delete={
+            "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+        assert not resp.get("Errors"), f"delete_objects errors: {resp['Errors']}"
     client.delete_bucket(Bucket=bucket)
+
+
+def md5_of_parts_etag(parts):
+    """The ETag of a multipart object made of these part bodies: md5(md5(p1)..md5(pN))-N."""
+    digest = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
+    return f'"{digest}-{len(parts)}"'
+
+
+def composite_crc32_b64(parts):
+    """A COMPOSITE CRC32: the CRC32 of the parts' big-endian CRC32s, then -N."""
+    joined = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+    return f"{crc32_b64(joined)}-{len(parts)}"
+
+
+_CRC64NVME_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x9A6C9329AC4BC9B5 if _c & 1 else _c >> 1
+    _CRC64NVME_TABLE.append(_c)
+
+
+def crc64nvme_b64(data):
+    """CRC-64/NVME (reflected, init and xorout all ones); pure Python, ~0.1 s per MiB."""
+    crc, table = 0xFFFFFFFFFFFFFFFF, _CRC64NVME_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return base64.b64encode((crc ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")).decode()
+
+
+assert crc64nvme_b64(b"123456789") == base64.b64encode(bytes.fromhex("ae8b14860a799888")).decode()
+
+
+def sent_headers(method, url_suffix):
+    """Headers of the last request the default client sent with this method and URL ending."""
+    matches = [h for (m, u, h) in SENT if m == method and u.endswith(url_suffix)]
+    assert matches, f"no {method} ...{url_suffix} was sent"
+    return {k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in matches[-1].items()}
+
+
+def post_form(url, fields, filename, content, file_type="text/plain"):
+    """POSTs what a browser's <form method="post" enctype="multipart/form-data"> sends: every
+    field in order, then the `file` part with its filename and Content-Type. No redirect is
+    followed. Returns (status, headers, body)."""
+    boundary = "----LifeboatFormBoundary" + uuid.uuid4().hex[:16]
+    body = bytearray()
+    for name, value in fields.items():
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                 f"{value}\r\n").encode()
+    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+             f"Content-Type: {file_type}\r\n\r\n").encode()
+    body += content + f"\r\n--{boundary}--\r\n".encode()
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", parts.path or "/", body=bytes(body), headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Origin": f"{parts.scheme}://{parts.netloc}",
+        })
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def xml_fields(body):
+    """The child elements of an XML document's root as {tag: text}, namespaces dropped."""
+    root = ET.fromstring(body)
+    return {child.tag.split("}")[-1]: child.text for child in root}
+
+
+def expect_post_error(status, code, message_part, resp):
+    got_status, _, body = resp
+    text = body.decode(errors="replace")
+    eq(got_status, status, f"status (body {text!r})")
+    fields = xml_fields(body)
+    eq(fields.get("Code"), code, f"error Code (body {text!r})")
+    assert message_part in (fields.get("Message") or ""), f"Message lacks {message_part!r}: {text!r}"
 
 
 DATA = os.urandom(1024)
 BIG = os.urandom(2 * 1024 * 1024 + 17)
+MIB = 1024 * 1024
 
 # ---------------------------------------------------------------- buckets
 
@@ -464,6 +573,405 @@ def _():
     assert "doomed.txt" not in all_keys(s3, BUCKET), "deleted key still listed"
 
 
+# ---------------------------------------------------------------- browser POST form uploads
+
+
+def presigned_post(key="uploads/${filename}", fields=None, conditions=None, expires_in=300):
+    """A SigV4 POST policy, as a web application hands it to a browser form."""
+    post = presigner.generate_presigned_post(BUCKET, key, Fields=dict(fields or {}),
+                                             Conditions=list(conditions or []), ExpiresIn=expires_in)
+    eq(post["fields"].get("x-amz-algorithm"), "AWS4-HMAC-SHA256", "policy signature algorithm")
+    return post
+
+
+FORM_FIELDS = {"success_action_status": "201", "Content-Type": "text/plain", "x-amz-meta-uploader": "conformance"}
+FORM_CONDITIONS = [
+    {"success_action_status": "201"},
+    ["starts-with", "$Content-Type", "text/"],
+    ["eq", "$x-amz-meta-uploader", "conformance"],
+    ["content-length-range", 1, 1024],
+]
+
+
+@check("POST form (eq, starts-with, content-length-range; key uploads/${filename}) → 201 PostResponse, object readable")
+def _():
+    post = presigned_post(fields=FORM_FIELDS, conditions=FORM_CONDITIONS)
+    body = b"hello from a browser form\n"
+    status, _, resp = post_form(post["url"], post["fields"], "hello.txt", body)
+    eq(status, 201, f"status (body {resp!r})")
+    fields = xml_fields(resp)
+    eq(fields.get("Bucket"), BUCKET, "PostResponse Bucket")
+    eq(fields.get("Key"), "uploads/hello.txt", "PostResponse Key (${filename} replaced)")
+    eq(fields.get("ETag"), md5_etag(body), "PostResponse ETag")
+    assert fields.get("Location"), f"PostResponse has no Location: {resp!r}"
+    got = s3.get_object(Bucket=BUCKET, Key="uploads/hello.txt")
+    eq(got["Body"].read(), body, "stored body")
+    eq(got["ContentType"], "text/plain", "ContentType (from the Content-Type form field)")
+    eq(got["Metadata"], {"uploader": "conformance"}, "Metadata (from x-amz-meta-* form fields)")
+
+
+@check("POST form 201: PostResponse Location is the object's absolute URL (as S3's http(s)://host/...key)")
+def _():
+    post = presigned_post(fields=FORM_FIELDS, conditions=FORM_CONDITIONS)
+    status, _, resp = post_form(post["url"], post["fields"], "located.txt", b"where am I")
+    eq(status, 201, f"status (body {resp!r})")
+    location = xml_fields(resp).get("Location") or ""
+    parts = urllib.parse.urlsplit(location)
+    assert parts.scheme in ("http", "https") and parts.netloc, (
+        f"PostResponse Location {location!r} is not an absolute URL; S3 answers e.g. "
+        f"<Location>https://{BUCKET}.s3.amazonaws.com/uploads%2Flocated.txt</Location>")
+    assert urllib.parse.unquote(parts.path).endswith("uploads/located.txt"), f"Location {location!r}"
+
+
+@check("POST form: file larger than content-length-range → 400 EntityTooLarge, nothing stored")
+def _():
+    post = presigned_post(fields=FORM_FIELDS, conditions=FORM_CONDITIONS)
+    resp = post_form(post["url"], post["fields"], "too-big.txt", os.urandom(2048))
+    expect_post_error(400, "EntityTooLarge", "", resp)
+    expect_error("404", 404, s3.head_object, Bucket=BUCKET, Key="uploads/too-big.txt")
+
+
+@check("POST form: Content-Type failing starts-with → 403 AccessDenied 'Policy Condition failed'")
+def _():
+    post = presigned_post(fields=FORM_FIELDS, conditions=FORM_CONDITIONS)
+    fields = dict(post["fields"], **{"Content-Type": "image/png"})
+    resp = post_form(post["url"], fields, "wrong-type.txt", b"not an image")
+    expect_post_error(403, "AccessDenied", "Invalid according to Policy: Policy Condition failed", resp)
+    expect_error("404", 404, s3.head_object, Bucket=BUCKET, Key="uploads/wrong-type.txt")
+
+
+@check("POST form: expired policy → 403 AccessDenied 'Policy expired'")
+def _():
+    post = presigned_post(fields=FORM_FIELDS, conditions=FORM_CONDITIONS, expires_in=-60)
+    resp = post_form(post["url"], post["fields"], "late.txt", b"too late")
+    expect_post_error(403, "AccessDenied", "Policy expired", resp)
+    expect_error("404", 404, s3.head_object, Bucket=BUCKET, Key="uploads/late.txt")
+
+
+@check("POST form with a Content-MD5 field: matching → stored; wrong → 400 BadDigest, nothing stored")
+def _():
+    body = b"digest me"
+    good = base64.b64encode(hashlib.md5(body).digest()).decode()
+    post = presigned_post(key="uploads/md5-good.txt", fields={"Content-MD5": good}, conditions=[{"Content-MD5": good}])
+    status, _, resp = post_form(post["url"], post["fields"], "x.txt", body)
+    eq(status, 204, f"status with the right Content-MD5 (body {resp!r})")
+    eq(get_bytes("uploads/md5-good.txt"), body, "stored body")
+    wrong = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    post = presigned_post(key="uploads/md5-bad.txt", fields={"Content-MD5": wrong}, conditions=[{"Content-MD5": wrong}])
+    expect_post_error(400, "BadDigest", "", post_form(post["url"], post["fields"], "x.txt", body))
+    expect_error("404", 404, s3.head_object, Bucket=BUCKET, Key="uploads/md5-bad.txt")
+
+
+@check("POST form: success_action_redirect → 303, Location carries bucket, key and etag")
+def _():
+    target = "https://example.com/uploaded"
+    post = presigned_post(key="uploads/redirected.txt", fields={"success_action_redirect": target},
+                          conditions=[{"success_action_redirect": target}])
+    body = b"redirect me"
+    status, headers, resp = post_form(post["url"], post["fields"], "ignored-name.txt", body)
+    eq(status, 303, f"status (body {resp!r})")
+    location = urllib.parse.urlsplit(headers.get("Location") or "")
+    eq(f"{location.scheme}://{location.netloc}{location.path}", target, f"Location {headers.get('Location')!r}")
+    query = urllib.parse.parse_qs(location.query)
+    eq(query.get("bucket"), [BUCKET], "bucket in Location")
+    eq(query.get("key"), ["uploads/redirected.txt"], "key in Location")
+    eq(query.get("etag"), [md5_etag(body)], "etag in Location")
+    eq(get_bytes("uploads/redirected.txt"), body, "stored body")
+
+
+@check("POST form: default 204; a field outside the policy, a key failing starts-with → 403; bad signature → 403")
+def _():
+    post = presigned_post(key="uploads/plain-${filename}")
+    status, _, resp = post_form(post["url"], post["fields"], "a.txt", b"plain")
+    eq(status, 204, f"status without success_action_status (body {resp!r})")
+    eq(get_bytes("uploads/plain-a.txt"), b"plain", "stored body")
+    # x-ignore-* fields need no condition.
+    status, _, resp = post_form(post["url"], dict(post["fields"], **{"x-ignore-tracking": "1"}), "b.txt", b"b")
+    eq(status, 204, f"status with an x-ignore-* field (body {resp!r})")
+    extra = dict(post["fields"], **{"x-amz-meta-sneaky": "yes"})
+    expect_post_error(403, "AccessDenied", "Invalid according to Policy", post_form(post["url"], extra, "c.txt", b"c"))
+    elsewhere = dict(post["fields"], key="elsewhere/${filename}")
+    expect_post_error(403, "AccessDenied", "Invalid according to Policy",
+                      post_form(post["url"], elsewhere, "d.txt", b"d"))
+    forged = dict(post["fields"], **{"x-amz-signature": "0" * 64})
+    expect_post_error(403, "SignatureDoesNotMatch", "", post_form(post["url"], forged, "e.txt", b"e"))
+    for name in ("uploads/plain-c.txt", "elsewhere/d.txt", "uploads/plain-e.txt"):
+        expect_error("404", 404, s3.head_object, Bucket=BUCKET, Key=name)
+
+
+# ---------------------------------------------------------------- multipart uploads
+
+
+def lower_headers(headers):
+    return {k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in headers.items()}
+
+
+@check("upload_file 20 MiB (TransferConfig defaults: 3 parts, CRC32) + download_file; ETag, composite CRC32, PartNumber")
+def _():
+    config = TransferConfig()
+    eq((config.multipart_threshold, config.multipart_chunksize), (8 * MIB, 8 * MIB), "TransferConfig defaults")
+    data = os.urandom(20 * MIB)
+    parts = [data[i:i + 8 * MIB] for i in range(0, len(data), 8 * MIB)]
+    key = "mpu/upload-file.bin"
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "up.bin"), os.path.join(tmp, "down.bin")
+        with open(src, "wb") as f:
+            f.write(data)
+        first = len(SENT)
+        s3.upload_file(src, BUCKET, key)
+        sent = [(m, u, lower_headers(h)) for (m, u, h) in SENT[first:]]
+        creates = [h for (m, u, h) in sent if m == "POST" and u.endswith("?uploads")]
+        eq(len(creates), 1, "CreateMultipartUpload requests")
+        eq(creates[0].get("x-amz-checksum-algorithm"), "CRC32", "CreateMultipartUpload checksum algorithm")
+        eq(len([u for (m, u, h) in sent if m == "PUT" and "partNumber=" in u]), 3, "UploadPart requests")
+        head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        eq(head["ContentLength"], len(data), "ContentLength")
+        eq(head["ETag"], md5_of_parts_etag(parts), "ETag")
+        eq(head.get("ChecksumCRC32"), composite_crc32_b64(parts), "ChecksumCRC32 (composite)")
+        eq(head.get("ChecksumType"), "COMPOSITE", "ChecksumType")
+        got = s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        eq(got["Body"].read() == data, True, "get_object(ChecksumMode=ENABLED) body identical")
+        s3.download_file(BUCKET, key, dst)
+        with open(dst, "rb") as f:
+            eq(f.read() == data, True, "download_file body identical")
+    part = s3.get_object(Bucket=BUCKET, Key=key, PartNumber=2)
+    eq(status_of(part), 206, "PartNumber=2 status")
+    eq(part.get("PartsCount"), 3, "PartsCount")
+    eq(part["ContentLength"], 8 * MIB, "PartNumber=2 ContentLength")
+    eq(part.get("ContentRange"), f"bytes {8 * MIB}-{16 * MIB - 1}/{len(data)}", "PartNumber=2 ContentRange")
+    eq(part["Body"].read() == parts[1], True, "PartNumber=2 body is the second part")
+    last = s3.head_object(Bucket=BUCKET, Key=key, PartNumber=3)
+    eq((last["ContentLength"], last.get("PartsCount")), (4 * MIB, 3), "head_object PartNumber=3")
+    expect_error("InvalidPartNumber", 416, s3.get_object, Bucket=BUCKET, Key=key, PartNumber=4)
+
+
+@check("head_object / get_object without PartNumber: no PartsCount (S3 sends x-amz-mp-parts-count only with partNumber)")
+def _():
+    key = "mpu/upload-file.bin"  # the 3-part object uploaded above
+    eq(s3.head_object(Bucket=BUCKET, Key=key).get("PartsCount"), None, "head_object PartsCount")
+    got = s3.get_object(Bucket=BUCKET, Key=key, Range="bytes=0-0")
+    got["Body"].read()
+    eq(got.get("PartsCount"), None, "get_object PartsCount")
+
+
+@check("multipart with no checksum algorithm: list_multipart_uploads, list_parts paging, full-object CRC64NVME")
+def _():
+    # No checksum headers at all (boto3's default would add CRC32 to every UploadPart).
+    plain = make_client(config=Config(request_checksum_calculation="when_required"))
+    key = "mpu/low-level.bin"
+    p1, p2 = os.urandom(5 * MIB), os.urandom(100 * 1024)
+    upload_id = plain.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType="application/x-test")["UploadId"]
+    listed = plain.list_multipart_uploads(Bucket=BUCKET, Prefix="mpu/")
+    eq([(u["Key"], u["UploadId"]) for u in listed.get("Uploads", [])], [(key, upload_id)], "listed uploads")
+    e1 = plain.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=p1)["ETag"]
+    e2 = plain.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=2, Body=p2)["ETag"]
+    eq((e1, e2), (md5_etag(p1), md5_etag(p2)), "part ETags")
+    parts = plain.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)
+    eq([(p["PartNumber"], p["Size"], p["ETag"]) for p in parts["Parts"]], [(1, len(p1), e1), (2, len(p2), e2)],
+       "list_parts")
+    page = plain.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id, MaxParts=1)
+    eq(([p["PartNumber"] for p in page["Parts"]], page["IsTruncated"], page.get("NextPartNumberMarker")),
+       ([1], True, 1), "list_parts MaxParts=1")
+    page = plain.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumberMarker=1)
+    eq(([p["PartNumber"] for p in page["Parts"]], page["IsTruncated"]), ([2], False), "list_parts after marker 1")
+    done = plain.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    eq(done["ETag"], md5_of_parts_etag([p1, p2]), "CompleteMultipartUpload ETag")
+    head = plain.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    eq(head.get("ChecksumType"), "FULL_OBJECT", "ChecksumType")
+    eq(head.get("ChecksumCRC64NVME"), crc64nvme_b64(p1 + p2), "ChecksumCRC64NVME of the whole object")
+    eq(head["ContentType"], "application/x-test", "ContentType from CreateMultipartUpload")
+    eq(get_bytes(key) == p1 + p2, True, "body identical")
+    eq(plain.list_multipart_uploads(Bucket=BUCKET, Prefix="mpu/").get("Uploads", []), [], "uploads after completion")
+    # UploadPartCopy of the same two ranges: same bytes, so the same ETag and CRC64NVME.
+    copy_key = "mpu/part-copy.bin"
+    upload_id = plain.create_multipart_upload(Bucket=BUCKET, Key=copy_key)["UploadId"]
+    copied = []
+    for number, byte_range in ((1, f"bytes=0-{len(p1) - 1}"), (2, f"bytes={len(p1)}-{len(p1) + len(p2) - 1}")):
+        result = plain.upload_part_copy(Bucket=BUCKET, Key=copy_key, UploadId=upload_id, PartNumber=number,
+                                        CopySource={"Bucket": BUCKET, "Key": key}, CopySourceRange=byte_range)
+        copied.append({"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]})
+    eq([c["ETag"] for c in copied], [e1, e2], "UploadPartCopy ETags")
+    done = plain.complete_multipart_upload(Bucket=BUCKET, Key=copy_key, UploadId=upload_id,
+                                           MultipartUpload={"Parts": copied})
+    eq(done["ETag"], md5_of_parts_etag([p1, p2]), "ETag of the part-copied object")
+    copy_head = plain.head_object(Bucket=BUCKET, Key=copy_key, ChecksumMode="ENABLED")
+    eq(copy_head.get("ChecksumCRC64NVME"), head.get("ChecksumCRC64NVME"), "ChecksumCRC64NVME of the part-copied object")
+    eq(get_bytes(copy_key) == p1 + p2, True, "part-copied body identical")
+
+
+@check("complete_multipart_upload errors: EntityTooSmall, InvalidPart, InvalidPartOrder; abort → NoSuchUpload")
+def _():
+    key = "mpu/errors.bin"
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    a, b = b"a" * 1024, b"b" * 1024
+    e1 = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=a)["ETag"]
+    e2 = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=2, Body=b)["ETag"]
+    p1 = {"PartNumber": 1, "ETag": e1, "ChecksumCRC32": crc32_b64(a)}
+    p2 = {"PartNumber": 2, "ETag": e2, "ChecksumCRC32": crc32_b64(b)}
+
+    def complete(*parts):
+        return s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id,
+                                            MultipartUpload={"Parts": list(parts)})
+
+    expect_error("EntityTooSmall", 400, complete, p1, p2)
+    expect_error("InvalidPart", 400, complete, dict(p1, ETag=md5_etag(b"something else")))
+    expect_error("InvalidPart", 400, complete, dict(p1, PartNumber=3))
+    expect_error("InvalidPartOrder", 400, complete, p2, p1)
+    eq(len(s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)["Parts"]), 2, "parts after failed completes")
+    eq(status_of(s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id)), 204, "abort status")
+    expect_error("NoSuchUpload", 404, s3.list_parts, Bucket=BUCKET, Key=key, UploadId=upload_id)
+    expect_error("NoSuchUpload", 404, s3.upload_part, Bucket=BUCKET, Key=key, UploadId=upload_id,
+                 PartNumber=3, Body=b"late")
+    expect_error("NoSuchUpload", 404, complete, p1)
+    expect_error("404", 404, s3.head_object, Bucket=BUCKET, Key=key)
+
+
+# ---------------------------------------------------------------- conditional writes
+
+
+@check("conditional writes: put_object IfNoneMatch='*' / IfMatch; complete_multipart_upload IfNoneMatch / IfMatch")
+def _():
+    key = "cond/put.txt"
+    first = put(key, b"one", IfNoneMatch="*")
+    expect_error("PreconditionFailed", 412, put, key, b"two", IfNoneMatch="*")
+    expect_error("PreconditionFailed", 412, put, key, b"two", IfMatch=md5_etag(b"other"))
+    expect_error("NoSuchKey", 404, put, "cond/missing.txt", b"two", IfMatch=md5_etag(b"one"))
+    eq(get_bytes(key), b"one", "body after refused writes")
+    put(key, b"two", IfMatch=first["ETag"])
+    eq(get_bytes(key), b"two", "body after IfMatch with the current ETag")
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    etag = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"three")["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag, "ChecksumCRC32": crc32_b64(b"three")}]}
+    expect_error("PreconditionFailed", 412, s3.complete_multipart_upload, Bucket=BUCKET, Key=key,
+                 UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
+    expect_error("PreconditionFailed", 412, s3.complete_multipart_upload, Bucket=BUCKET, Key=key,
+                 UploadId=upload_id, MultipartUpload=parts, IfMatch=md5_etag(b"one"))
+    eq(get_bytes(key), b"two", "body after refused completes")
+    # A 412 leaves the upload in place (only a 409 conflict ends it), so it can be completed.
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload=parts,
+                                 IfMatch=md5_etag(b"two"))
+    eq(get_bytes(key), b"three", "body after a completed conditional multipart upload")
+
+
+# ---------------------------------------------------------------- DeleteObjects
+
+
+@check("delete_objects (CRC32, no Content-MD5): verbose lists Deleted, Quiet=True lists none; 1001 keys → MalformedXML")
+def _():
+    keys = [f"batch/{i:02d}.txt" for i in range(12)]
+    for key in keys:
+        put(key, key.encode())
+    resp = s3.delete_objects(Bucket=BUCKET, Delete={
+        "Objects": [{"Key": k} for k in keys[:6]] + [{"Key": "batch/never-existed"}]})
+    sent = sent_headers("POST", "?delete")
+    assert "x-amz-checksum-crc32" in sent and "content-md5" not in sent, f"boto3 sent {sorted(sent)}"
+    eq(status_of(resp), 200, "status")
+    eq(sorted(d["Key"] for d in resp.get("Deleted", [])), keys[:6] + ["batch/never-existed"], "Deleted")
+    eq(resp.get("Errors", []), [], "Errors")
+    resp = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys[6:]], "Quiet": True})
+    eq((resp.get("Deleted", []), resp.get("Errors", [])), ([], []), "quiet mode Deleted / Errors")
+    eq([k for k in all_keys(s3, BUCKET) if k.startswith("batch/")], [], "batch/ keys left")
+    expect_error("MalformedXML", 400, s3.delete_objects, Bucket=BUCKET,
+                 Delete={"Objects": [{"Key": f"batch/{i}"} for i in range(1001)], "Quiet": True})
+
+
+# ---------------------------------------------------------------- CopyObject
+
+
+@check("copy_object: COPY keeps metadata, REPLACE replaces it; CopySourceIf* → 412; self-copy needs REPLACE")
+def _():
+    src, body = "copy/src with space+plus.txt", b"copy me"
+    put(src, body, Metadata={"origin": "source"}, ContentType="text/plain")
+    source = {"Bucket": BUCKET, "Key": src}
+    resp = s3.copy_object(Bucket=BUCKET, Key="copy/kept.txt", CopySource=source)
+    eq(resp["CopyObjectResult"]["ETag"], md5_etag(body), "CopyObjectResult ETag")
+    head = s3.head_object(Bucket=BUCKET, Key="copy/kept.txt")
+    eq((head["Metadata"], head["ContentType"]), ({"origin": "source"}, "text/plain"), "COPY metadata")
+    s3.copy_object(Bucket=BUCKET, Key="copy/replaced.txt", CopySource=source, MetadataDirective="REPLACE",
+                   Metadata={"origin": "replaced"}, ContentType="application/json")
+    head = s3.head_object(Bucket=BUCKET, Key="copy/replaced.txt")
+    eq((head["Metadata"], head["ContentType"]), ({"origin": "replaced"}, "application/json"), "REPLACE metadata")
+    eq(get_bytes("copy/replaced.txt"), body, "copied body")
+    expect_error("PreconditionFailed", 412, s3.copy_object, Bucket=BUCKET, Key="copy/cond.txt", CopySource=source,
+                 CopySourceIfMatch=md5_etag(b"other"))
+    expect_error("PreconditionFailed", 412, s3.copy_object, Bucket=BUCKET, Key="copy/cond.txt", CopySource=source,
+                 CopySourceIfNoneMatch=md5_etag(body))
+    s3.copy_object(Bucket=BUCKET, Key="copy/cond.txt", CopySource=source, CopySourceIfMatch=md5_etag(body))
+    eq(get_bytes("copy/cond.txt"), body, "copy with a matching CopySourceIfMatch")
+    expect_error("InvalidRequest", 400, s3.copy_object, Bucket=BUCKET, Key=src, CopySource=source)
+    s3.copy_object(Bucket=BUCKET, Key=src, CopySource=source, MetadataDirective="REPLACE", Metadata={"origin": "self"})
+    eq(s3.head_object(Bucket=BUCKET, Key=src)["Metadata"], {"origin": "self"}, "self-copy with REPLACE")
+    expect_error("NoSuchKey", 404, s3.copy_object, Bucket=BUCKET, Key="copy/x.txt",
+                 CopySource={"Bucket": BUCKET, "Key": "copy/missing.txt"})
+
+
+# ---------------------------------------------------------------- tagging, ACLs, versioning
+
+
+def tags_of(key):
+    return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]}
+
+
+@check("object tagging: Tagging on put_object (TagCount), put/get/delete_object_tagging, InvalidTag")
+def _():
+    key = "tags/obj.txt"
+    put(key, b"tagged", Tagging="team=storage&stage=test run")
+    eq(tags_of(key), {"team": "storage", "stage": "test run"}, "tags from x-amz-tagging")
+    eq(s3.get_object(Bucket=BUCKET, Key=key).get("TagCount"), 2, "TagCount")
+    s3.put_object_tagging(Bucket=BUCKET, Key=key, Tagging={"TagSet": [{"Key": "only", "Value": "one"}]})
+    eq(tags_of(key), {"only": "one"}, "tags after put_object_tagging")
+    eq(status_of(s3.delete_object_tagging(Bucket=BUCKET, Key=key)), 204, "delete_object_tagging status")
+    eq(tags_of(key), {}, "tags after delete_object_tagging")
+    eq(s3.get_object(Bucket=BUCKET, Key=key).get("TagCount"), None, "TagCount without tags")
+    expect_error("InvalidTag", 400, s3.put_object_tagging, Bucket=BUCKET, Key=key,
+                 Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    expect_error("NoSuchKey", 404, s3.get_object_tagging, Bucket=BUCKET, Key="tags/missing.txt")
+
+
+def grants_of(acl):
+    return sorted((g["Grantee"]["Type"], g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"])
+                  for g in acl["Grants"])
+
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+@check("ACLs: owner FULL_CONTROL; canned public-read (put_object, put_object_acl) adds AllUsers READ; bucket ACL")
+def _():
+    put("acl/private.txt", b"acl")
+    acl = s3.get_object_acl(Bucket=BUCKET, Key="acl/private.txt")
+    owner = acl["Owner"]["ID"]
+    assert owner, f"no Owner ID: {acl['Owner']}"
+    eq(grants_of(acl), [("CanonicalUser", owner, "FULL_CONTROL")], "private object grants")
+    put("acl/public.txt", b"acl", ACL="public-read")
+    eq(grants_of(s3.get_object_acl(Bucket=BUCKET, Key="acl/public.txt")),
+       [("CanonicalUser", owner, "FULL_CONTROL"), ("Group", ALL_USERS, "READ")], "public-read object grants")
+    s3.put_object_acl(Bucket=BUCKET, Key="acl/private.txt", ACL="public-read")
+    eq(grants_of(s3.get_object_acl(Bucket=BUCKET, Key="acl/private.txt")),
+       [("CanonicalUser", owner, "FULL_CONTROL"), ("Group", ALL_USERS, "READ")], "grants after put_object_acl")
+    s3.put_object_acl(Bucket=BUCKET, Key="acl/private.txt", ACL="private")
+    eq(grants_of(s3.get_object_acl(Bucket=BUCKET, Key="acl/private.txt")),
+       [("CanonicalUser", owner, "FULL_CONTROL")], "grants after put_object_acl private")
+    bucket_acl = s3.get_bucket_acl(Bucket=BUCKET)
+    eq(bucket_acl["Owner"]["ID"], owner, "bucket owner")
+    eq(grants_of(bucket_acl), [("CanonicalUser", owner, "FULL_CONTROL")], "bucket grants")
+    other = f"{BUCKET}-acl"
+    s3.create_bucket(Bucket=other, ACL="private")
+    try:
+        eq(grants_of(s3.get_bucket_acl(Bucket=other)), [("CanonicalUser", owner, "FULL_CONTROL")],
+           "grants of a bucket created with ACL=private")
+    finally:
+        s3.delete_bucket(Bucket=other)
+
+
+@check("get_bucket_versioning of a never-versioned bucket: no Status, no MFADelete")
+def _():
+    resp = s3.get_bucket_versioning(Bucket=BUCKET)
+    eq(status_of(resp), 200, "status")
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {}, "versioning configuration")
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -518,7 +1026,7 @@ def _():
 # ---------------------------------------------------------------- virtual-hosted style
 
 
-@check(f"virtual-hosted style ({VHOST_BUCKET}.{VHOST_DOMAIN}): create/put/get/head/list/delete")
+@check(f"virtual-hosted style ({VHOST_BUCKET}.{VHOST_DOMAIN}): create/put/get/head/list/POST form/delete")
 def _():
     host = f"{VHOST_BUCKET}.{VHOST_DOMAIN}"
     for name in (VHOST_DOMAIN, host):
@@ -552,6 +1060,15 @@ def _():
         names = [b["Name"] for b in vs3.list_buckets()["Buckets"]]
         assert VHOST_BUCKET in names and BUCKET in names, names
         expect_error("NoSuchKey", 404, vs3.get_object, Bucket=VHOST_BUCKET, Key="nope")
+        # A browser form posting to the virtual-hosted bucket URL.
+        vpresigner = make_client(endpoint=f"http://{VHOST_DOMAIN}:{PORT}",
+                                 config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+        post = vpresigner.generate_presigned_post(VHOST_BUCKET, "form/${filename}", ExpiresIn=300)
+        eq(post["url"], f"http://{host}:{PORT}/", "POST form URL")
+        status, _, resp = post_form(post["url"], post["fields"], "v.txt", b"virtual form")
+        eq(status, 204, f"POST form status (body {resp!r})")
+        eq(get_bytes_from(VHOST_BUCKET, "form/v.txt"), b"virtual form", "POST form object")
+        eq(status_of(vs3.delete_object(Bucket=VHOST_BUCKET, Key="form/v.txt")), 204, "delete status")
         eq(status_of(vs3.delete_object(Bucket=VHOST_BUCKET, Key="dir/hello.bin")), 204, "delete status")
     finally:
         empty_and_delete_bucket(vs3, VHOST_BUCKET)
@@ -561,7 +1078,7 @@ def _():
 # ---------------------------------------------------------------- teardown
 
 
-@check("teardown: delete every object (one by one), delete the bucket, head_bucket → 404")
+@check("teardown: delete every object (delete_objects), delete the bucket, head_bucket → 404")
 def _():
     empty_and_delete_bucket(s3, BUCKET)
     expect_error("404", 404, s3.head_bucket, Bucket=BUCKET)

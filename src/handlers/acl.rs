@@ -133,7 +133,16 @@ pub async fn put_tagging(
 ) -> S3Result<S3Response> {
     let raw = body.read_small(ctx.config.limits.max_xml_body).await?;
     super::delete::check_body_digests(headers, &raw)?;
-    let root = xml::parse(&raw)?;
+    let tags = parse_tag_set(&raw)?;
+    ctx.store
+        .update_object(bucket, key, move |m| m.tags = tags)
+        .await?;
+    empty_response(StatusCode::OK)
+}
+
+/// Parses a `<Tagging><TagSet><Tag><Key/><Value/></Tag>…` document and checks S3's tag limits.
+pub fn parse_tag_set(raw: &[u8]) -> S3Result<Vec<(String, String)>> {
+    let root = xml::parse(raw)?;
     let set = root
         .child("TagSet")
         .filter(|_| root.name == "Tagging")
@@ -146,10 +155,7 @@ pub async fn put_tagging(
         })
         .collect::<S3Result<_>>()?;
     check_tags(&tags)?;
-    ctx.store
-        .update_object(bucket, key, move |m| m.tags = tags)
-        .await?;
-    empty_response(StatusCode::OK)
+    Ok(tags)
 }
 
 pub async fn delete_tagging(ctx: &Context, bucket: &str, key: &str) -> S3Result<S3Response> {

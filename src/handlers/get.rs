@@ -226,7 +226,8 @@ pub async fn serve_local(
     if !meta.tags.is_empty() {
         b = b.header("x-amz-tagging-count", meta.tags.len());
     }
-    if meta.multipart {
+    // AWS returns the part count only when a part was asked for.
+    if meta.multipart && part_number.is_some() {
         b = b.header("x-amz-mp-parts-count", meta.segments.len());
     }
     let (status, offset, len) = if let Some(n) = part_number {

@@ -284,6 +284,17 @@ pub async fn post_object(
                 .extra("MinSizeAllowed", lo.to_string()));
         }
         let digests = hashes.finish();
+        if let Some(want) = form.get("content-md5") {
+            let want = crate::checksum::decode_content_md5(want)
+                .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidDigest))?;
+            if want != digests.md5 {
+                return Err(S3ErrorCode::BadDigest.into());
+            }
+        }
+        let tags = match form.get("tagging") {
+            Some(xml) => super::acl::parse_tag_set(xml.as_bytes())?,
+            None => Vec::new(),
+        };
         let etag = hex::encode(digests.md5);
         let user_metadata = form
             .fields
@@ -319,7 +330,7 @@ pub async fn post_object(
             user_metadata,
             checksum: Some(digests.checksum),
             multipart: false,
-            tags: Vec::new(),
+            tags,
             acl,
             sync: crate::store::SyncState::LocalOnly,
             validated_ms: now_ms(),
@@ -340,13 +351,21 @@ pub async fn post_object(
                 return Err(e);
             }
         };
-        return respond(&form, bucket, &key, &meta);
+        let host = header(headers, "host").unwrap_or("localhost");
+        return respond(&form, host, bucket, &key, &meta);
     }
 }
 
-fn respond(form: &Form, bucket: &str, key: &str, meta: &ObjectMeta) -> S3Result<S3Response> {
+fn respond(
+    form: &Form,
+    host: &str,
+    bucket: &str,
+    key: &str,
+    meta: &ObjectMeta,
+) -> S3Result<S3Response> {
     use crate::auth::sigv4::uri_encode;
-    let location = format!("/{bucket}/{}", uri_encode(key, false));
+    // The object's full URL, as S3 puts in Location.
+    let location = format!("http://{host}/{bucket}/{}", uri_encode(key, false));
     let redirect = form
         .get("success_action_redirect")
         .or_else(|| form.get("redirect"))
