@@ -42,6 +42,7 @@ fn listed_meta(size: u64, etag: String, last_modified_ms: i64) -> ObjectMeta {
         acl: None,
         sync: SyncState::Synced,
         validated_ms: 0,
+        sse: None,
     }
 }
 

@@ -117,7 +117,8 @@ impl Gateway {
         for (k, v) in &meta.user_metadata {
             r = r.header(&format!("x-amz-meta-{k}"), v.clone());
         }
-        if let Some(sse) = &self.upstream.config.sse {
+        // The gateway's own setting wins; else the client's own SSE header is forwarded.
+        if let Some(sse) = self.upstream.config.sse.as_ref().or(meta.sse.as_ref()) {
             r = r.header("x-amz-server-side-encryption", sse.clone());
         }
         r
@@ -437,6 +438,7 @@ pub async fn commit_write(
     meta: ObjectMeta,
     precondition: Precondition,
     headers: &HeaderMap,
+    origin: Origin<'_>,
 ) -> S3Result<ObjectMeta> {
     let store = ctx.store.clone();
     let (b, k) = (bucket.to_owned(), key.to_owned());
@@ -446,6 +448,7 @@ pub async fn commit_write(
         key,
         meta,
         headers,
+        origin,
         async move |meta, replicate| {
             store
                 .commit_object(&b, &k, meta, precondition, replicate)
@@ -453,6 +456,88 @@ pub async fn commit_write(
         },
     )
     .await
+}
+
+/// Where a write's bytes can come from upstream.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// Uploaded from the local blobs.
+    Local,
+    /// A copy of an object the upstream already holds (synced): a server-side upstream copy.
+    CopyOf { bucket: &'a str, key: &'a str },
+}
+
+impl Gateway {
+    /// Replicates a freshly committed write: a server-side copy when the upstream already has
+    /// the source, else an upload from the local blobs. Must be called under the key's lock.
+    async fn replicate_new(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        origin: Origin<'_>,
+    ) -> Result<(), UpstreamError> {
+        if let Origin::CopyOf {
+            bucket: sb,
+            key: sk,
+        } = origin
+        {
+            match self.copy_upstream(sb, sk, bucket, key, meta).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_outage() => return Err(e),
+                Err(e) => tracing::info!(error = %e, "server-side copy refused: uploading instead"),
+            }
+        }
+        self.push_object(bucket, key, meta).await
+    }
+
+    /// CopyObject on the upstream, carrying the local object's headers; accepted only when the
+    /// upstream's resulting ETag equals the local one (so both sides agree).
+    async fn copy_upstream(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<(), UpstreamError> {
+        let (sb, sk) = self.upstream.map(src_bucket, src_key);
+        let (ub, uk) = self.upstream.map(bucket, key);
+        let r = self
+            .with_object_headers(UpstreamRequest::new(Method::PUT, &ub, Some(&uk)), meta)
+            .header(
+                "x-amz-copy-source",
+                format!(
+                    "/{}/{}",
+                    crate::auth::sigv4::uri_encode(&sb, true),
+                    crate::auth::sigv4::uri_encode(&sk, false)
+                ),
+            )
+            .header("x-amz-metadata-directive", "REPLACE");
+        let resp = self.upstream.send(&r).await?;
+        let body = self.upstream.read_body(resp, 64 * 1024).await?;
+        let x = crate::xml::parse(&body)
+            .map_err(|_| UpstreamError::Local("unreadable copy result".into()))?;
+        if x.name == "Error" {
+            return Err(UpstreamError::Status {
+                status: 200,
+                code: x.child_text("Code").unwrap_or("").to_owned(),
+                message: x.child_text("Message").unwrap_or("").to_owned(),
+            });
+        }
+        let etag = x
+            .child_text("ETag")
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_owned();
+        if etag != meta.etag {
+            return Err(UpstreamError::Local(format!(
+                "upstream copy ETag {etag} differs from {}",
+                meta.etag
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// As `commit_write`, with the store commit given by the caller (`replicate` says whether to
@@ -463,6 +548,7 @@ pub async fn commit_with(
     key: &str,
     mut meta: ObjectMeta,
     headers: &HeaderMap,
+    origin: Origin<'_>,
     commit: impl AsyncFnOnce(
         ObjectMeta,
         bool,
@@ -475,7 +561,7 @@ pub async fn commit_with(
     match write_policy(gw, headers)? {
         WritePolicy::Strict => {
             let guard = gw.key_lock(bucket, key).await;
-            if let Err(e) = gw.push_object(bucket, key, &meta).await {
+            if let Err(e) = gw.replicate_new(bucket, key, &meta, origin).await {
                 drop(guard);
                 return Err(strict_failed(gw, &ctx.store, bucket, key, &e).await);
             }
@@ -488,17 +574,31 @@ pub async fn commit_with(
             if policy == WritePolicy::Through
                 && let Some(seq) = seq
             {
-                let op = OutboxOp::Put {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    etag: meta.etag.clone(),
+                let guard = gw.key_lock(bucket, key).await;
+                // Still the current version (a newer write may have landed meanwhile)?
+                let current = ctx
+                    .store
+                    .object(bucket, key)
+                    .await
+                    .is_ok_and(|m| m.etag == meta.etag);
+                let result = if current {
+                    gw.replicate_new(bucket, key, &meta, origin).await
+                } else {
+                    Ok(())
                 };
-                match gw.replay(seq, &op).await {
-                    Ok(()) => meta.sync = SyncState::Synced,
+                match result {
+                    Ok(()) => {
+                        if let Err(e) = ctx.store.finish_entry(seq).await {
+                            tracing::error!(seq, error = %e, "cannot record a replicated write");
+                        } else if current {
+                            meta.sync = SyncState::Synced;
+                        }
+                    }
                     Err(e) => {
                         tracing::info!(bucket, key, error = %e, "upstream unavailable: write queued")
                     }
                 }
+                drop(guard);
             }
             gw.kick();
             Ok(meta)

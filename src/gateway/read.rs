@@ -470,6 +470,7 @@ impl Fill {
             acl: None,
             sync: SyncState::Synced,
             validated_ms: now_ms(),
+            sse: get("x-amz-server-side-encryption"),
         };
         // A local write that landed meanwhile is newer: keep it.
         let precondition = crate::store::Precondition::IfNoneMatch;

@@ -111,6 +111,15 @@ pub async fn copy_object(
         .copy_range(&src.segments, 0, src.size, alg, ctx.gateway.is_some())
         .await?;
     let etag = hex::encode(digests.md5);
+    // A source the upstream already holds is copied there server-side.
+    let origin = if src.sync == crate::store::SyncState::Synced {
+        crate::gateway::Origin::CopyOf {
+            bucket: &source.bucket,
+            key: &source.key,
+        }
+    } else {
+        crate::gateway::Origin::Local
+    };
     let (content, user_metadata) = if replace_metadata {
         (attrs.content, attrs.user_metadata)
     } else {
@@ -140,9 +149,12 @@ pub async fn copy_object(
         acl: attrs.acl,
         sync: crate::store::SyncState::LocalOnly,
         validated_ms: now_ms(),
+        sse: attrs.sse.or_else(|| src.sse.clone()),
     };
     let meta =
-        match crate::gateway::commit_write(ctx, bucket, key, meta, precondition, headers).await {
+        match crate::gateway::commit_write(ctx, bucket, key, meta, precondition, headers, origin)
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
                 ctx.store.remove_blob(&blob.id).await;

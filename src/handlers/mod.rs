@@ -27,12 +27,17 @@ pub struct Context {
     pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
 }
 
-/// `x-lifeboat-sync` on responses in gateway mode.
+/// Per-object response headers: `x-amz-server-side-encryption` when the object asked for it,
+/// and `x-lifeboat-sync` in gateway mode.
 pub fn with_sync(
     b: http::response::Builder,
     ctx: &Context,
     meta: &crate::store::ObjectMeta,
 ) -> http::response::Builder {
+    let b = match &meta.sse {
+        Some(sse) => b.header("x-amz-server-side-encryption", sse.as_str()),
+        None => b,
+    };
     if ctx.gateway.is_some() {
         b.header("x-lifeboat-sync", meta.sync.as_str())
     } else {

@@ -90,6 +90,7 @@ pub async fn create(
             checksum,
             composite,
             explicit_checksum: alg.is_some(),
+            sse: attrs.sse,
         })
         .await?;
     let mut w = XmlWriter::new();
@@ -403,6 +404,7 @@ pub async fn complete(
         acl: upload.acl,
         sync: crate::store::SyncState::LocalOnly,
         validated_ms: now_ms(),
+        sse: upload.sse,
     };
     if size > limits.max_object_size {
         return Err(super::put::entity_too_large(limits.max_object_size));
@@ -415,6 +417,7 @@ pub async fn complete(
         key,
         meta,
         headers,
+        crate::gateway::Origin::Local,
         async move |m, replicate| {
             store
                 .complete_upload(&upload_id, m, precondition, replicate)

@@ -334,6 +334,7 @@ pub async fn post_object(
             acl,
             sync: crate::store::SyncState::LocalOnly,
             validated_ms: now_ms(),
+            sse: get("x-amz-server-side-encryption"),
         };
         let meta = match crate::gateway::commit_write(
             ctx,
@@ -342,6 +343,7 @@ pub async fn post_object(
             meta,
             Precondition::None,
             headers,
+            crate::gateway::Origin::Local,
         )
         .await
         {

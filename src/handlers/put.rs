@@ -28,6 +28,7 @@ pub struct UploadPlan {
     pub user_metadata: Vec<(String, String)>,
     pub acl: Option<String>,
     pub tags: Vec<(String, String)>,
+    pub sse: Option<String>,
     pub precondition: Precondition,
 }
 
@@ -253,6 +254,7 @@ pub fn plan_upload(
         user_metadata: attrs.user_metadata,
         acl: attrs.acl,
         tags: attrs.tags,
+        sse: attrs.sse,
         precondition: parse_write_precondition(headers)?,
     })
 }
@@ -263,6 +265,25 @@ pub struct ObjectAttributes {
     pub user_metadata: Vec<(String, String)>,
     pub acl: Option<String>,
     pub tags: Vec<(String, String)>,
+    pub sse: Option<String>,
+}
+
+/// `x-amz-server-side-encryption`: AES256 is accepted (and forwarded to an upstream); KMS needs
+/// keys Lifeboat does not have.
+pub fn parse_sse(headers: &HeaderMap) -> S3Result<Option<String>> {
+    match header(headers, "x-amz-server-side-encryption").map(str::trim) {
+        None => Ok(None),
+        Some("AES256") => Ok(Some("AES256".to_owned())),
+        Some(v) if v.starts_with("aws:kms") => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "SSE-KMS is not implemented by Lifeboat; use AES256.",
+        )),
+        Some(v) => Err(S3Error::invalid_argument(
+            "The encryption method specified is not supported",
+            "x-amz-server-side-encryption",
+            v,
+        )),
+    }
 }
 
 /// Reads the object attributes from a write's headers, checking the metadata size limit.
@@ -299,6 +320,7 @@ pub fn object_attributes(ctx: &Context, headers: &HeaderMap) -> S3Result<ObjectA
             Some(t) => parse_tagging(t)?,
             None => Vec::new(),
         },
+        sse: parse_sse(headers)?,
     })
 }
 
@@ -441,6 +463,7 @@ pub async fn put_object(
         acl: plan.acl,
         sync: crate::store::SyncState::LocalOnly,
         validated_ms: now_ms(),
+        sse: plan.sse,
     };
     let meta = match crate::gateway::commit_write(
         ctx,
@@ -449,6 +472,7 @@ pub async fn put_object(
         meta,
         plan.precondition,
         headers,
+        crate::gateway::Origin::Local,
     )
     .await
     {

@@ -379,6 +379,7 @@ mod tests {
             acl: None,
             sync: crate::store::SyncState::LocalOnly,
             validated_ms: 0,
+            sse: None,
         }
     }
 

@@ -143,6 +143,9 @@ pub struct ObjectMeta {
     /// When the cached copy was last checked against the upstream (gateway reads).
     #[serde(default)]
     pub validated_ms: i64,
+    /// `x-amz-server-side-encryption` the client asked for (forwarded upstream, echoed back).
+    #[serde(default)]
+    pub sse: Option<String>,
 }
 
 impl ObjectMeta {
@@ -187,6 +190,8 @@ pub struct UploadMeta {
     /// Whether the client named the algorithm (parts must then use it) or took the default.
     #[serde(default)]
     pub explicit_checksum: bool,
+    #[serde(default)]
+    pub sse: Option<String>,
 }
 
 /// One uploaded part.

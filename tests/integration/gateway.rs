@@ -586,6 +586,155 @@ async fn bucket_map_puts_gateway_buckets_under_one_upstream_bucket() {
     assert_eq!(keys, ["clip.mp4"]);
 }
 
+#[tokio::test]
+async fn sse_and_server_side_copies() {
+    // MinIO's 2021 code wants a KMS for SSE; SeaweedFS takes AES256 as is.
+    let sse = crate::upstream::kind() == crate::upstream::Kind::SeaweedFs;
+    let Some(s) = setup(if sse { "sse = \"AES256\"\n" } else { "" }) else {
+        return;
+    };
+    let direct = s.up.client();
+    let s3 = s.lb.client();
+    s3.create_bucket().bucket("docs").send().await.unwrap();
+    let body = data(70_000, 20);
+    let put = s3
+        .put_object()
+        .bucket("docs")
+        .key("a.pdf")
+        .content_type("application/pdf")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_owned();
+    until_upstream(&direct, "docs", "a.pdf", Some(&etag)).await;
+    if sse {
+        let h = direct
+            .head_object()
+            .bucket("docs")
+            .key("a.pdf")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            h.server_side_encryption().map(|e| e.as_str()),
+            Some("AES256")
+        );
+    }
+    // The source is synced: the copy is made on the upstream, and both sides agree.
+    let out = s3
+        .copy_object()
+        .bucket("docs")
+        .key("b.pdf")
+        .copy_source("docs/a.pdf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.copy_object_result()
+            .and_then(|r| r.e_tag())
+            .map(|e| e.trim_matches('"')),
+        Some(etag.as_str())
+    );
+    until_upstream(&direct, "docs", "b.pdf", Some(&etag)).await;
+    let h = direct
+        .head_object()
+        .bucket("docs")
+        .key("b.pdf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.content_type(), Some("application/pdf"));
+    let got = s3
+        .get_object()
+        .bucket("docs")
+        .key("b.pdf")
+        .send()
+        .await
+        .unwrap();
+    assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == body.as_slice());
+}
+
+#[tokio::test]
+async fn revalidate_after_picks_up_upstream_changes() {
+    let Some(s) = setup("revalidate_after = 1\n") else {
+        return;
+    };
+    let direct = s.up.client();
+    s.lb.client()
+        .create_bucket()
+        .bucket("cfg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put(&s.lb, "/cfg/app.json", b"{\"v\":1}", &[]).1.as_deref(),
+        Some("synced")
+    );
+    direct
+        .put_object()
+        .bucket("cfg")
+        .key("app.json")
+        .body(ByteStream::from(b"{\"v\":2}".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let (_, cache, _, got) = get(&s.lb, "/cfg/app.json");
+    assert_eq!(
+        (cache.as_deref(), got.as_slice()),
+        (Some("HIT"), &b"{\"v\":1}"[..]),
+        "fresh copies are not checked"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (_, cache, _, got) = get(&s.lb, "/cfg/app.json");
+    assert_eq!(
+        (cache.as_deref(), got.as_slice()),
+        (Some("MISS"), &b"{\"v\":2}"[..])
+    );
+}
+
+#[tokio::test]
+async fn tls_upstream_checks_certificates() {
+    if !available() || crate::upstream::kind() != crate::upstream::Kind::SeaweedFs {
+        return;
+    }
+    let up_dir = tempfile::tempdir().unwrap();
+    let up = UpstreamServer::start_tls(up_dir.path());
+    let endpoint = format!("https://127.0.0.1:{}", up.https_port.unwrap());
+    let ca = up_dir.path().join("tls/ca.pem");
+    let trusted_dir = tempfile::tempdir().unwrap();
+    let trusted = lifeboat(
+        trusted_dir.path(),
+        &toml(&endpoint, &up, &format!("ca_file = \"{}\"\n", ca.display())),
+    );
+    trusted
+        .client()
+        .create_bucket()
+        .bucket("tls")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put(&trusted, "/tls/k", b"secret", &[]),
+        (200, Some("synced".into()))
+    );
+    until_upstream(&up.client(), "tls", "k", Some(&md5_hex(b"secret"))).await;
+    // Without the CA the certificate does not verify: the write is only queued.
+    let untrusted_dir = tempfile::tempdir().unwrap();
+    let untrusted = lifeboat(untrusted_dir.path(), &toml(&endpoint, &up, ""));
+    untrusted
+        .client()
+        .create_bucket()
+        .bucket("tls2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put(&untrusted, "/tls2/k", b"x", &[]),
+        (200, Some("pending".into()))
+    );
+}
+
 /// Not a test: measures the outbox drain of 1,000 queued objects and a cache-hit GET against a
 /// local-only GET. Run with `cargo test --release --test integration measure -- --ignored --nocapture`.
 #[tokio::test]

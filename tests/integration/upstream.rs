@@ -78,6 +78,8 @@ fn rand_u16() -> u16 {
 
 pub struct UpstreamServer {
     child: Option<Child>,
+    /// Set when the server also serves S3 over TLS (SeaweedFS only).
+    pub https_port: Option<u16>,
     pub kind: Kind,
     pub port: u16,
     base: u16,
@@ -88,6 +90,16 @@ pub struct UpstreamServer {
 
 impl UpstreamServer {
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, None)
+    }
+
+    /// SeaweedFS with S3 over TLS too, its leaf certificate signed by `dir/tls/ca.pem`.
+    pub fn start_tls(dir: &Path) -> Self {
+        make_certs(&dir.join("tls"));
+        Self::start_with(dir, Some(free_port()))
+    }
+
+    fn start_with(dir: &Path, https_port: Option<u16>) -> Self {
         let kind = kind();
         let (access_key, secret_key) = match kind {
             Kind::SeaweedFs => ("AK", "SK"),
@@ -95,6 +107,7 @@ impl UpstreamServer {
         };
         let mut s = Self {
             child: None,
+            https_port,
             kind,
             port: free_port(),
             base: free_block(8),
@@ -126,6 +139,9 @@ impl UpstreamServer {
         cmd.arg(script).arg(&self.dir).arg(self.port.to_string());
         if self.kind == Kind::SeaweedFs {
             cmd.arg(self.base.to_string());
+        }
+        if let Some(p) = self.https_port {
+            cmd.env("WEED_HTTPS_PORT", p.to_string());
         }
         let child = cmd
             .stdin(Stdio::null())
@@ -210,6 +226,81 @@ impl Drop for UpstreamServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A test CA and a leaf certificate for 127.0.0.1 signed by it (webpki refuses a self-signed
+/// certificate used directly as the server's).
+fn make_certs(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("tls dir");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Lifeboat Test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 /// What the fault proxy does to new connections.

@@ -9,7 +9,12 @@ mkdir -p "$dir/data"
 cat >"$dir/ids.json" <<'JSON'
 {"identities":[{"name":"admin","credentials":[{"accessKey":"AK","secretKey":"SK"}],"actions":["Admin","Read","List","Tagging","Write"]}]}
 JSON
-exec weed mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3" \
+# With WEED_HTTPS_PORT set, S3 is also served over TLS with $dir/tls/leaf.{pem,key}.
+tls=()
+if [ -n "${WEED_HTTPS_PORT:-}" ]; then
+  tls=(-s3.cert.file="$dir/tls/leaf.pem" -s3.key.file="$dir/tls/leaf.key" -s3.port.https="$WEED_HTTPS_PORT")
+fi
+exec weed mini "${tls[@]}" -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3" \
   -s3.config="$dir/ids.json" -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
   -s3.autoCreateBucket=false -s3.allowDeleteBucketNotEmpty=false -volume.max=3000 \
   -master.volumeSizeLimitMB=64 \
