@@ -143,10 +143,11 @@ impl RequestBody {
 pub enum ResponseBody {
     Empty,
     Full(Option<Bytes>),
-    /// Fed by a reader task through a bounded channel; `remaining` is the exact length.
+    /// Fed by a task through a bounded channel; `remaining` is the exact length still to come
+    /// (`None` when the length is not known, e.g. an upstream answer without Content-Length).
     Stream {
         rx: mpsc::Receiver<std::io::Result<Bytes>>,
-        remaining: u64,
+        remaining: Option<u64>,
     },
 }
 
@@ -169,12 +170,14 @@ impl Body for ResponseBody {
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::Stream { rx, remaining } => match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(b))) => {
-                    *remaining = remaining.saturating_sub(b.len() as u64);
+                    if let Some(r) = remaining {
+                        *r = r.saturating_sub(b.len() as u64);
+                    }
                     Poll::Ready(Some(Ok(Frame::data(b))))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
-                    if *remaining > 0 {
+                    if remaining.is_some_and(|r| r > 0) {
                         Poll::Ready(Some(Err(std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             "blob ended early",
@@ -192,7 +195,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Empty => true,
             ResponseBody::Full(b) => b.is_none(),
-            ResponseBody::Stream { remaining, .. } => *remaining == 0,
+            ResponseBody::Stream { remaining, .. } => *remaining == Some(0),
         }
     }
 
@@ -200,7 +203,10 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Empty => SizeHint::with_exact(0),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ResponseBody::Stream { remaining, .. } => SizeHint::with_exact(*remaining),
+            ResponseBody::Stream { remaining, .. } => match remaining {
+                Some(r) => SizeHint::with_exact(*r),
+                None => SizeHint::default(),
+            },
         }
     }
 }
@@ -248,7 +254,10 @@ pub fn stream_object(
             skip = 0;
         }
     });
-    ResponseBody::Stream { rx, remaining: len }
+    ResponseBody::Stream {
+        rx,
+        remaining: Some(len),
+    }
 }
 
 /// Sends `len` bytes of `file` from `offset`; false when the stream should stop.
@@ -327,5 +336,8 @@ pub fn stream_std_file(mut file: std::fs::File, len: u64) -> ResponseBody {
             }
         }
     });
-    ResponseBody::Stream { rx, remaining: len }
+    ResponseBody::Stream {
+        rx,
+        remaining: Some(len),
+    }
 }

@@ -96,9 +96,16 @@ async fn upstream_page(
     }
     for p in root.children_named("CommonPrefixes") {
         if let Some(prefix) = p.child_text("Prefix") {
-            page.common_prefixes.push(strip(prefix));
+            let cp = strip(prefix);
+            // A prefix the previous page ended on is not repeated.
+            if q.start_after.as_deref() != Some(cp.as_str()) {
+                page.common_prefixes.push(cp);
+            }
         }
     }
+    // Where the upstream page ended: the next page starts there even if every entry on this
+    // one is hidden by a queued delete.
+    page.last = last_of(&page);
     Ok(page)
 }
 
@@ -110,13 +117,14 @@ async fn merge(
     mut page: ListPage,
 ) -> S3Result<ListPage> {
     let pending = ctx.store.pending_under(bucket, &q.prefix).await?;
+    let upstream_last = page.last.take();
     if pending.is_empty() {
-        page.last = last_of(&page);
+        page.last = upstream_last;
         return Ok(page);
     }
     // The upstream page covers keys up to its last entry (or everything when not truncated).
     let horizon = if page.is_truncated {
-        last_of(&page)
+        upstream_last.clone()
     } else {
         None
     };
@@ -126,6 +134,7 @@ async fn merge(
     for op in pending {
         match op {
             OutboxOp::Delete { key, .. } => page.objects.retain(|(k, _)| *k != key),
+            OutboxOp::Revert { .. } => {}
             OutboxOp::Put { key, .. } => {
                 if !in_window(&key) {
                     continue;
@@ -170,8 +179,10 @@ async fn merge(
         page.common_prefixes
             .retain(|p| !cut.iter().any(|(c, o)| !*o && c == p));
         page.is_truncated = true;
+        page.last = last_of(&page);
+    } else {
+        page.last = last_of(&page).max(horizon);
     }
-    page.last = last_of(&page);
     Ok(page)
 }
 

@@ -149,7 +149,7 @@ impl Gateway {
         meta: &ObjectMeta,
     ) -> Result<(), UpstreamError> {
         let (ub, uk) = self.upstream.map(bucket, key);
-        if !meta.multipart || meta.segments.len() < 2 {
+        if !meta.multipart {
             let mut r =
                 self.with_object_headers(UpstreamRequest::new(Method::PUT, &ub, Some(&uk)), meta);
             if let Some(seg) = meta.segments.first() {
@@ -246,6 +246,41 @@ impl Gateway {
         }
     }
 
+    /// Deletes the upstream object only if it carries `etag` (the write being undone).
+    async fn revert_upstream(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<(), UpstreamError> {
+        if etag.is_empty() {
+            return Ok(());
+        }
+        let (ub, uk) = self.upstream.map(bucket, key);
+        match self
+            .upstream
+            .send(&UpstreamRequest::new(Method::HEAD, &ub, Some(&uk)))
+            .await
+        {
+            Ok(resp) => {
+                let theirs = crate::upstream::header(resp.headers(), "etag")
+                    .unwrap_or("")
+                    .trim_matches('"');
+                if theirs == etag {
+                    tracing::info!(
+                        bucket,
+                        key,
+                        "undoing a strict write that reached the upstream after it failed"
+                    );
+                    self.delete_upstream(bucket, key).await?;
+                }
+                Ok(())
+            }
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn create_upstream_bucket(&self, bucket: &str) -> Result<(), UpstreamError> {
         let ub = match &self.upstream.config.bucket {
             Some(u) => u.clone(),
@@ -267,22 +302,42 @@ impl Gateway {
         }
     }
 
-    /// Replays one outbox entry under the key's lock. Returns Err only on upstream failure.
+    /// Replays one outbox entry under the key's lock. Only the key's newest entry acts: a
+    /// superseded one is dropped without touching the upstream, so an older version (or an
+    /// older tombstone) never lands after a newer write. Err only when the entry must stay.
     pub async fn replay(&self, seq: u64, op: &OutboxOp) -> Result<(), UpstreamError> {
         let (bucket, key) = op.bucket_key();
         let _guard = self.key_lock(bucket, key).await;
-        match op {
-            OutboxOp::Put { etag, .. } => {
-                match self.store.object(bucket, key).await {
-                    // Still this version: push it. Otherwise a newer entry (or a tombstone)
-                    // supersedes this one and the push is skipped.
+        let local = |e: crate::store::StoreError| UpstreamError::Local(e.to_string());
+        if self
+            .store
+            .entry_is_current(bucket, key, seq)
+            .await
+            .map_err(local)?
+        {
+            match op {
+                OutboxOp::Put { etag, .. } => match self.store.object(bucket, key).await {
                     Ok(meta) if meta.etag == *etag => self.push_object(bucket, key, &meta).await?,
-                    _ => {}
-                }
+                    Ok(_) | Err(crate::store::StoreError::NoSuchKey) => {}
+                    Err(e) => return Err(local(e)),
+                },
+                OutboxOp::Revert { etag, .. } => match self.store.object(bucket, key).await {
+                    Err(crate::store::StoreError::NoSuchKey) => {
+                        self.revert_upstream(bucket, key, etag).await?
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(local(e)),
+                },
+                OutboxOp::Delete { .. } => match self.store.object(bucket, key).await {
+                    Err(crate::store::StoreError::NoSuchKey) => {
+                        self.delete_upstream(bucket, key).await?
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(local(e)),
+                },
             }
-            OutboxOp::Delete { .. } => self.delete_upstream(bucket, key).await?,
         }
-        if let Err(e) = self.store.finish_entry(seq).await {
+        if let Err(e) = self.store.finish_entry(seq, op).await {
             tracing::error!(seq, error = %e, "cannot record a replayed outbox entry");
         }
         Ok(())
@@ -309,6 +364,15 @@ impl Gateway {
                 for (seq, entry) in batch {
                     match gw.replay(seq, &entry.op).await {
                         Ok(()) => failures = 0,
+                        Err(e) if e.is_permanent() => {
+                            // Retrying cannot help; keep the queue moving and keep the entry.
+                            tracing::error!(seq, op = ?entry.op, error = %e, "upstream refused a replay for good: moved to the dead letters");
+                            if let Err(err) =
+                                gw.store.dead_letter(seq, &entry.op, &e.to_string()).await
+                            {
+                                tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
+                            }
+                        }
                         Err(e) => {
                             failures = failures.saturating_add(1);
                             let wait = backoff(failures, rand::random::<f64>())
@@ -407,11 +471,14 @@ async fn strict_failed(
     store: &Store,
     bucket: &str,
     key: &str,
+    failed_etag: &str,
     e: &UpstreamError,
 ) -> S3Error {
-    if e.is_outage() {
+    // The upstream may still apply a write that timed out: queue what makes it match the
+    // local state again (the local version, or undoing exactly this write).
+    if e.maybe_applied() {
         match store
-            .enqueue_reconcile(bucket, key, crate::handlers::now_ms())
+            .enqueue_reconcile(bucket, key, failed_etag, crate::handlers::now_ms())
             .await
         {
             Ok(_) => gw.kick(),
@@ -442,6 +509,7 @@ pub async fn commit_write(
 ) -> S3Result<ObjectMeta> {
     let store = ctx.store.clone();
     let (b, k) = (bucket.to_owned(), key.to_owned());
+    let check = precondition.clone();
     commit_with(
         ctx,
         bucket,
@@ -449,6 +517,7 @@ pub async fn commit_write(
         meta,
         headers,
         origin,
+        &check,
         async move |meta, replicate| {
             store
                 .commit_object(&b, &k, meta, precondition, replicate)
@@ -464,7 +533,12 @@ pub enum Origin<'a> {
     /// Uploaded from the local blobs.
     Local,
     /// A copy of an object the upstream already holds (synced): a server-side upstream copy.
-    CopyOf { bucket: &'a str, key: &'a str },
+    CopyOf {
+        bucket: &'a str,
+        key: &'a str,
+        /// The source version copied locally; the upstream copy is conditional on it.
+        etag: &'a str,
+    },
 }
 
 impl Gateway {
@@ -480,9 +554,10 @@ impl Gateway {
         if let Origin::CopyOf {
             bucket: sb,
             key: sk,
+            etag,
         } = origin
         {
-            match self.copy_upstream(sb, sk, bucket, key, meta).await {
+            match self.copy_upstream(sb, sk, etag, bucket, key, meta).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_outage() => return Err(e),
                 Err(e) => tracing::info!(error = %e, "server-side copy refused: uploading instead"),
@@ -497,6 +572,7 @@ impl Gateway {
         &self,
         src_bucket: &str,
         src_key: &str,
+        src_etag: &str,
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
@@ -513,7 +589,8 @@ impl Gateway {
                     crate::auth::sigv4::uri_encode(&sk, false)
                 ),
             )
-            .header("x-amz-metadata-directive", "REPLACE");
+            .header("x-amz-metadata-directive", "REPLACE")
+            .header("x-amz-copy-source-if-match", format!("\"{src_etag}\""));
         let resp = self.upstream.send(&r).await?;
         let body = self.upstream.read_body(resp, 64 * 1024).await?;
         let x = crate::xml::parse(&body)
@@ -542,6 +619,7 @@ impl Gateway {
 
 /// As `commit_write`, with the store commit given by the caller (`replicate` says whether to
 /// queue an outbox entry in the same transaction).
+#[allow(clippy::too_many_arguments)]
 pub async fn commit_with(
     ctx: &Context,
     bucket: &str,
@@ -549,6 +627,7 @@ pub async fn commit_with(
     mut meta: ObjectMeta,
     headers: &HeaderMap,
     origin: Origin<'_>,
+    precondition: &Precondition,
     commit: impl AsyncFnOnce(
         ObjectMeta,
         bool,
@@ -561,9 +640,13 @@ pub async fn commit_with(
     match write_policy(gw, headers)? {
         WritePolicy::Strict => {
             let guard = gw.key_lock(bucket, key).await;
+            // Checked before the upstream is touched (and again in the commit).
+            ctx.store
+                .check_precondition(bucket, key, precondition)
+                .await?;
             if let Err(e) = gw.replicate_new(bucket, key, &meta, origin).await {
                 drop(guard);
-                return Err(strict_failed(gw, &ctx.store, bucket, key, &e).await);
+                return Err(strict_failed(gw, &ctx.store, bucket, key, &meta.etag, &e).await);
             }
             meta.sync = SyncState::Synced;
             Ok(commit(meta, false).await?.0)
@@ -575,20 +658,25 @@ pub async fn commit_with(
                 && let Some(seq) = seq
             {
                 let guard = gw.key_lock(bucket, key).await;
-                // Still the current version (a newer write may have landed meanwhile)?
+                // Still the key's newest entry (a newer write may have landed meanwhile)?
                 let current = ctx
                     .store
-                    .object(bucket, key)
+                    .entry_is_current(bucket, key, seq)
                     .await
-                    .is_ok_and(|m| m.etag == meta.etag);
+                    .unwrap_or(false);
                 let result = if current {
                     gw.replicate_new(bucket, key, &meta, origin).await
                 } else {
                     Ok(())
                 };
+                let op = OutboxOp::Put {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    etag: meta.etag.clone(),
+                };
                 match result {
                     Ok(()) => {
-                        if let Err(e) = ctx.store.finish_entry(seq).await {
+                        if let Err(e) = ctx.store.finish_entry(seq, &op).await {
                             tracing::error!(seq, error = %e, "cannot record a replicated write");
                         } else if current {
                             meta.sync = SyncState::Synced;
@@ -618,7 +706,7 @@ pub async fn delete(ctx: &Context, bucket: &str, key: &str, headers: &HeaderMap)
         let guard = gw.key_lock(bucket, key).await;
         if let Err(e) = gw.delete_upstream(bucket, key).await {
             drop(guard);
-            return Err(strict_failed(gw, &ctx.store, bucket, key, &e).await);
+            return Err(strict_failed(gw, &ctx.store, bucket, key, "", &e).await);
         }
         ctx.store.delete_object(bucket, key, None).await?;
         return Ok(());

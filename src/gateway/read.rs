@@ -118,12 +118,19 @@ async fn revalidate(
                 touch(&ctx.store, r.bucket, r.key).await;
                 return local(ctx, r, "HIT").await;
             }
-            // A newer version upstream: drop the stale copy and fetch.
-            let _ = ctx.store.delete_object(r.bucket, r.key, None).await;
+            // A newer version upstream: drop the stale copy (only if it is still that synced
+            // version with nothing queued) and fetch.
+            let _ = ctx
+                .store
+                .delete_if_synced(r.bucket, r.key, &meta.etag)
+                .await;
             miss(ctx, gw, r).await
         }
         Err(e) if e.status() == Some(404) => {
-            let _ = ctx.store.delete_object(r.bucket, r.key, None).await;
+            let _ = ctx
+                .store
+                .delete_if_synced(r.bucket, r.key, &meta.etag)
+                .await;
             Err(S3ErrorCode::NoSuchKey.into())
         }
         Err(e) => {
@@ -181,6 +188,10 @@ fn miss_error(e: UpstreamError) -> S3Error {
     match e.status() {
         Some(404) => S3ErrorCode::NoSuchKey.into(),
         Some(416) => S3ErrorCode::InvalidRange.into(),
+        Some(412) => S3ErrorCode::PreconditionFailed.into(),
+        Some(403) => {
+            S3Error::with_message(S3ErrorCode::AccessDenied, "The upstream refused the read.")
+        }
         Some(s) if s < 500 && s != 429 => S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             format!("The upstream refused the read: {e}"),
@@ -272,8 +283,7 @@ async fn miss(ctx: &Context, gw: &Arc<Gateway>, r: &ReadRequest<'_>) -> S3Result
     let b = client_response(&resp, r);
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let len = crate::upstream::header(resp.headers(), "content-length")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.parse::<u64>().ok());
     let fill = Fill {
         store: ctx.store.clone(),
         gw: Arc::clone(gw),
@@ -292,8 +302,7 @@ async fn miss(ctx: &Context, gw: &Arc<Gateway>, r: &ReadRequest<'_>) -> S3Result
 /// Streams an upstream body to the client as it is (no caching), with the idle timeout.
 fn relay(gw: &Arc<Gateway>, resp: Response<Incoming>) -> ResponseBody {
     let len = crate::upstream::header(resp.headers(), "content-length")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.parse::<u64>().ok());
     let idle = gw.upstream.config.idle_timeout;
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::spawn(async move {
@@ -388,7 +397,11 @@ impl Fill {
         let mut writer = self.store.blob_writer().await.ok();
         let mut hashes = BodyHashes::new(ChecksumAlgorithm::Crc64Nvme).with_sha256(true);
         let mut body = resp.into_body();
+        let mut client = client;
         loop {
+            if writer.is_none() && client.is_none() {
+                return; // nobody wants the rest
+            }
             match next_data(&mut body, idle).await {
                 Ok(Some(d)) => {
                     if let Some(w) = writer.as_mut() {
@@ -397,11 +410,15 @@ impl Fill {
                             writer = None;
                         }
                     }
-                    if let Some(tx) = &client
-                        && tx.send(Ok(d)).await.is_err()
-                    {
-                        // The client went away: nothing half-cached may become visible.
-                        return;
+                    if let Some(tx) = &client {
+                        match tokio::time::timeout(idle, tx.send(Ok(d))).await {
+                            Ok(Ok(())) => {}
+                            // The client went away: nothing half-cached may become visible.
+                            Ok(Err(_)) => return,
+                            // A client too slow to take data must not hold the key's lock (and
+                            // the replay worker) hostage: it is cut off, the copy completes.
+                            Err(_) => client = None,
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -472,15 +489,11 @@ impl Fill {
             validated_ms: now_ms(),
             sse: get("x-amz-server-side-encryption"),
         };
-        // A local write that landed meanwhile is newer: keep it.
-        let precondition = crate::store::Precondition::IfNoneMatch;
-        if let Err(e) = self
-            .store
-            .commit_object(&self.bucket, &self.key, meta, precondition, false)
-            .await
-        {
-            tracing::debug!(error = %e, "cache fill not committed");
-            self.store.remove_blob(&blob.id).await;
+        // A local write or delete that landed meanwhile is newer: keep it.
+        match self.store.commit_fill(&self.bucket, &self.key, meta).await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("cache fill superseded by a local change"),
+            Err(e) => tracing::warn!(error = %e, "cache fill not committed"),
         }
         drop(self.guard);
     }

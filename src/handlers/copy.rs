@@ -116,6 +116,7 @@ pub async fn copy_object(
         crate::gateway::Origin::CopyOf {
             bucket: &source.bucket,
             key: &source.key,
+            etag: &src.etag,
         }
     } else {
         crate::gateway::Origin::Local

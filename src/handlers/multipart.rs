@@ -418,6 +418,7 @@ pub async fn complete(
         meta,
         headers,
         crate::gateway::Origin::Local,
+        &precondition.clone(),
         async move |m, replicate| {
             store
                 .complete_upload(&upload_id, m, precondition, replicate)

@@ -103,6 +103,8 @@ impl Index {
         txn.open_table(super::uploads::PARTS)?;
         txn.open_table(super::outbox::OUTBOX)?;
         txn.open_table(super::outbox::OUTBOX_KEYS)?;
+        txn.open_table(super::outbox::META)?;
+        txn.open_table(super::outbox::DEAD_LETTERS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -195,6 +197,9 @@ impl Index {
     ) -> Result<(Option<ObjectMeta>, Option<u64>), StoreError> {
         let txn = self.db.begin_write()?;
         let old = put_in(&txn, bucket, key, meta, precondition)?;
+        if !replicate {
+            super::outbox::clear_key_in(&txn, bucket, key)?;
+        }
         let seq = replicate
             .then(|| {
                 super::outbox::enqueue_in(
@@ -276,6 +281,9 @@ impl Index {
                 .transpose()?;
             old
         };
+        if tombstone.is_none() {
+            super::outbox::clear_key_in(&txn, bucket, key)?;
+        }
         let seq = tombstone
             .map(|now| {
                 super::outbox::enqueue_in(
@@ -290,6 +298,82 @@ impl Index {
             .transpose()?;
         txn.commit()?;
         Ok((old, seq))
+    }
+
+    /// Deletes a cached copy only if it is still this synced version and nothing is queued for
+    /// the key (a revalidation found the upstream changed or deleted it).
+    pub fn delete_if_synced(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<ObjectMeta>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let old = {
+            if super::outbox::has_entry_in(&txn, bucket, key)? {
+                return Ok(None);
+            }
+            let mut table = txn.open_table(OBJECTS)?;
+            let k = object_key(bucket, key);
+            let current: Option<ObjectMeta> = table
+                .get(k.as_slice())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            match current {
+                Some(m) if m.etag == etag && m.sync == super::SyncState::Synced => {
+                    table.remove(k.as_slice())?;
+                    Some(m)
+                }
+                _ => return Ok(None),
+            }
+        };
+        txn.commit()?;
+        Ok(old)
+    }
+
+    /// Commits a cache fill: only while the key is absent locally and nothing is queued for it,
+    /// so a fill never hides a newer local write nor resurrects a queued delete.
+    pub fn commit_fill(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            if super::outbox::has_entry_in(&txn, bucket, key)? {
+                return Ok(false);
+            }
+            match put_in(&txn, bucket, key, meta, &Precondition::IfNoneMatch) {
+                Ok(_) => {}
+                Err(StoreError::PreconditionFailed | StoreError::NoSuchBucket) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        txn.commit()?;
+        Ok(true)
+    }
+
+    /// Evaluates a write precondition against the current state, without writing.
+    pub fn check_precondition(
+        &self,
+        bucket: &str,
+        key: &str,
+        p: &Precondition,
+    ) -> Result<(), StoreError> {
+        let current = match self.object(bucket, key) {
+            Ok(m) => Some(m),
+            Err(StoreError::NoSuchKey) => None,
+            Err(e) => return Err(e),
+        };
+        match (p, current) {
+            (Precondition::IfNoneMatch, Some(_)) => Err(StoreError::PreconditionFailed),
+            (Precondition::IfMatch(_), None) => Err(StoreError::NoSuchKey),
+            (Precondition::IfMatch(e), Some(m)) if *e != m.etag => {
+                Err(StoreError::PreconditionFailed)
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn list(&self, bucket: &str, q: &ListQuery) -> Result<ListPage, StoreError> {

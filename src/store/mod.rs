@@ -395,6 +395,55 @@ impl Store {
         Ok(seq)
     }
 
+    /// See `Index::delete_if_synced`; removes the deleted copy's blobs.
+    pub async fn delete_if_synced(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError> {
+        let (b, k, e) = (bucket.to_owned(), key.to_owned(), etag.to_owned());
+        match self
+            .blocking(move |ix| ix.delete_if_synced(&b, &k, &e))
+            .await?
+        {
+            Some(old) => {
+                self.discard(&old).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// See `Index::commit_fill`; on refusal the fill's blob is removed.
+    pub async fn commit_fill(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+    ) -> Result<bool, StoreError> {
+        let (b, k, m) = (bucket.to_owned(), key.to_owned(), meta.clone());
+        let done = self.blocking(move |ix| ix.commit_fill(&b, &k, &m)).await;
+        if !matches!(done, Ok(true)) {
+            self.discard(&meta).await;
+        }
+        done
+    }
+
+    pub async fn check_precondition(
+        &self,
+        bucket: &str,
+        key: &str,
+        p: &Precondition,
+    ) -> Result<(), StoreError> {
+        if *p == Precondition::None {
+            return Ok(());
+        }
+        let (b, k, p) = (bucket.to_owned(), key.to_owned(), p.clone());
+        self.blocking(move |ix| ix.check_precondition(&b, &k, &p))
+            .await
+    }
+
     /// Removes the blobs of an object that was never committed.
     pub async fn discard(&self, meta: &ObjectMeta) {
         for blob in meta.blobs() {

@@ -12,6 +12,10 @@ use super::{ObjectMeta, Store, StoreError, SyncState};
 
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 pub(super) const OUTBOX_KEYS: TableDefinition<&[u8], u64> = TableDefinition::new("outbox_keys");
+/// Counters; `outbox_seq` only grows, so a sequence number is never handed out twice.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Entries the upstream refused for good (a 4xx other than 408/429), kept for the operator.
+pub(super) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum OutboxOp {
@@ -23,17 +27,26 @@ pub enum OutboxOp {
     },
     /// A tombstone: delete the object upstream.
     Delete { bucket: String, key: String },
+    /// Undo a strict write whose outcome is unknown, for a key with no local version: delete
+    /// the upstream object only if it is that write (its ETag), never data it did not write.
+    Revert {
+        bucket: String,
+        key: String,
+        etag: String,
+    },
 }
 
 impl OutboxOp {
     pub fn bucket_key(&self) -> (&str, &str) {
         match self {
-            OutboxOp::Put { bucket, key, .. } | OutboxOp::Delete { bucket, key } => (bucket, key),
+            OutboxOp::Put { bucket, key, .. }
+            | OutboxOp::Delete { bucket, key }
+            | OutboxOp::Revert { bucket, key, .. } => (bucket, key),
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub op: OutboxOp,
     pub enqueued_ms: i64,
@@ -47,7 +60,9 @@ pub(super) fn enqueue_in(
 ) -> Result<u64, StoreError> {
     let mut outbox = txn.open_table(OUTBOX)?;
     let mut keys = txn.open_table(OUTBOX_KEYS)?;
-    let seq = outbox.last()?.map_or(1, |(k, _)| k.value() + 1);
+    let mut meta = txn.open_table(META)?;
+    let seq = meta.get("outbox_seq")?.map_or(0, |v| v.value()) + 1;
+    meta.insert("outbox_seq", seq)?;
     let (bucket, key) = op.bucket_key();
     let k = object_key(bucket, key);
     let older = keys.insert(k.as_slice(), seq)?.map(|v| v.value());
@@ -125,7 +140,13 @@ impl Index {
 
     /// Queues whatever makes the upstream match the local state of a key: its current version,
     /// or a tombstone when it has none.
-    fn enqueue_reconcile(&self, bucket: &str, key: &str, now_ms: i64) -> Result<u64, StoreError> {
+    fn enqueue_reconcile(
+        &self,
+        bucket: &str,
+        key: &str,
+        failed_etag: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let txn = self.db.begin_write()?;
         let current: Option<ObjectMeta> = txn
             .open_table(super::index::OBJECTS)?
@@ -139,7 +160,11 @@ impl Index {
                 key,
                 etag: meta.etag,
             },
-            None => OutboxOp::Delete { bucket, key },
+            None => OutboxOp::Revert {
+                bucket,
+                key,
+                etag: failed_etag.to_owned(),
+            },
         };
         let seq = enqueue_in(&txn, op, now_ms)?;
         txn.commit()?;
@@ -147,22 +172,53 @@ impl Index {
     }
 
     /// Removes a replayed entry; for a put, marks the object synced if it is still that version.
-    fn finish_entry(&self, seq: u64) -> Result<(), StoreError> {
+    /// Whether `seq` is still the newest queued entry of its key.
+    fn entry_is_current(&self, bucket: &str, key: &str, seq: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let keys = txn.open_table(OUTBOX_KEYS)?;
+        Ok(keys
+            .get(object_key(bucket, key).as_slice())?
+            .map(|v| v.value())
+            == Some(seq))
+    }
+
+    /// Moves an entry the upstream refused for good to the dead letters.
+    fn dead_letter(&self, seq: u64, op: &OutboxOp, reason: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
-            let mut outbox = txn.open_table(OUTBOX)?;
-            let Some(entry) = outbox
-                .remove(seq)?
-                .map(|v| decode::<OutboxEntry>(v.value()))
-                .transpose()?
-            else {
+            let Some(entry) = take_entry(&txn, seq, op)? else {
                 return Ok(());
             };
-            let (bucket, key) = entry.op.bucket_key();
+            let record = serde_json::json!({ "entry": entry, "reason": reason });
+            txn.open_table(DEAD_LETTERS)?.insert(
+                seq,
+                serde_json::to_vec(&record)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                    .as_slice(),
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn finish_entry(&self, seq: u64, op: &OutboxOp) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let (bucket, key) = op.bucket_key();
             let k = object_key(bucket, key);
-            let mut keys = txn.open_table(OUTBOX_KEYS)?;
-            if keys.get(k.as_slice())?.map(|v| v.value()) == Some(seq) {
-                keys.remove(k.as_slice())?;
+            let was_current = txn
+                .open_table(OUTBOX_KEYS)?
+                .get(k.as_slice())?
+                .map(|v| v.value())
+                == Some(seq);
+            let Some(entry) = take_entry(&txn, seq, op)? else {
+                return Ok(());
+            };
+            // Only the key's newest entry may declare the object synced: an older one was
+            // superseded by a write (even of the same bytes) still waiting.
+            if !was_current {
+                txn.commit()?;
+                return Ok(());
             }
             if let OutboxOp::Put { etag, .. } = &entry.op {
                 let mut objects = txn.open_table(super::index::OBJECTS)?;
@@ -181,6 +237,56 @@ impl Index {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Removes entry `seq` if it is still `op` (a sequence number never names two entries, but a
+/// caller holding an old one must not remove anything else), and its key mapping.
+fn take_entry(
+    txn: &redb::WriteTransaction,
+    seq: u64,
+    op: &OutboxOp,
+) -> Result<Option<OutboxEntry>, StoreError> {
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let entry: Option<OutboxEntry> = outbox.get(seq)?.map(|v| decode(v.value())).transpose()?;
+    let Some(entry) = entry.filter(|e| e.op == *op) else {
+        return Ok(None);
+    };
+    outbox.remove(seq)?;
+    let (bucket, key) = op.bucket_key();
+    let k = object_key(bucket, key);
+    let mut keys = txn.open_table(OUTBOX_KEYS)?;
+    if keys.get(k.as_slice())?.map(|v| v.value()) == Some(seq) {
+        keys.remove(k.as_slice())?;
+    }
+    Ok(Some(entry))
+}
+
+/// Drops a key's queued entry inside a write transaction (its state just reached the upstream
+/// by another way, e.g. a strict write).
+pub(super) fn clear_key_in(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let k = object_key(bucket, key);
+    let mut keys = txn.open_table(OUTBOX_KEYS)?;
+    let seq = keys.remove(k.as_slice())?.map(|v| v.value());
+    if let Some(seq) = seq {
+        txn.open_table(OUTBOX)?.remove(seq)?;
+    }
+    Ok(())
+}
+
+/// Whether a key has a queued entry, inside a transaction.
+pub(super) fn has_entry_in(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+) -> Result<bool, StoreError> {
+    Ok(txn
+        .open_table(OUTBOX_KEYS)?
+        .get(object_key(bucket, key).as_slice())?
+        .is_some())
 }
 
 /// Outbox depth and the age of its oldest entry.
@@ -225,14 +331,220 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
+        failed_etag: &str,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.blocking(move |ix| ix.enqueue_reconcile(&b, &k, now_ms))
+        let (b, k, e) = (bucket.to_owned(), key.to_owned(), failed_etag.to_owned());
+        self.blocking(move |ix| ix.enqueue_reconcile(&b, &k, &e, now_ms))
             .await
     }
 
-    pub async fn finish_entry(&self, seq: u64) -> Result<(), StoreError> {
-        self.blocking(move |ix| ix.finish_entry(seq)).await
+    pub async fn finish_entry(&self, seq: u64, op: &OutboxOp) -> Result<(), StoreError> {
+        let op = op.clone();
+        self.blocking(move |ix| ix.finish_entry(seq, &op)).await
+    }
+
+    pub async fn entry_is_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |ix| ix.entry_is_current(&b, &k, seq))
+            .await
+    }
+
+    pub async fn dead_letter(
+        &self,
+        seq: u64,
+        op: &OutboxOp,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (op, reason) = (op.clone(), reason.to_owned());
+        self.blocking(move |ix| ix.dead_letter(seq, &op, &reason))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BucketMeta, ContentHeaders, Precondition, Segment};
+
+    fn meta(etag: &str, sync: SyncState) -> ObjectMeta {
+        ObjectMeta {
+            segments: vec![Segment {
+                blob: format!("blob-{etag}"),
+                size: 1,
+                etag: etag.into(),
+                checksum: None,
+                sha256: None,
+            }],
+            size: 1,
+            etag: etag.into(),
+            last_modified_ms: 0,
+            content: ContentHeaders::default(),
+            user_metadata: vec![],
+            checksum: None,
+            multipart: false,
+            tags: vec![],
+            acl: None,
+            sync,
+            validated_ms: 0,
+            sse: None,
+        }
+    }
+
+    fn index() -> (tempfile::TempDir, Index) {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(&dir.path().join("i.redb")).unwrap();
+        let bm = BucketMeta {
+            created_ms: 0,
+            owner: "o".into(),
+            region: "r".into(),
+        };
+        ix.create_bucket("b", &bm).unwrap();
+        (dir, ix)
+    }
+
+    fn put(b: &str, k: &str, e: &str) -> OutboxOp {
+        OutboxOp::Put {
+            bucket: b.into(),
+            key: k.into(),
+            etag: e.into(),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_are_never_reused() {
+        let (_d, ix) = index();
+        let (_, s1) = ix
+            .put_object(
+                "b",
+                "x",
+                &meta("e1", SyncState::Pending),
+                &Precondition::None,
+                true,
+            )
+            .unwrap();
+        let s1 = s1.unwrap();
+        ix.finish_entry(s1, &put("b", "x", "e1")).unwrap();
+        let (_, s2) = ix
+            .put_object(
+                "b",
+                "y",
+                &meta("e2", SyncState::Pending),
+                &Precondition::None,
+                true,
+            )
+            .unwrap();
+        let s2 = s2.unwrap();
+        assert!(s2 > s1);
+        // A caller still holding the old number cannot remove the new entry.
+        ix.finish_entry(s1, &put("b", "x", "e1")).unwrap();
+        assert_eq!(ix.outbox_batch(10).unwrap().len(), 1);
+        assert_eq!(ix.object("b", "y").unwrap().sync, SyncState::Pending);
+    }
+
+    #[test]
+    fn a_newer_write_supersedes_a_queued_tombstone() {
+        let (_d, ix) = index();
+        ix.put_object(
+            "b",
+            "k",
+            &meta("e1", SyncState::Synced),
+            &Precondition::None,
+            false,
+        )
+        .unwrap();
+        let (_, tomb) = ix.delete_object("b", "k", Some(1)).unwrap();
+        let tomb = tomb.unwrap();
+        let (_, newer) = ix
+            .put_object(
+                "b",
+                "k",
+                &meta("e2", SyncState::Pending),
+                &Precondition::None,
+                true,
+            )
+            .unwrap();
+        assert!(
+            !ix.entry_is_current("b", "k", tomb).unwrap(),
+            "the tombstone must not act any more"
+        );
+        assert!(ix.entry_is_current("b", "k", newer.unwrap()).unwrap());
+        assert_eq!(ix.outbox_batch(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fills_and_revalidation_deletes_respect_queued_work() {
+        let (_d, ix) = index();
+        // A queued delete: a fill may not bring the key back.
+        ix.put_object(
+            "b",
+            "gone",
+            &meta("e1", SyncState::Synced),
+            &Precondition::None,
+            false,
+        )
+        .unwrap();
+        ix.delete_object("b", "gone", Some(1)).unwrap();
+        assert!(
+            !ix.commit_fill("b", "gone", &meta("e1", SyncState::Synced))
+                .unwrap()
+        );
+        // A pending local write: revalidation may not delete it.
+        ix.put_object(
+            "b",
+            "new",
+            &meta("e2", SyncState::Pending),
+            &Precondition::None,
+            true,
+        )
+        .unwrap();
+        assert!(ix.delete_if_synced("b", "new", "e2").unwrap().is_none());
+        // A synced copy of that version: it may.
+        ix.put_object(
+            "b",
+            "old",
+            &meta("e3", SyncState::Synced),
+            &Precondition::None,
+            false,
+        )
+        .unwrap();
+        assert!(ix.delete_if_synced("b", "old", "other").unwrap().is_none());
+        assert!(ix.delete_if_synced("b", "old", "e3").unwrap().is_some());
+        // An absent key with nothing queued: the fill lands.
+        assert!(
+            ix.commit_fill("b", "fresh", &meta("e4", SyncState::Synced))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_strict_commit_clears_queued_work_for_the_key() {
+        let (_d, ix) = index();
+        ix.put_object(
+            "b",
+            "k",
+            &meta("e1", SyncState::Synced),
+            &Precondition::None,
+            false,
+        )
+        .unwrap();
+        ix.delete_object("b", "k", Some(1)).unwrap();
+        ix.put_object(
+            "b",
+            "k",
+            &meta("e2", SyncState::Synced),
+            &Precondition::None,
+            false,
+        )
+        .unwrap();
+        assert!(
+            ix.outbox_batch(10).unwrap().is_empty(),
+            "the old tombstone would delete the new write"
+        );
     }
 }

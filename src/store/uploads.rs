@@ -129,6 +129,9 @@ impl Index {
             decode(v.value())?
         };
         let replaced = put_in(&txn, &upload.bucket, &upload.key, meta, precondition)?;
+        if !replicate {
+            super::outbox::clear_key_in(&txn, &upload.bucket, &upload.key)?;
+        }
         let seq = replicate
             .then(|| {
                 super::outbox::enqueue_in(

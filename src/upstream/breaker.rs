@@ -65,12 +65,13 @@ impl Breaker {
         self.lock().last_error.clone()
     }
 
-    /// Whether a call may go out now. In the open state, once the cooldown has passed, exactly
-    /// one caller is let through as the half-open probe.
-    pub fn allow(&self, now: Instant) -> bool {
+    /// A permit for one call, or `None` while the circuit is open. In the open state, once the
+    /// cooldown has passed, exactly one caller gets a permit as the half-open probe. A permit
+    /// dropped without a verdict (the call was abandoned) releases the probe slot.
+    pub fn allow(&self, now: Instant) -> Option<Permit<'_>> {
         let mut g = self.lock();
-        match g.state {
-            CircuitState::Closed => true,
+        let probe = match g.state {
+            CircuitState::Closed => false,
             CircuitState::Open => {
                 if g.opened_at
                     .is_some_and(|t| now.duration_since(t) >= self.cooldown)
@@ -84,21 +85,25 @@ impl Breaker {
                     );
                     true
                 } else {
-                    false
+                    return None;
                 }
             }
             CircuitState::HalfOpen => {
                 if g.probe_in_flight {
-                    false
-                } else {
-                    g.probe_in_flight = true;
-                    true
+                    return None;
                 }
+                g.probe_in_flight = true;
+                true
             }
-        }
+        };
+        Some(Permit {
+            breaker: self,
+            probe,
+            settled: false,
+        })
     }
 
-    pub fn success(&self) {
+    fn success(&self) {
         let mut g = self.lock();
         if g.state != CircuitState::Closed {
             tracing::info!(
@@ -113,7 +118,7 @@ impl Breaker {
         g.probe_in_flight = false;
     }
 
-    pub fn failure(&self, reason: &str, now: Instant) {
+    fn failure(&self, reason: &str, now: Instant) {
         let mut g = self.lock();
         g.failures = g.failures.saturating_add(1);
         g.last_error = Some(reason.to_owned());
@@ -136,6 +141,35 @@ impl Breaker {
     }
 }
 
+/// The right to make one upstream call; report how it went with `success` or `failure`.
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+    settled: bool,
+}
+
+impl Permit<'_> {
+    /// The upstream answered (even with an error that is not an outage).
+    pub fn success(mut self) {
+        self.settled = true;
+        self.breaker.success();
+    }
+
+    /// The upstream is down, overloaded or unreachable.
+    pub fn failure(mut self, reason: &str, now: Instant) {
+        self.settled = true;
+        self.breaker.failure(reason, now);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.breaker.lock().probe_in_flight = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,22 +179,34 @@ mod tests {
         let b = Breaker::new(3, Duration::from_secs(10));
         let t0 = Instant::now();
         for _ in 0..2 {
-            b.failure("boom", t0);
+            b.allow(t0).unwrap().failure("boom", t0);
         }
         assert_eq!(b.state(), CircuitState::Closed);
-        b.failure("boom", t0);
+        b.allow(t0).unwrap().failure("boom", t0);
         assert_eq!(b.state(), CircuitState::Open);
-        assert!(!b.allow(t0 + Duration::from_secs(5)));
+        assert!(b.allow(t0 + Duration::from_secs(5)).is_none());
         let later = t0 + Duration::from_secs(11);
-        assert!(b.allow(later));
+        let probe = b.allow(later).unwrap();
         assert_eq!(b.state(), CircuitState::HalfOpen);
-        assert!(!b.allow(later), "only one probe at a time");
-        b.failure("still down", later);
+        assert!(b.allow(later).is_none(), "only one probe at a time");
+        probe.failure("still down", later);
         assert_eq!(b.state(), CircuitState::Open);
         let much_later = later + Duration::from_secs(11);
-        assert!(b.allow(much_later));
-        b.success();
+        b.allow(much_later).unwrap().success();
         assert_eq!(b.state(), CircuitState::Closed);
-        assert!(b.allow(much_later));
+        assert!(b.allow(much_later).is_some());
+    }
+
+    #[test]
+    fn an_abandoned_probe_frees_the_slot() {
+        let b = Breaker::new(1, Duration::from_secs(1));
+        let t0 = Instant::now();
+        b.allow(t0).unwrap().failure("boom", t0);
+        let later = t0 + Duration::from_secs(2);
+        drop(b.allow(later).unwrap());
+        assert!(
+            b.allow(later).is_some(),
+            "a dropped probe must not wedge the circuit"
+        );
     }
 }

@@ -10,6 +10,7 @@
 pub mod breaker;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -52,6 +53,27 @@ impl UpstreamError {
         }
     }
 
+    /// A refusal that retrying will not change (a 4xx other than 408 and 429, or a request
+    /// Lifeboat cannot build): replaying it again and again would only block the queue.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            UpstreamError::Status { status, .. } => {
+                (400..500).contains(status) && *status != 408 && *status != 429
+            }
+            UpstreamError::Local(_) => true,
+            UpstreamError::Unreachable(_) => false,
+        }
+    }
+
+    /// Whether the upstream may have applied the request although it failed (it was sent, but
+    /// no answer came back in time). A refused connection or an open circuit sent nothing.
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            UpstreamError::Unreachable(m) => m != CIRCUIT_OPEN && !m.contains("Connect"),
+            UpstreamError::Status { .. } | UpstreamError::Local(_) => false,
+        }
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             UpstreamError::Status { code, .. } => Some(code),
@@ -64,6 +86,72 @@ impl UpstreamError {
             UpstreamError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+const CIRCUIT_OPEN: &str = "circuit open";
+
+/// Upload progress of a request body, so that the first-byte timeout starts once the body is
+/// sent and a stalled upload is caught by the idle timeout.
+struct Progress {
+    start: Instant,
+    last_ms: AtomicU64,
+    done_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new(done: bool) -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            done_ms: AtomicU64::new(if done { 1 } else { 0 }),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 + 1
+    }
+}
+
+/// A request body that records its progress.
+struct Tracked {
+    inner: ResponseBody,
+    progress: Arc<Progress>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let now = self.progress.now_ms();
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(_))) => {
+                self.progress.last_ms.store(now, Ordering::Relaxed)
+            }
+            std::task::Poll::Ready(None) => {
+                let _ = self.progress.done_ms.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -122,7 +210,7 @@ impl UpstreamRequest {
 }
 
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, ResponseBody>,
+    client: Client<HttpsConnector<HttpConnector>, Tracked>,
     scheme: String,
     authority: String,
     base_path: String,
@@ -162,10 +250,17 @@ impl Upstream {
             .parse()
             .map_err(|e| format!("bad upstream.endpoint: {e}"))?;
         let scheme = uri.scheme_str().unwrap_or("http").to_owned();
-        let authority = uri
+        let mut authority = uri
             .authority()
             .map(|a| a.as_str().to_owned())
             .ok_or("upstream.endpoint has no host")?;
+        // hyper leaves a default port out of Host; the signed host must match it.
+        for default in [":80", ":443"] {
+            let matches_scheme = (default == ":80") == (uri.scheme_str() != Some("https"));
+            if matches_scheme && let Some(a) = authority.strip_suffix(default) {
+                authority = a.to_owned();
+            }
+        }
         let base_path = uri.path().trim_end_matches('/').to_owned();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -206,7 +301,10 @@ impl Upstream {
         }
     }
 
-    fn build(&self, r: &UpstreamRequest) -> Result<Request<ResponseBody>, UpstreamError> {
+    fn build(
+        &self,
+        r: &UpstreamRequest,
+    ) -> Result<(Request<Tracked>, Arc<Progress>), UpstreamError> {
         let local = |e: &dyn std::fmt::Display| UpstreamError::Local(e.to_string());
         let (host, mut path) = match (&r.bucket, self.config.path_style) {
             (Some(b), false) => (format!("{b}.{}", self.authority), String::new()),
@@ -281,15 +379,23 @@ impl Upstream {
                 self.config.access_key
             ),
         );
-        let body = match &r.body {
-            BodySource::Empty => ResponseBody::Empty,
-            BodySource::Bytes(b) => ResponseBody::full(b.clone()),
+        // Bodies held in memory are tiny and count as sent at once.
+        let (body, in_memory) = match &r.body {
+            BodySource::Empty => (ResponseBody::Empty, true),
+            BodySource::Bytes(b) => (ResponseBody::full(b.clone()), true),
             BodySource::File { path, len } => {
                 let file = std::fs::File::open(path).map_err(|e| local(&e))?;
-                crate::body::stream_std_file(file, *len)
+                (crate::body::stream_std_file(file, *len), false)
             }
         };
-        b.body(body).map_err(|e| local(&e))
+        let progress = Progress::new(in_memory);
+        let req = b
+            .body(Tracked {
+                inner: body,
+                progress: Arc::clone(&progress),
+            })
+            .map_err(|e| local(&e))?;
+        Ok((req, progress))
     }
 
     /// Sends a request, retrying idempotent ones on outages with jittered exponential backoff.
@@ -304,21 +410,22 @@ impl Upstream {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
             }
-            if !self.breaker.allow(Instant::now()) {
-                return Err(UpstreamError::Unreachable("circuit open".into()));
-            }
+            let Some(permit) = self.breaker.allow(Instant::now()) else {
+                return Err(UpstreamError::Unreachable(CIRCUIT_OPEN.into()));
+            };
             match self.send_once(r).await {
                 Ok(resp) => {
-                    self.breaker.success();
+                    permit.success();
                     return Ok(resp);
                 }
+                // Lifeboat's own problem: the upstream was not involved.
+                Err(e @ UpstreamError::Local(_)) => return Err(e),
+                Err(e) if !e.is_outage() => {
+                    permit.success();
+                    return Err(e);
+                }
                 Err(e) => {
-                    if e.is_outage() {
-                        self.breaker.failure(&e.to_string(), Instant::now());
-                    } else {
-                        self.breaker.success();
-                        return Err(e);
-                    }
+                    permit.failure(&e.to_string(), Instant::now());
                     tracing::debug!(attempt, error = %e, "upstream request failed");
                     last = e;
                 }
@@ -328,11 +435,29 @@ impl Upstream {
     }
 
     async fn send_once(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
-        let req = self.build(r)?;
-        let resp = tokio::time::timeout(self.config.first_byte_timeout, self.client.request(req))
-            .await
-            .map_err(|_| UpstreamError::Unreachable("timed out waiting for the first byte".into()))?
-            .map_err(|e| UpstreamError::Unreachable(format!("{e}")))?;
+        let (req, progress) = self.build(r)?;
+        let first_byte = self.config.first_byte_timeout.as_millis() as u64;
+        let idle = self.config.idle_timeout.as_millis() as u64;
+        let response = self.client.request(req);
+        tokio::pin!(response);
+        // The first-byte timeout runs from the end of the upload; while uploading, a pause
+        // longer than the idle timeout fails the request.
+        let resp = loop {
+            tokio::select! {
+                r = &mut response => break r,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    let now = progress.now_ms();
+                    let done = progress.done_ms.load(Ordering::Relaxed);
+                    if done > 0 && now.saturating_sub(done) > first_byte {
+                        return Err(UpstreamError::Unreachable("timed out waiting for the first byte".into()));
+                    }
+                    if done == 0 && now.saturating_sub(progress.last_ms.load(Ordering::Relaxed)) > idle.max(first_byte) {
+                        return Err(UpstreamError::Unreachable("upload stalled".into()));
+                    }
+                }
+            }
+        }
+        .map_err(|e| UpstreamError::Unreachable(format!("{e:?}")))?;
         let status = resp.status();
         if status.is_success()
             || status == StatusCode::NOT_MODIFIED

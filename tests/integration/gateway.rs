@@ -746,11 +746,11 @@ async fn measure_outbox_drain_and_hit_overhead() {
     let direct = s.up.client();
     s.lb.client()
         .create_bucket()
-        .bucket("m")
+        .bucket("measure")
         .send()
         .await
         .unwrap();
-    direct.head_bucket().bucket("m").send().await.unwrap();
+    direct.head_bucket().bucket("measure").send().await.unwrap();
     s.up.stop();
     let s3 = s.lb.client();
     let mut tasks = tokio::task::JoinSet::new();
@@ -759,7 +759,7 @@ async fn measure_outbox_drain_and_hit_overhead() {
         tasks.spawn(async move {
             for i in 0..100 {
                 s3.put_object()
-                    .bucket("m")
+                    .bucket("measure")
                     .key(format!("o{t}-{i}"))
                     .body(ByteStream::from(vec![7u8; 4096]))
                     .send()
@@ -777,7 +777,7 @@ async fn measure_outbox_drain_and_hit_overhead() {
     loop {
         let n = direct
             .list_objects_v2()
-            .bucket("m")
+            .bucket("measure")
             .max_keys(1000)
             .send()
             .await
@@ -798,21 +798,21 @@ async fn measure_outbox_drain_and_hit_overhead() {
     local
         .client()
         .create_bucket()
-        .bucket("m")
+        .bucket("measure")
         .send()
         .await
         .unwrap();
     local
         .client()
         .put_object()
-        .bucket("m")
+        .bucket("measure")
         .key("hot")
         .body(ByteStream::from(vec![1u8; 65536]))
         .send()
         .await
         .unwrap();
     s3.put_object()
-        .bucket("m")
+        .bucket("measure")
         .key("hot")
         .body(ByteStream::from(vec![1u8; 65536]))
         .send()
@@ -821,7 +821,7 @@ async fn measure_outbox_drain_and_hit_overhead() {
     let time = |lb: &Lifeboat| {
         let started = Instant::now();
         for _ in 0..500 {
-            let (status, _, _, _) = get(lb, "/m/hot");
+            let (status, _, _, _) = get(lb, "/measure/hot");
             assert_eq!(status, 200);
         }
         started.elapsed().as_secs_f64() / 500.0 * 1e6
