@@ -370,6 +370,43 @@ async fn prefetch(store: Store, gw: Arc<Gateway>, bucket: String, key: String) {
     }
 }
 
+/// The local copy of an object, fetched from the upstream first when it is not cached (the
+/// source of a CopyObject or UploadPartCopy in gateway mode).
+pub async fn cached(ctx: &Context, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
+    match ctx.store.object(bucket, key).await {
+        Err(StoreError::NoSuchKey) => {}
+        other => return Ok(other?),
+    }
+    let Some(gw) = &ctx.gateway else {
+        return Err(S3ErrorCode::NoSuchKey.into());
+    };
+    if let Ok(Some(OutboxOp::Delete { .. })) = ctx.store.pending_op(bucket, key).await {
+        return Err(S3ErrorCode::NoSuchKey.into());
+    }
+    let guard = gw.key_lock(bucket, key).await;
+    if let Ok(meta) = ctx.store.object(bucket, key).await {
+        return Ok(meta);
+    }
+    let (ub, uk) = gw.upstream.map(bucket, key);
+    let resp = gw
+        .upstream
+        .send(&UpstreamRequest::new(Method::GET, &ub, Some(&uk)))
+        .await
+        .map_err(miss_error)?;
+    let fill = Fill {
+        store: ctx.store.clone(),
+        gw: Arc::clone(gw),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        guard,
+    };
+    fill.run(resp, None).await;
+    ctx.store.object(bucket, key).await.map_err(|e| match e {
+        StoreError::NoSuchKey => unavailable(),
+        e => e.into(),
+    })
+}
+
 /// One upstream body on its way into the cache (and maybe to a client).
 struct Fill {
     store: Store,

@@ -64,7 +64,7 @@ pub async fn copy_object(
     source: &CopySource,
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
-    let src = ctx.store.object(&source.bucket, &source.key).await?;
+    let src = crate::gateway::read::cached(ctx, &source.bucket, &source.key).await?;
     check_copy_conditions(headers, &src)?;
     let replace_metadata = match header(headers, "x-amz-metadata-directive") {
         None => false,

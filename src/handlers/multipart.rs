@@ -212,7 +212,7 @@ pub async fn upload_part_copy(
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
     let upload = upload_for(ctx, id, bucket, key).await?;
-    let src = ctx.store.object(&source.bucket, &source.key).await?;
+    let src = crate::gateway::read::cached(ctx, &source.bucket, &source.key).await?;
     check_copy_conditions(headers, &src)?;
     let (offset, len) = copy_range(headers, src.size)?;
     if len > ctx.config.limits.max_object_size {

@@ -653,6 +653,24 @@ async fn sse_and_server_side_copies() {
         .await
         .unwrap();
     assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == body.as_slice());
+
+    // A source that exists only upstream is fetched into the cache first.
+    direct
+        .put_object()
+        .bucket("docs")
+        .key("remote.pdf")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    s3.copy_object()
+        .bucket("docs")
+        .key("c.pdf")
+        .copy_source("docs/remote.pdf")
+        .send()
+        .await
+        .unwrap();
+    until_upstream(&direct, "docs", "c.pdf", Some(&etag)).await;
 }
 
 #[tokio::test]
