@@ -496,8 +496,8 @@ fn unavailable(e: &UpstreamError) -> S3Error {
     )
 }
 
-/// Commits a write whose blobs are durable, replicating it per the write policy. On error the
-/// caller still owns the blobs. The returned metadata carries the sync state to report.
+/// Commits a write whose blobs are durable, replicating it per the write policy; on error the
+/// blobs are removed. The returned metadata carries the sync state to report.
 pub async fn commit_write(
     ctx: &Context,
     bucket: &str,
@@ -510,7 +510,8 @@ pub async fn commit_write(
     let store = ctx.store.clone();
     let (b, k) = (bucket.to_owned(), key.to_owned());
     let check = precondition.clone();
-    commit_with(
+    let uncommitted = meta.clone();
+    let result = commit_with(
         ctx,
         bucket,
         key,
@@ -524,7 +525,11 @@ pub async fn commit_write(
                 .await
         },
     )
-    .await
+    .await;
+    if result.is_err() {
+        ctx.store.discard(&uncommitted).await;
+    }
+    result
 }
 
 /// Where a write's bytes can come from upstream.

@@ -4,13 +4,13 @@
 use http::{HeaderMap, Response, StatusCode};
 
 use super::put::{object_attributes, parse_write_precondition, with_checksum};
-use super::{Context, S3Response, header, iso_date, now_ms};
+use super::{Context, S3Response, header, iso_date};
 use crate::auth::parse_http_date;
 use crate::body::ResponseBody;
 use crate::checksum::ChecksumAlgorithm;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::CopySource;
-use crate::store::{ObjectMeta, Segment};
+use crate::store::ObjectMeta;
 use crate::xml::XmlWriter;
 
 /// Checks `x-amz-copy-source-if-match`, `-if-none-match`, `-if-modified-since` and
@@ -110,7 +110,6 @@ pub async fn copy_object(
         .store
         .copy_range(&src.segments, 0, src.size, alg, ctx.gateway.is_some())
         .await?;
-    let etag = hex::encode(digests.md5);
     // A source the upstream already holds is copied there server-side.
     let origin = if src.sync == crate::store::SyncState::Synced {
         crate::gateway::Origin::CopyOf {
@@ -132,36 +131,15 @@ pub async fn copy_object(
         src.tags.clone()
     };
     let meta = ObjectMeta {
-        segments: vec![Segment {
-            blob: blob.id.clone(),
-            size: src.size,
-            etag: etag.clone(),
-            checksum: Some(digests.checksum.value.clone()),
-            sha256: digests.sha256,
-        }],
-        size: src.size,
-        etag,
-        last_modified_ms: now_ms(),
         content,
         user_metadata,
-        checksum: Some(digests.checksum),
-        multipart: false,
         tags,
         acl: attrs.acl,
-        sync: crate::store::SyncState::LocalOnly,
-        validated_ms: now_ms(),
         sse: attrs.sse.or_else(|| src.sse.clone()),
+        ..ObjectMeta::single(&blob, digests.md5, digests.checksum, digests.sha256)
     };
     let meta =
-        match crate::gateway::commit_write(ctx, bucket, key, meta, precondition, headers, origin)
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                ctx.store.remove_blob(&blob.id).await;
-                return Err(e);
-            }
-        };
+        crate::gateway::commit_write(ctx, bucket, key, meta, precondition, headers, origin).await?;
     let mut w = XmlWriter::new();
     w.root("CopyObjectResult");
     w.element("LastModified", &iso_date(meta.last_modified_ms));

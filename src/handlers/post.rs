@@ -13,14 +13,14 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::put::entity_too_large;
-use super::{Context, S3Response, header, now_ms};
+use super::{Context, S3Response, header};
 use crate::auth::policy::{Action, Resource};
 use crate::auth::sigv4::{self, SigningKey};
 use crate::auth::{Users, parse_amz_date};
 use crate::body::ResponseBody;
 use crate::checksum::{BodyHashes, ChecksumAlgorithm};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::store::{ContentHeaders, ObjectMeta, Precondition, Segment};
+use crate::store::{ContentHeaders, ObjectMeta, Precondition};
 use crate::xml::XmlWriter;
 
 /// A form field other than the file is at most this long.
@@ -295,7 +295,6 @@ pub async fn post_object(
             Some(xml) => super::acl::parse_tag_set(xml.as_bytes())?,
             None => Vec::new(),
         };
-        let etag = hex::encode(digests.md5);
         let user_metadata = form
             .fields
             .iter()
@@ -316,27 +315,14 @@ pub async fn post_object(
         let acl = get("acl");
         let blob = ctx.store.finish_blob(writer).await?;
         let meta = ObjectMeta {
-            segments: vec![Segment {
-                blob: blob.id.clone(),
-                size,
-                etag: etag.clone(),
-                checksum: Some(digests.checksum.value.clone()),
-                sha256: digests.sha256,
-            }],
-            size,
-            etag,
-            last_modified_ms: now_ms(),
             content,
             user_metadata,
-            checksum: Some(digests.checksum),
-            multipart: false,
             tags,
             acl,
-            sync: crate::store::SyncState::LocalOnly,
-            validated_ms: now_ms(),
             sse: get("x-amz-server-side-encryption"),
+            ..ObjectMeta::single(&blob, digests.md5, digests.checksum, digests.sha256)
         };
-        let meta = match crate::gateway::commit_write(
+        let meta = crate::gateway::commit_write(
             ctx,
             bucket,
             &key,
@@ -345,14 +331,7 @@ pub async fn post_object(
             headers,
             crate::gateway::Origin::Local,
         )
-        .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                ctx.store.remove_blob(&blob.id).await;
-                return Err(e);
-            }
-        };
+        .await?;
         let host = header(headers, "host").unwrap_or("localhost");
         return respond(&form, host, bucket, &key, &meta);
     }

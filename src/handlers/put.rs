@@ -5,12 +5,12 @@
 
 use http::{HeaderMap, Response, StatusCode, Version};
 
-use super::{Context, S3Response, header, now_ms};
+use super::{Context, S3Response, header};
 use crate::auth::PayloadMode;
 use crate::body::{RequestBody, ResponseBody};
 use crate::checksum::{self, BodyHashes, Checksum, ChecksumAlgorithm};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::store::{BlobWriter, ContentHeaders, ObjectMeta, Precondition, Segment};
+use crate::store::{BlobWriter, ContentHeaders, ObjectMeta, Precondition};
 
 /// Everything about an upload that the headers say, checked before the body is read.
 #[derive(Debug)]
@@ -441,31 +441,16 @@ pub async fn put_object(
     body: &mut RequestBody,
 ) -> S3Result<S3Response> {
     let got = receive(ctx, &plan, body, ctx.config.limits.max_object_size).await?;
-    let etag = hex::encode(got.md5);
-    let size = got.size;
     let blob = ctx.store.finish_blob(got.writer).await?;
     let meta = ObjectMeta {
-        segments: vec![Segment {
-            blob: blob.id.clone(),
-            size,
-            etag: etag.clone(),
-            checksum: Some(got.checksum.value.clone()),
-            sha256: got.sha256,
-        }],
-        size,
-        etag,
-        last_modified_ms: now_ms(),
         content: plan.content,
         user_metadata: plan.user_metadata,
-        checksum: Some(got.checksum),
-        multipart: false,
         tags: plan.tags,
         acl: plan.acl,
-        sync: crate::store::SyncState::LocalOnly,
-        validated_ms: now_ms(),
         sse: plan.sse,
+        ..ObjectMeta::single(&blob, got.md5, got.checksum, got.sha256)
     };
-    let meta = match crate::gateway::commit_write(
+    let meta = crate::gateway::commit_write(
         ctx,
         bucket,
         key,
@@ -474,14 +459,7 @@ pub async fn put_object(
         headers,
         crate::gateway::Origin::Local,
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            ctx.store.remove_blob(&blob.id).await;
-            return Err(e);
-        }
-    };
+    .await?;
     let resp = Response::builder()
         .status(StatusCode::OK)
         .header("etag", meta.quoted_etag())

@@ -149,6 +149,39 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
+    /// An object made of one durable blob, its ETag the blob's MD5; the attributes beside the
+    /// body (content headers, metadata, tags, ACL, SSE) start empty.
+    pub fn single(
+        blob: &DurableBlob,
+        md5: [u8; 16],
+        checksum: Checksum,
+        sha256: Option<String>,
+    ) -> Self {
+        let etag = hex::encode(md5);
+        let now = chrono::Utc::now().timestamp_millis();
+        Self {
+            segments: vec![Segment {
+                blob: blob.id.clone(),
+                size: blob.len,
+                etag: etag.clone(),
+                checksum: Some(checksum.value.clone()),
+                sha256,
+            }],
+            size: blob.len,
+            etag,
+            last_modified_ms: now,
+            content: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksum: Some(checksum),
+            multipart: false,
+            tags: Vec::new(),
+            acl: None,
+            sync: SyncState::LocalOnly,
+            validated_ms: now,
+            sse: None,
+        }
+    }
+
     pub fn quoted_etag(&self) -> String {
         format!("\"{}\"", self.etag)
     }
