@@ -37,6 +37,8 @@ pub struct Gateway {
     store: Store,
     wake: Notify,
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Buckets known to exist locally, so a request does not look its bucket up again.
+    known_buckets: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Gateway {
@@ -48,6 +50,7 @@ impl Gateway {
             store,
             wake: Notify::new(),
             locks: Mutex::new(HashMap::new()),
+            known_buckets: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -392,11 +395,16 @@ impl Gateway {
     /// In gateway mode a bucket may exist upstream before this node has seen it (a fresh cache,
     /// or a migration): then its local record is created on first use.
     pub async fn adopt_bucket(&self, store: &Store, bucket: &str, owner: &str, region: &str) {
-        if !matches!(
-            store.bucket(bucket).await,
-            Err(crate::store::StoreError::NoSuchBucket)
-        ) {
+        if self.lock_known().contains(bucket) {
             return;
+        }
+        match store.bucket(bucket).await {
+            Ok(_) => {
+                self.lock_known().insert(bucket.to_owned());
+                return;
+            }
+            Err(crate::store::StoreError::NoSuchBucket) => {}
+            Err(_) => return,
         }
         let (ub, _) = self.upstream.map(bucket, "");
         if self
@@ -414,6 +422,15 @@ impl Gateway {
                 tracing::info!(bucket, "adopted a bucket that exists upstream");
             }
         }
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.known_buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets that a bucket exists locally (it was deleted).
+    pub fn forget_bucket(&self, bucket: &str) {
+        self.lock_known().remove(bucket);
     }
 
     /// Mirrors CreateBucket / DeleteBucket upstream (without a bucket map). Best effort: the

@@ -25,7 +25,7 @@ use crate::body::{CHANNEL_DEPTH, ResponseBody};
 use crate::checksum::{BodyHashes, ChecksumAlgorithm};
 use crate::config::ReadPolicy;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::handlers::get::{Condition, evaluate_conditions, serve_local};
+use crate::handlers::get::{Condition, evaluate_conditions, open_local, serve_local, serve_opened};
 use crate::handlers::{Context, S3Response, now_ms};
 use crate::router::ResponseOverrides;
 use crate::store::outbox::OutboxOp;
@@ -69,21 +69,24 @@ fn unavailable() -> S3Error {
 }
 
 pub async fn get(ctx: &Context, gw: &Arc<Gateway>, r: &ReadRequest<'_>) -> S3Result<S3Response> {
-    match ctx.store.object(r.bucket, r.key).await {
-        Ok(meta) => {
-            // Not yet upstream: the local copy is the newest there is.
-            if meta.sync != SyncState::Synced {
-                return local(ctx, r, "HIT").await;
-            }
-            let check = match gw.read {
-                ReadPolicy::UpstreamFirst => true,
-                ReadPolicy::LocalFirst => gw.upstream.config.revalidate_after.is_some_and(|s| {
-                    now_ms() - meta.validated_ms > (s as i64).saturating_mul(1000)
-                }),
-            };
+    match open_local(ctx, r.bucket, r.key, r.head).await {
+        Ok((meta, file)) => {
+            let check = meta.sync == SyncState::Synced
+                && match gw.read {
+                    ReadPolicy::UpstreamFirst => true,
+                    ReadPolicy::LocalFirst => {
+                        gw.upstream.config.revalidate_after.is_some_and(|s| {
+                            now_ms() - meta.validated_ms > (s as i64).saturating_mul(1000)
+                        })
+                    }
+                };
+            // A hit (or a copy not yet upstream: the newest there is) is served from what is
+            // already open, with no second look-up.
             if !check {
-                return local(ctx, r, "HIT").await;
+                let resp = serve_opened(ctx, meta, file, r.headers, r.overrides, r.part_number)?;
+                return Ok(with_cache(resp, "HIT"));
             }
+            drop(file);
             revalidate(ctx, gw, r, &meta).await
         }
         Err(StoreError::NoSuchKey) => {

@@ -95,6 +95,7 @@ pub async fn head_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
 pub async fn delete_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
     ctx.store.delete_bucket(bucket).await?;
     if let Some(gw) = &ctx.gateway {
+        gw.forget_bucket(bucket);
         gw.mirror_bucket(bucket, false).await;
     }
     empty_response(StatusCode::NO_CONTENT)

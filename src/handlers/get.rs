@@ -197,11 +197,33 @@ pub async fn serve_local(
     part_number: Option<u16>,
     head: bool,
 ) -> S3Result<S3Response> {
-    let (meta, file) = if head {
-        (ctx.store.object(bucket, key).await?, None)
+    let (meta, file) = open_local(ctx, bucket, key, head).await?;
+    serve_opened(ctx, meta, file, headers, overrides, part_number)
+}
+
+/// The object's metadata and, unless this is a HEAD, its first blob opened for reading.
+pub async fn open_local(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    head: bool,
+) -> Result<(ObjectMeta, Option<tokio::fs::File>), crate::store::StoreError> {
+    if head {
+        Ok((ctx.store.object(bucket, key).await?, None))
     } else {
-        ctx.store.open_object(bucket, key).await?
-    };
+        ctx.store.open_object(bucket, key).await
+    }
+}
+
+/// Answers a GET (`file` set) or HEAD of an object already opened.
+pub fn serve_opened(
+    ctx: &Context,
+    meta: ObjectMeta,
+    file: Option<tokio::fs::File>,
+    headers: &HeaderMap,
+    overrides: &ResponseOverrides,
+    part_number: Option<u16>,
+) -> S3Result<S3Response> {
     match evaluate_conditions(headers, &meta.etag, meta.last_modified_ms) {
         Condition::Proceed => {}
         Condition::NotModified => {
