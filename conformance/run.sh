@@ -37,6 +37,10 @@ cleanup() {
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    if [ -n "${UPSTREAM_PID:-}" ] && kill -0 "$UPSTREAM_PID" 2>/dev/null; then
+        kill "$UPSTREAM_PID" 2>/dev/null || true
+        wait "$UPSTREAM_PID" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -47,10 +51,29 @@ trap 'exit 130' INT TERM
 ACCESS_KEY="conformance$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 SECRET_KEY="$(head -c 30 /dev/urandom | base64 | tr -d '/+=\n')"
 
-NO_COLOR=1 LIFEBOAT_ADDRESS=127.0.0.1:0 \
+# With CONFORMANCE_UPSTREAM=seaweedfs the same suites run against Lifeboat in gateway mode, in
+# front of a real SeaweedFS (tests/upstream/seaweedfs.sh): clients must notice nothing.
+UPSTREAM_PID=""
+GATEWAY_ENV=()
+if [ "${CONFORMANCE_UPSTREAM:-}" = "seaweedfs" ]; then
+    UP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    UP_BASE=$(( 20000 + RANDOM % 20000 ))
+    bash "$HERE/../tests/upstream/seaweedfs.sh" "$WORK/upstream" "$UP_PORT" "$UP_BASE" >"$WORK/upstream.log" 2>&1 &
+    UPSTREAM_PID=$!
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$UP_PORT") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    sleep 1
+    GATEWAY_ENV=(USE_S3_STORAGE=true "S3_ENDPOINT_URL=http://127.0.0.1:$UP_PORT" AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK)
+    echo "== upstream: SeaweedFS on 127.0.0.1:$UP_PORT (gateway mode)"
+fi
+
+env NO_COLOR=1 LIFEBOAT_ADDRESS=127.0.0.1:0 \
     LIFEBOAT_DATA_DIR="$WORK/data" \
     LIFEBOAT_ACCESS_KEY="$ACCESS_KEY" \
     LIFEBOAT_SECRET_KEY="$SECRET_KEY" \
+    "${GATEWAY_ENV[@]}" \
     "$BINARY" serve >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
 
