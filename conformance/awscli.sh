@@ -226,6 +226,16 @@ presign_ok() {
 }
 check "s3 presign (SigV4) + curl returns the object body" presign_ok
 
+# HTTP/2 without TLS (prior knowledge): there is no Host header, the signed host is the
+# request's authority.
+presign_h2_ok() {
+    local url code version
+    url=$(awsx s3 presign "s3://$BUCKET/small.bin" --expires-in 300) &&
+        read -r code version < <(curl -sS --http2-prior-knowledge -o "$T/presigned.h2" -w '%{http_code} %{http_version}\n' "$url") &&
+        [ "$code" = 200 ] && [ "$version" = 2 ] && cmp "$T/small.bin" "$T/presigned.h2"
+}
+check "the presigned URL over HTTP/2 (h2c) returns the object body" presign_h2_ok
+
 expired_presign_ok() {
     local url code
     url=$(awsx s3 presign "s3://$BUCKET/small.bin" --expires-in 1) &&

@@ -551,6 +551,74 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    fn upstream(endpoint: &str, path_style: bool) -> Upstream {
+        let toml = format!(
+            "[upstream]\nendpoint = \"{endpoint}\"\naccess_key = \"a\"\nsecret_key = \"s\"\npath_style = {path_style}\n"
+        );
+        let config = crate::config::Config::from_toml(&toml, &|_| None)
+            .ok()
+            .and_then(|c| c.upstream)
+            .expect("upstream config");
+        Upstream::new(config).expect("upstream")
+    }
+
+    #[test]
+    fn path_style_and_virtual_hosted_urls() {
+        let r = UpstreamRequest::new(Method::GET, "my-bucket", Some("dir/a b+c~é"))
+            .query("partNumber", "2");
+        let (req, _) = upstream("http://127.0.0.1:8333", true)
+            .build(&r)
+            .expect("build");
+        assert_eq!(
+            req.uri().to_string(),
+            "http://127.0.0.1:8333/my-bucket/dir/a%20b%2Bc~%C3%A9?partNumber=2"
+        );
+        let (req, _) = upstream("http://127.0.0.1:8333", false)
+            .build(&r)
+            .expect("build");
+        assert_eq!(
+            req.uri().to_string(),
+            "http://my-bucket.127.0.0.1:8333/dir/a%20b%2Bc~%C3%A9?partNumber=2"
+        );
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=a/")
+                && auth.contains("SignedHeaders=host;")
+        );
+    }
+
+    #[test]
+    fn a_default_port_is_left_out_of_the_signed_host() {
+        let r = UpstreamRequest::new(Method::HEAD, "b", None);
+        let (req, _) = upstream("https://s3.example.com:443", true)
+            .build(&r)
+            .expect("build");
+        assert_eq!(req.uri().to_string(), "https://s3.example.com/b/");
+        let (req, _) = upstream("http://minio.local:9000/", true)
+            .build(&r)
+            .expect("build");
+        assert_eq!(req.uri().to_string(), "http://minio.local:9000/b/");
+    }
+
+    #[test]
+    fn error_classes() {
+        let status = |s: u16| UpstreamError::Status {
+            status: s,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert!(status(503).is_outage() && !status(503).is_permanent());
+        assert!(status(429).is_outage() && !status(429).is_permanent());
+        assert!(status(403).is_permanent() && !status(403).is_outage());
+        let timeout = UpstreamError::Unreachable("timed out waiting for the first byte".into());
+        assert!(timeout.maybe_applied());
+        assert!(!UpstreamError::Unreachable(CIRCUIT_OPEN.into()).maybe_applied());
+    }
+
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
         assert!(backoff(1, 0.0) < backoff(1, 0.99));
