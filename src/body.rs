@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::auth::PayloadMode;
 use crate::auth::chunked::{ChunkDecoder, ChunkError};
 use crate::error::{S3Error, S3ErrorCode};
-use crate::store::{Segment, Store};
+use crate::store::{ReadGuard, Segment, Store};
 
 /// Chunks read from disk for a GET, and how many may wait in the channel.
 pub const READ_CHUNK: usize = 256 * 1024;
@@ -212,17 +212,20 @@ impl Body for ResponseBody {
 }
 
 /// Streams `len` bytes from `offset` of an object made of `segments` through a bounded channel.
-/// `first` is the already-open file of the first segment. If a later segment's blob vanished
-/// (the object was overwritten mid-download) the body ends with an error, never with wrong bytes.
+/// `first` is the already-open file of the first segment; `guard` keeps every segment's blob on
+/// disk until the stream ends, even if the object is overwritten or deleted meanwhile.
 pub fn stream_object(
     store: Store,
     segments: Vec<Segment>,
     first: tokio::fs::File,
+    guard: ReadGuard,
     offset: u64,
     len: u64,
 ) -> ResponseBody {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::spawn(async move {
+        // The blobs stay on disk until this stream is done, even if the object is replaced.
+        let _guard = guard;
         let mut first = Some(first);
         let mut skip = offset;
         let mut left = len;

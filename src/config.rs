@@ -595,6 +595,18 @@ fn resolve(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     if limits.max_header_bytes < 1024 {
         return Err(invalid("limits.max_header_bytes", "must be at least 1KiB"));
     }
+    if limits.abandoned_upload_seconds == 0 {
+        return Err(invalid(
+            "limits.abandoned_upload_seconds",
+            "must be at least 1",
+        ));
+    }
+    if limits.clock_skew_seconds > 7 * 24 * 3600 {
+        return Err(invalid(
+            "limits.clock_skew_seconds",
+            "must be at most a week (604800)",
+        ));
+    }
 
     Ok(Config {
         server: ServerConfig {

@@ -300,6 +300,10 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::BucketAlreadyExists => S3ErrorCode::BucketAlreadyExists.into(),
             StoreError::NoSuchUpload => S3ErrorCode::NoSuchUpload.into(),
             StoreError::PreconditionFailed => S3ErrorCode::PreconditionFailed.into(),
+            StoreError::PartChanged => S3Error::with_message(
+                S3ErrorCode::InvalidPart,
+                "A part was uploaded again while the upload was being completed; complete it again.",
+            ),
             StoreError::Io(e) => S3Error::internal(e),
             StoreError::Index(e) => S3Error::internal(e),
             StoreError::Corrupt(e) => S3Error::internal(e),

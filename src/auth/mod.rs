@@ -201,6 +201,12 @@ pub fn authenticate(
     now: SystemTime,
 ) -> Result<Authenticated, S3Error> {
     if query_get(req.query, "X-Amz-Algorithm").is_some() {
+        if req.headers.contains_key(http::header::AUTHORIZATION) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified",
+            ));
+        }
         return authenticate_presigned(req, users, settings, now);
     }
     if query_get(req.query, "AWSAccessKeyId").is_some()
@@ -354,19 +360,50 @@ fn expected_signature(
     payload_hash: &str,
     query: &[(String, String)],
 ) -> Result<String, S3Error> {
+    let signed: Vec<&str> = signed_headers.split(';').collect();
+    if !signed.contains(&"host") {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "The host header must be signed.",
+        ));
+    }
+    // Every x-amz-* header changes what the request does (a copy source, metadata, ACLs, …):
+    // one outside SignedHeaders could turn a presigned PUT into a CopyObject. S3 refuses them.
+    let presigned = query.iter().any(|(k, _)| k == "X-Amz-Signature");
+    let unsigned: Vec<&str> = req
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.starts_with("x-amz-") && !signed.contains(k))
+        .filter(|k| !(presigned && *k == "x-amz-content-sha256"))
+        .collect();
+    if !unsigned.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "There were headers present in the request which were not signed",
+        )
+        .extra("HeadersNotSigned", unsigned.join(", ")));
+    }
     let mut headers = Vec::new();
-    for name in signed_headers.split(';') {
+    for name in signed {
         if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(malformed(
                 "SignedHeaders must be lower-case names separated by ';'.",
             ));
         }
-        let values: Vec<&str> = req
+        let values = req
             .headers
             .get_all(name)
             .iter()
-            .map(|v| v.to_str().unwrap_or(""))
-            .collect();
+            .map(|v| {
+                v.to_str().map_err(|_| {
+                    S3Error::with_message(
+                        S3ErrorCode::InvalidArgument,
+                        format!("The value of the signed header {name} is not valid text."),
+                    )
+                })
+            })
+            .collect::<Result<Vec<&str>, S3Error>>()?;
         let value = if values.is_empty() && name == "host" {
             req.authority.unwrap_or("").to_owned()
         } else {

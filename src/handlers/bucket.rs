@@ -94,6 +94,13 @@ pub async fn head_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
 
 pub async fn delete_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
     ctx.store.delete_bucket(bucket).await?;
+    // Uploads in progress in the bucket go with it (they could complete into a new bucket of
+    // the same name otherwise).
+    for (id, upload) in ctx.store.uploads().await? {
+        if upload.bucket == bucket {
+            let _ = ctx.store.abort_upload(&id).await;
+        }
+    }
     if let Some(gw) = &ctx.gateway {
         gw.forget_bucket(bucket);
         gw.mirror_bucket(bucket, false).await;

@@ -9,7 +9,7 @@ use crate::auth::parse_http_date;
 use crate::body::{ResponseBody, stream_object};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::ResponseOverrides;
-use crate::store::{ObjectMeta, Segment};
+use crate::store::{ObjectMeta, ReadGuard, Segment};
 
 /// A parsed `Range: bytes=…` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,17 +201,21 @@ pub async fn serve_local(
     serve_opened(ctx, meta, file, headers, overrides, part_number)
 }
 
-/// The object's metadata and, unless this is a HEAD, its first blob opened for reading.
+/// An object's blobs, pinned for reading, with the first one open.
+pub type OpenBlobs = (Option<tokio::fs::File>, ReadGuard);
+
+/// The object's metadata and, unless this is a HEAD, its blobs pinned for reading.
 pub async fn open_local(
     ctx: &Context,
     bucket: &str,
     key: &str,
     head: bool,
-) -> Result<(ObjectMeta, Option<tokio::fs::File>), crate::store::StoreError> {
+) -> Result<(ObjectMeta, Option<OpenBlobs>), crate::store::StoreError> {
     if head {
         Ok((ctx.store.object(bucket, key).await?, None))
     } else {
-        ctx.store.open_object(bucket, key).await
+        let (meta, file, guard) = ctx.store.open_object(bucket, key).await?;
+        Ok((meta, Some((file, guard))))
     }
 }
 
@@ -219,7 +223,7 @@ pub async fn open_local(
 pub fn serve_opened(
     ctx: &Context,
     meta: ObjectMeta,
-    file: Option<tokio::fs::File>,
+    file: Option<OpenBlobs>,
     headers: &HeaderMap,
     overrides: &ResponseOverrides,
     part_number: Option<u16>,
@@ -306,9 +310,14 @@ pub fn serve_opened(
         }
     };
     let body = match file {
-        Some(f) if len > 0 => {
-            stream_object(ctx.store.clone(), meta.segments.clone(), f, offset, len)
-        }
+        Some((Some(f), guard)) if len > 0 => stream_object(
+            ctx.store.clone(),
+            meta.segments.clone(),
+            f,
+            guard,
+            offset,
+            len,
+        ),
         _ => ResponseBody::Empty,
     };
     b.status(status)

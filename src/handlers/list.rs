@@ -49,7 +49,7 @@ fn write_contents(w: &mut XmlWriter, page: &ListPage, enc: &Encoder, owner: Opti
         w.element("ETag", &meta.quoted_etag());
         if let Some(c) = &meta.checksum {
             w.element("ChecksumAlgorithm", c.algorithm.name());
-            w.element("ChecksumType", "FULL_OBJECT");
+            w.element("ChecksumType", c.type_name());
         }
         w.element("Size", &meta.size.to_string());
         if let Some(owner) = owner {

@@ -518,6 +518,7 @@ pub async fn list_uploads(
     p: &UploadListParams,
 ) -> S3Result<S3Response> {
     ctx.store.bucket(bucket).await?;
+    // Ordered by (key, upload id), so that the markers name a position exactly.
     let mut uploads: Vec<(String, UploadMeta)> = ctx
         .store
         .uploads()
@@ -532,9 +533,7 @@ pub async fn list_uploads(
             }
         })
         .collect();
-    uploads.sort_by(|a, b| {
-        (&a.1.key, a.1.initiated_ms, &a.0).cmp(&(&b.1.key, b.1.initiated_ms, &b.0))
-    });
+    uploads.sort_by(|a, b| (&a.1.key, &a.0).cmp(&(&b.1.key, &b.0)));
     let enc = |s: &str| {
         if p.encoding_url {
             crate::auth::sigv4::uri_encode(s, false)
@@ -544,25 +543,35 @@ pub async fn list_uploads(
     };
     let mut listed: Vec<&(String, UploadMeta)> = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
+    // The last key or common prefix returned, and the upload id when it was an upload.
+    let mut last: Option<(String, Option<String>)> = None;
     let mut truncated = false;
-    for entry in &uploads {
-        let cp = p.delimiter.as_deref().and_then(|d| {
-            entry.1.key[p.prefix.len()..]
-                .find(d)
-                .map(|i| entry.1.key[..p.prefix.len() + i + d.len()].to_owned())
-        });
-        if let Some(cp) = &cp
-            && prefixes.last() == Some(cp)
-        {
-            continue;
-        }
-        if listed.len() + prefixes.len() == p.max_uploads {
-            truncated = true;
-            break;
-        }
-        match cp {
-            Some(cp) => prefixes.push(cp),
-            None => listed.push(entry),
+    if p.max_uploads > 0 {
+        for entry in &uploads {
+            let cp = p.delimiter.as_deref().and_then(|d| {
+                entry.1.key[p.prefix.len()..]
+                    .find(d)
+                    .map(|i| entry.1.key[..p.prefix.len() + i + d.len()].to_owned())
+            });
+            if let Some(cp) = &cp
+                && (prefixes.last() == Some(cp) || p.key_marker.as_deref() == Some(cp.as_str()))
+            {
+                continue; // rolled up already, or the previous page ended on it
+            }
+            if listed.len() + prefixes.len() == p.max_uploads {
+                truncated = true;
+                break;
+            }
+            match cp {
+                Some(cp) => {
+                    last = Some((cp.clone(), None));
+                    prefixes.push(cp);
+                }
+                None => {
+                    last = Some((entry.1.key.clone(), Some(entry.0.clone())));
+                    listed.push(entry);
+                }
+            }
         }
     }
     let mut w = XmlWriter::new();
@@ -573,9 +582,9 @@ pub async fn list_uploads(
         "UploadIdMarker",
         p.upload_id_marker.as_deref().unwrap_or(""),
     );
-    if truncated && let Some((id, u)) = listed.last() {
-        w.element("NextKeyMarker", &enc(&u.key));
-        w.element("NextUploadIdMarker", id);
+    if truncated && let Some((key, id)) = &last {
+        w.element("NextKeyMarker", &enc(key));
+        w.element("NextUploadIdMarker", id.as_deref().unwrap_or(""));
     }
     w.element("Prefix", &enc(&p.prefix));
     if let Some(d) = &p.delimiter {

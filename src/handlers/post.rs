@@ -198,6 +198,46 @@ fn authenticate(
     Ok((std::sync::Arc::clone(user), doc))
 }
 
+/// Form fields become response headers later (metadata, content headers, the redirect):
+/// values a header cannot carry are refused now, not when the object is read.
+fn validate_fields(form: &Form) -> S3Result<()> {
+    const HEADERS: [&str; 6] = [
+        "content-type",
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "expires",
+        "success_action_redirect",
+    ];
+    for (name, value) in &form.fields {
+        let is_header = HEADERS.contains(&name.as_str()) || name.starts_with("x-amz-meta-");
+        if is_header
+            && (http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                && name != "success_action_redirect"
+                || http::HeaderValue::from_str(value).is_err())
+        {
+            return Err(bad_form(format!(
+                "The form field {name} cannot be stored as a header."
+            )));
+        }
+    }
+    if let Some(acl) = form.get("acl")
+        && !super::put::CANNED_ACLS.contains(&acl)
+    {
+        return Err(S3Error::invalid_argument("Invalid canned ACL", "acl", acl));
+    }
+    if let Some(sse) = form.get("x-amz-server-side-encryption")
+        && sse != "AES256"
+    {
+        return Err(S3Error::invalid_argument(
+            "The encryption method specified is not supported",
+            "x-amz-server-side-encryption",
+            sse,
+        ));
+    }
+    Ok(())
+}
+
 async fn read_field(field: &mut multer::Field<'_>) -> S3Result<String> {
     let mut out = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(form_error)? {
@@ -256,6 +296,7 @@ pub async fn post_object(
         }
         let (user, doc) = authenticate(&form, users)?;
         let policy = check_policy(&doc, &form, bucket, now)?;
+        validate_fields(&form)?;
         if !user.allows(Action::Write, Resource::Object { bucket, key: &key }) {
             return Err(S3ErrorCode::AccessDenied.into());
         }

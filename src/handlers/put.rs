@@ -79,10 +79,8 @@ pub fn parse_acl(headers: &HeaderMap) -> S3Result<Option<String>> {
 
 /// Parses a tag set in URL query form (`x-amz-tagging`), checking S3's tag limits.
 pub fn parse_tagging(value: &str) -> S3Result<Vec<(String, String)>> {
-    let tags: Vec<(String, String)> = crate::auth::sigv4::parse_query(value)
-        .into_iter()
-        .map(|(k, v)| (k.replace('+', " "), v.replace('+', " ")))
-        .collect();
+    // Form encoding: `+` is a space, `%2B` a plus; so `+` is turned into `%20` before decoding.
+    let tags: Vec<(String, String)> = crate::auth::sigv4::parse_query(&value.replace('+', "%20"));
     check_tags(&tags)?;
     Ok(tags)
 }

@@ -110,6 +110,7 @@ impl BlobWriter {
             let dir = dest2
                 .parent()
                 .ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
+            // The store creates every fan-out directory at open; this covers a bare BlobDirs.
             if !dir.exists() {
                 std::fs::create_dir_all(dir)?;
                 if let Some(parent) = dir.parent() {

@@ -385,6 +385,10 @@ impl Index {
         let end = bucket_end(bucket);
         let prefix_len = bucket.len() + 1;
         let mut page = ListPage::default();
+        // Nothing asked for, nothing to continue from: an empty, complete answer.
+        if q.max_keys == 0 {
+            return Ok(page);
+        }
         let mut cursor: Bound<Vec<u8>> = match &q.start_after {
             Some(s) if s.as_str() >= q.prefix.as_str() => Bound::Excluded(object_key(bucket, s)),
             _ => Bound::Included(object_key(bucket, &q.prefix)),

@@ -34,6 +34,8 @@ pub enum StoreError {
     NoSuchUpload,
     #[error("precondition failed")]
     PreconditionFailed,
+    #[error("a part changed while the upload was being completed")]
+    PartChanged,
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("index: {0}")]
@@ -250,6 +252,39 @@ struct Inner {
     data_dir: PathBuf,
     dirs: BlobDirs,
     index: index::Index,
+    /// Blobs being read, with their reader count and whether they were removed meanwhile
+    /// (then the last reader unlinks them).
+    readers: std::sync::Mutex<std::collections::HashMap<String, (usize, bool)>>,
+}
+
+/// Keeps an object's blobs on disk while it is read: a blob replaced or deleted meanwhile is
+/// unlinked only when the last reader lets go.
+pub struct ReadGuard {
+    store: Store,
+    blobs: Vec<String>,
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        let mut doomed = Vec::new();
+        {
+            let mut readers = self.store.lock_readers();
+            for b in &self.blobs {
+                if let Some(entry) = readers.get_mut(b) {
+                    entry.0 -= 1;
+                    if entry.0 == 0 {
+                        if entry.1 {
+                            doomed.push(b.clone());
+                        }
+                        readers.remove(b);
+                    }
+                }
+            }
+        }
+        for b in doomed {
+            let _ = std::fs::remove_file(self.store.inner.dirs.path_of(&b));
+        }
+    }
 }
 
 impl Store {
@@ -258,12 +293,26 @@ impl Store {
         let dirs = BlobDirs::new(data_dir);
         std::fs::create_dir_all(&dirs.blobs)?;
         std::fs::create_dir_all(&dirs.tmp)?;
+        // All 256 fan-out directories exist (and are durable) before any blob is renamed into
+        // one, so no commit can race the creation of its directory.
+        let mut created = false;
+        for i in 0..=255u8 {
+            let fan = dirs.blobs.join(format!("{i:02x}"));
+            if !fan.exists() {
+                std::fs::create_dir(&fan)?;
+                created = true;
+            }
+        }
+        if created {
+            blob::sync_dir(&dirs.blobs)?;
+        }
         let index = index::Index::open(&data_dir.join("index.redb"))?;
         let store = Self {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_owned(),
                 dirs,
                 index,
+                readers: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         };
         store.recover()?;
@@ -393,19 +442,59 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<(ObjectMeta, Option<tokio::fs::File>), StoreError> {
+    ) -> Result<(ObjectMeta, Option<tokio::fs::File>, ReadGuard), StoreError> {
         for _ in 0..3 {
             let meta = self.object(bucket, key).await?;
-            let Some(first) = meta.segments.first() else {
-                return Ok((meta, None));
+            let Some((guard, first)) = self.pin(&meta.segments).await? else {
+                continue; // replaced meanwhile: read the metadata again
             };
-            match tokio::fs::File::open(self.inner.dirs.path_of(&first.blob)).await {
-                Ok(f) => return Ok((meta, Some(f))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
-            }
+            return Ok((meta, first, guard));
         }
         Err(StoreError::NoSuchKey)
+    }
+
+    fn lock_readers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (usize, bool)>> {
+        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
+    /// already gone (the object was replaced between the metadata read and the pin).
+    pub async fn pin(
+        &self,
+        segments: &[Segment],
+    ) -> Result<Option<(ReadGuard, Option<tokio::fs::File>)>, StoreError> {
+        let guard = {
+            let mut readers = self.lock_readers();
+            for s in segments {
+                readers.entry(s.blob.clone()).or_insert((0, false)).0 += 1;
+            }
+            ReadGuard {
+                store: self.clone(),
+                blobs: segments.iter().map(|s| s.blob.clone()).collect(),
+            }
+        };
+        let mut first = None;
+        for (i, s) in segments.iter().enumerate() {
+            let path = self.inner.dirs.path_of(&s.blob);
+            let found = if i == 0 {
+                match tokio::fs::File::open(&path).await {
+                    Ok(f) => {
+                        first = Some(f);
+                        true
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                tokio::fs::try_exists(&path).await?
+            };
+            if !found {
+                return Ok(None);
+            }
+        }
+        Ok(Some((guard, first)))
     }
 
     /// Deletes `bucket/key`; absent keys are not an error (S3 answers 204 either way). With
@@ -508,6 +597,9 @@ impl Store {
         sha256: bool,
     ) -> Result<(DurableBlob, BodyDigests), StoreError> {
         const BUF: usize = 1 << 20;
+        let Some((source_guard, _)) = self.pin(segments).await? else {
+            return Err(StoreError::NoSuchKey);
+        };
         let mut writer = self.blob_writer().await?;
         let tmp = writer.tmp_path().to_owned();
         let dirs = self.inner.dirs.clone();
@@ -551,6 +643,7 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        drop(source_guard);
         writer.assume_written(len);
         Ok((self.finish_blob(writer).await?, digests))
     }
@@ -566,11 +659,69 @@ impl Store {
     }
 
     pub(crate) async fn remove_blob(&self, id: &str) {
+        {
+            let mut readers = self.lock_readers();
+            if let Some(entry) = readers.get_mut(id) {
+                entry.1 = true; // the last reader removes it
+                return;
+            }
+        }
         let path = self.inner.dirs.path_of(id);
         if let Err(e) = tokio::fs::remove_file(&path).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(blob = id, error = %e, "could not remove a replaced blob; recovery will");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::ChecksumAlgorithm;
+
+    async fn put(store: &Store, key: &str, body: &[u8]) -> ObjectMeta {
+        let mut w = store.blob_writer().await.unwrap();
+        w.write(body).await.unwrap();
+        let blob = store.finish_blob(w).await.unwrap();
+        let checksum = Checksum {
+            algorithm: ChecksumAlgorithm::Crc64Nvme,
+            value: String::new(),
+            composite: false,
+        };
+        let meta = ObjectMeta::single(&blob, [0; 16], checksum, None);
+        store
+            .commit_object("b", key, meta, Precondition::None, false)
+            .await
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn a_replaced_blob_stays_until_its_last_reader_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bm = BucketMeta {
+            created_ms: 0,
+            owner: "o".into(),
+            region: "r".into(),
+        };
+        store.create_bucket("b", bm).await.unwrap();
+        let old = put(&store, "k", b"old").await;
+        let (_, _, guard) = store.open_object("b", "k").await.unwrap();
+        put(&store, "k", b"new").await;
+        let old_path = store.dirs().path_of(&old.segments[0].blob);
+        assert!(old_path.exists(), "removed while a reader still streams it");
+        drop(guard);
+        assert!(!old_path.exists(), "the last reader removes it");
+        store.delete_object("b", "k", None).await.unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs"))
+                .unwrap()
+                .flatten()
+                .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+                .sum::<usize>(),
+            0
+        );
     }
 }

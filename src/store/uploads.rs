@@ -128,6 +128,20 @@ impl Index {
             let v = table.get(id)?.ok_or(StoreError::NoSuchUpload)?;
             decode(v.value())?
         };
+        // A part re-uploaded since Complete read the parts replaced (and removed) the blob
+        // chosen: the object would point at nothing. Check inside the commit.
+        {
+            let parts = txn.open_table(PARTS)?;
+            let (start, end) = parts_range(id);
+            let mut current = std::collections::HashSet::new();
+            for entry in parts.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+                let (_, v) = entry?;
+                current.insert(decode::<PartMeta>(v.value())?.blob);
+            }
+            if meta.blobs().any(|b| !current.contains(b)) {
+                return Err(StoreError::PartChanged);
+            }
+        }
         let replaced = put_in(&txn, &upload.bucket, &upload.key, meta, precondition)?;
         if !replicate {
             super::outbox::clear_key_in(&txn, &upload.bucket, &upload.key)?;

@@ -356,3 +356,56 @@ async fn skewed_clock_is_request_time_too_skewed() {
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("RequestTimeTooSkewed"));
 }
+
+/// A presigned PUT must not turn into a CopyObject (or gain metadata) through headers the
+/// signer never saw: S3 refuses x-amz-* headers outside SignedHeaders.
+#[tokio::test]
+async fn unsigned_amz_headers_are_refused() {
+    let (lb, s3) = setup().await;
+    s3.put_object()
+        .bucket("b")
+        .key("secret")
+        .body(ByteStream::from(b"payroll".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let p = s3
+        .put_object()
+        .bucket("b")
+        .key("uploads/x")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let req = format!(
+        "PUT {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-amz-copy-source: /b/secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        path_of(&lb, p.uri()),
+        lb.port
+    );
+    let (status, _, body) = raw(lb.port, req.as_bytes());
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("HeadersNotSigned") && body.contains("x-amz-copy-source"),
+        "{body}"
+    );
+    assert!(
+        s3.head_object()
+            .bucket("b")
+            .key("uploads/x")
+            .send()
+            .await
+            .is_err()
+    );
+
+    // Header auth: an unsigned metadata header is refused too.
+    let req = crate::harness::signed_request_with(
+        lb.port,
+        "PUT",
+        "/b/k",
+        b"x",
+        SystemTime::now(),
+        &[("x-amz-meta-evil", "1")],
+    );
+    let (status, _, _) = raw(lb.port, &req);
+    assert_eq!(status, 403);
+}

@@ -455,6 +455,23 @@ async fn acls_tagging_and_versioning() {
             .tag_set()
             .is_empty()
     );
+    // Form encoding in x-amz-tagging: `+` is a space, `%2B` a plus.
+    s3.put_object()
+        .bucket("b")
+        .key("plus")
+        .tagging("k=a%2Bb+c")
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let t = s3
+        .get_object_tagging()
+        .bucket("b")
+        .key("plus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(t.tag_set().first().map(|t| t.value()), Some("a+b c"));
     let too_many: String = (0..11).map(|i| format!("k{i}=v&")).collect();
     let e = s3
         .put_object()

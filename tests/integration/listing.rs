@@ -263,3 +263,17 @@ async fn paging_through_many_keys_is_complete_and_ordered() {
     }
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn max_keys_zero_is_an_empty_complete_page() {
+    let (_lb, s3) = setup(&["a", "b"]).await;
+    let page = s3
+        .list_objects_v2()
+        .bucket("b")
+        .max_keys(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.key_count(), Some(0));
+    assert_eq!(page.is_truncated(), Some(false));
+}
