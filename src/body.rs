@@ -31,6 +31,7 @@ pub struct RequestBody {
     pending: VecDeque<Bytes>,
     sha256: Option<(Sha256, [u8; 32])>,
     ended: bool,
+    idle: std::time::Duration,
 }
 
 fn chunk_error(e: ChunkError) -> S3Error {
@@ -45,7 +46,9 @@ fn chunk_error(e: ChunkError) -> S3Error {
 }
 
 impl RequestBody {
-    pub fn new(incoming: Incoming, payload: &PayloadMode) -> Self {
+    /// `idle` bounds the pause between two pieces of body: a client that stops sending
+    /// mid-upload is answered `RequestTimeout` instead of holding a temp file forever.
+    pub fn new(incoming: Incoming, payload: &PayloadMode, idle: std::time::Duration) -> Self {
         let (decoder, sha256) = match payload {
             PayloadMode::Sha256(h) => (None, Some((Sha256::new(), *h))),
             PayloadMode::Unsigned => (None, None),
@@ -63,6 +66,7 @@ impl RequestBody {
             pending: VecDeque::new(),
             sha256,
             ended: false,
+            idle,
         }
     }
 
@@ -75,7 +79,10 @@ impl RequestBody {
             if self.ended {
                 return Ok(None);
             }
-            match self.incoming.frame().await {
+            let frame = tokio::time::timeout(self.idle, self.incoming.frame())
+                .await
+                .map_err(|_| S3Error::new(S3ErrorCode::RequestTimeout))?;
+            match frame {
                 None => {
                     self.ended = true;
                     self.finish()?;

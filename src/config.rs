@@ -225,6 +225,7 @@ struct RawLimits {
     max_parts: Option<usize>,
     max_delete_keys: Option<usize>,
     abandoned_upload_seconds: Option<u64>,
+    body_idle_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -316,6 +317,8 @@ pub struct LimitsConfig {
     pub max_delete_keys: usize,
     /// Multipart uploads idle longer than this are aborted.
     pub abandoned_upload_seconds: u64,
+    /// Longest pause inside a request body (`RequestTimeout`).
+    pub body_idle_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -331,6 +334,7 @@ impl Default for LimitsConfig {
             max_parts: 10_000,
             max_delete_keys: 1000,
             abandoned_upload_seconds: 7 * 24 * 3600,
+            body_idle_seconds: 60,
         }
     }
 }
@@ -591,6 +595,7 @@ fn resolve(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         abandoned_upload_seconds: l
             .abandoned_upload_seconds
             .unwrap_or(d.abandoned_upload_seconds),
+        body_idle_seconds: l.body_idle_seconds.unwrap_or(d.body_idle_seconds).max(1),
     };
     if limits.max_header_bytes < 1024 {
         return Err(invalid("limits.max_header_bytes", "must be at least 1KiB"));

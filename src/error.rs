@@ -44,6 +44,7 @@ pub enum S3ErrorCode {
     NotModified,
     PreconditionFailed,
     RequestHeaderSectionTooLarge,
+    RequestTimeout,
     RequestTimeTooSkewed,
     ServiceUnavailable,
     SignatureDoesNotMatch,
@@ -90,6 +91,7 @@ impl S3ErrorCode {
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
             RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
+            RequestTimeout => "RequestTimeout",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
@@ -133,6 +135,7 @@ impl S3ErrorCode {
             | MaxMessageLengthExceeded
             | MetadataTooLarge
             | RequestHeaderSectionTooLarge
+            | RequestTimeout
             | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
         }
     }
@@ -201,6 +204,9 @@ impl S3ErrorCode {
             PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
             RequestHeaderSectionTooLarge => {
                 "Your request header section exceeds the maximum allowed size."
+            }
+            RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period."
             }
             RequestTimeTooSkewed => {
                 "The difference between the request time and the server's time is too large."

@@ -405,7 +405,11 @@ async fn dispatch(
     }
     let payload = &authenticated.payload;
     let headers = &parts.headers;
-    let mut body = RequestBody::new(incoming, payload);
+    let mut body = RequestBody::new(
+        incoming,
+        payload,
+        Duration::from_secs(limits.body_idle_seconds),
+    );
     match &op {
         Operation::ListBuckets => bucket::list_buckets(ctx, user).await,
         Operation::CreateBucket { bucket } => {

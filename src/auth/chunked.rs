@@ -132,8 +132,12 @@ impl ChunkDecoder {
                     }
                 }
                 State::Done => {
-                    // Some clients add a stray CRLF at the very end; anything else is an error.
-                    if input.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                    // Some clients add a stray CRLF at the very end; anything else (or more
+                    // than a few) is an error.
+                    self.trailer_bytes += input.len();
+                    if self.trailer_bytes <= MAX_TRAILER
+                        && input.iter().all(|b| *b == b'\r' || *b == b'\n')
+                    {
                         input.clear();
                     } else {
                         return Err(ChunkError::Malformed("data after the final chunk"));

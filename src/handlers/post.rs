@@ -181,6 +181,11 @@ fn authenticate(
     let [access_key, date, region, service, "aws4_request"] = parts.as_slice() else {
         return Err(bad_form("The x-amz-credential field is malformed."));
     };
+    if *service != "s3" {
+        return Err(bad_form(
+            "The x-amz-credential field names another service than s3.",
+        ));
+    }
     let user = users
         .get(access_key)
         .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId))?;

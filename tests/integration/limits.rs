@@ -90,3 +90,49 @@ async fn oversized_xml_body_is_max_message_length_exceeded() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&resp));
     assert!(String::from_utf8_lossy(&resp).contains("MaxMessageLengthExceeded"));
 }
+
+#[tokio::test]
+async fn a_stalled_upload_is_a_request_timeout() {
+    let lb = Lifeboat::start_with_config("[limits]\nbody_idle_seconds = 1\n");
+    lb.client()
+        .create_bucket()
+        .bucket("b")
+        .send()
+        .await
+        .unwrap();
+    let p = lb
+        .client()
+        .put_object()
+        .bucket("b")
+        .key("slow")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let path = p.uri().strip_prefix(&lb.endpoint).unwrap().to_owned();
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", lb.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 100\r\n\r\nab",
+        lb.port
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = s.read(&mut buf).unwrap();
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        resp.starts_with("HTTP/1.1 400") && resp.contains("RequestTimeout"),
+        "{resp}"
+    );
+    assert_eq!(
+        std::fs::read_dir(lb.data_dir.join("tmp")).unwrap().count(),
+        0
+    );
+}
