@@ -256,9 +256,6 @@ impl Gateway {
         key: &str,
         etag: &str,
     ) -> Result<(), UpstreamError> {
-        if etag.is_empty() {
-            return Ok(());
-        }
         let (ub, uk) = self.upstream.map(bucket, key);
         match self
             .upstream
@@ -488,7 +485,7 @@ async fn strict_failed(
     store: &Store,
     bucket: &str,
     key: &str,
-    failed_etag: &str,
+    failed_etag: Option<&str>,
     e: &UpstreamError,
 ) -> S3Error {
     // The upstream may still apply a write that timed out: queue what makes it match the
@@ -498,7 +495,8 @@ async fn strict_failed(
             .enqueue_reconcile(bucket, key, failed_etag, crate::handlers::now_ms())
             .await
         {
-            Ok(_) => gw.kick(),
+            Ok(true) => gw.kick(),
+            Ok(false) => {}
             Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
         }
     }
@@ -668,7 +666,7 @@ pub async fn commit_with(
                 .await?;
             if let Err(e) = gw.replicate_new(bucket, key, &meta, origin).await {
                 drop(guard);
-                return Err(strict_failed(gw, &ctx.store, bucket, key, &meta.etag, &e).await);
+                return Err(strict_failed(gw, &ctx.store, bucket, key, Some(&meta.etag), &e).await);
             }
             meta.sync = SyncState::Synced;
             Ok(commit(meta, false).await?.0)
@@ -728,7 +726,7 @@ pub async fn delete(ctx: &Context, bucket: &str, key: &str, headers: &HeaderMap)
         let guard = gw.key_lock(bucket, key).await;
         if let Err(e) = gw.delete_upstream(bucket, key).await {
             drop(guard);
-            return Err(strict_failed(gw, &ctx.store, bucket, key, "", &e).await);
+            return Err(strict_failed(gw, &ctx.store, bucket, key, None, &e).await);
         }
         ctx.store.delete_object(bucket, key, None).await?;
         return Ok(());

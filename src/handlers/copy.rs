@@ -3,9 +3,9 @@
 
 use http::{HeaderMap, Response, StatusCode};
 
+use super::get::{Condition, evaluate_prefixed};
 use super::put::{object_attributes, parse_write_precondition, with_checksum};
 use super::{Context, S3Response, header, iso_date};
-use crate::auth::parse_http_date;
 use crate::body::ResponseBody;
 use crate::checksum::ChecksumAlgorithm;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
@@ -16,32 +16,14 @@ use crate::xml::XmlWriter;
 /// Checks `x-amz-copy-source-if-match`, `-if-none-match`, `-if-modified-since` and
 /// `-if-unmodified-since` against the source; any that fails is 412 PreconditionFailed.
 pub fn check_copy_conditions(headers: &HeaderMap, source: &ObjectMeta) -> S3Result<()> {
-    let lm = source.last_modified_ms.div_euclid(1000);
-    let time = |name| {
-        header(headers, name)
-            .and_then(parse_http_date)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64)
-    };
-    let matches = |v: &str| {
-        v.split(',')
-            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
-            .any(|t| t == "*" || t == source.etag)
-    };
-    let if_match = header(headers, "x-amz-copy-source-if-match");
-    let if_none = header(headers, "x-amz-copy-source-if-none-match");
-    let failed = match if_match {
-        Some(v) => !matches(v),
-        // If-Match true overrides If-Unmodified-Since false, as on GET.
-        None => time("x-amz-copy-source-if-unmodified-since").is_some_and(|t| lm > t),
-    } || match if_none {
-        Some(v) => matches(v),
-        None => time("x-amz-copy-source-if-modified-since").is_some_and(|t| lm <= t),
-    };
-    if failed {
-        return Err(S3ErrorCode::PreconditionFailed.into());
+    let prefix = "x-amz-copy-source-";
+    match evaluate_prefixed(headers, prefix, &source.etag, source.last_modified_ms) {
+        Condition::Proceed => Ok(()),
+        // A copy has no 304: a failed If-None-Match/If-Modified-Since is 412 too.
+        Condition::NotModified | Condition::PreconditionFailed => {
+            Err(S3ErrorCode::PreconditionFailed.into())
+        }
     }
-    Ok(())
 }
 
 /// The checksum algorithm of a copy: the one asked for, else the source's, else CRC64NVME.

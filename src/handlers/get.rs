@@ -80,14 +80,26 @@ pub enum Condition {
 /// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since in RFC 7232
 /// order: If-Match overrides If-Unmodified-Since; If-None-Match overrides If-Modified-Since.
 pub fn evaluate_conditions(headers: &HeaderMap, etag: &str, last_modified_ms: i64) -> Condition {
+    evaluate_prefixed(headers, "", etag, last_modified_ms)
+}
+
+/// As `evaluate_conditions`, for headers named `<prefix>if-match` and so on (CopyObject's
+/// `x-amz-copy-source-if-*` follow the same rules).
+pub fn evaluate_prefixed(
+    headers: &HeaderMap,
+    prefix: &str,
+    etag: &str,
+    last_modified_ms: i64,
+) -> Condition {
     let lm_secs = last_modified_ms.div_euclid(1000);
-    let since = |name| {
-        header(headers, name)
+    let get = |name: &str| header(headers, &format!("{prefix}{name}"));
+    let since = |name: &str| {
+        get(name)
             .and_then(parse_http_date)
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64)
     };
-    match header(headers, "if-match") {
+    match get("if-match") {
         Some(v) => {
             if !etag_matches(v, etag) {
                 return Condition::PreconditionFailed;
@@ -101,7 +113,7 @@ pub fn evaluate_conditions(headers: &HeaderMap, etag: &str, last_modified_ms: i6
             }
         }
     }
-    match header(headers, "if-none-match") {
+    match get("if-none-match") {
         Some(v) => {
             if etag_matches(v, etag) {
                 return Condition::NotModified;

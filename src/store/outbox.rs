@@ -139,14 +139,15 @@ impl Index {
     }
 
     /// Queues whatever makes the upstream match the local state of a key: its current version,
-    /// or a tombstone when it has none.
+    /// or, when it has none, undoing the failed write whose ETag is `failed_etag`. Returns
+    /// whether anything was queued.
     fn enqueue_reconcile(
         &self,
         bucket: &str,
         key: &str,
-        failed_etag: &str,
+        failed_etag: Option<&str>,
         now_ms: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
         let current: Option<ObjectMeta> = txn
             .open_table(super::index::OBJECTS)?
@@ -154,24 +155,24 @@ impl Index {
             .map(|v| decode(v.value()))
             .transpose()?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        let op = match current {
-            Some(meta) => OutboxOp::Put {
+        let op = match (current, failed_etag) {
+            (Some(meta), _) => OutboxOp::Put {
                 bucket,
                 key,
                 etag: meta.etag,
             },
-            None => OutboxOp::Revert {
+            (None, Some(etag)) => OutboxOp::Revert {
                 bucket,
                 key,
-                etag: failed_etag.to_owned(),
+                etag: etag.to_owned(),
             },
+            (None, None) => return Ok(false),
         };
-        let seq = enqueue_in(&txn, op, now_ms)?;
+        enqueue_in(&txn, op, now_ms)?;
         txn.commit()?;
-        Ok(seq)
+        Ok(true)
     }
 
-    /// Removes a replayed entry; for a put, marks the object synced if it is still that version.
     /// Whether `seq` is still the newest queued entry of its key.
     fn entry_is_current(&self, bucket: &str, key: &str, seq: u64) -> Result<bool, StoreError> {
         let txn = self.db.begin_read()?;
@@ -331,11 +332,15 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
-        failed_etag: &str,
+        failed_etag: Option<&str>,
         now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let (b, k, e) = (bucket.to_owned(), key.to_owned(), failed_etag.to_owned());
-        self.blocking(move |ix| ix.enqueue_reconcile(&b, &k, &e, now_ms))
+    ) -> Result<bool, StoreError> {
+        let (b, k, e) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            failed_etag.map(str::to_owned),
+        );
+        self.blocking(move |ix| ix.enqueue_reconcile(&b, &k, e.as_deref(), now_ms))
             .await
     }
 

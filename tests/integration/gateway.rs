@@ -853,3 +853,25 @@ async fn measure_outbox_drain_and_hit_overhead() {
         (g1 + g2) / (l1 + l2)
     );
 }
+
+/// An entry the upstream refuses for good (here: a bucket name only Lifeboat accepts) goes to
+/// the dead letters instead of blocking every write queued behind it.
+#[tokio::test]
+async fn a_permanent_refusal_does_not_block_the_outbox() {
+    let Some(s) = setup("write = \"back\"\n") else {
+        return;
+    };
+    let direct = s.up.client();
+    let s3 = s.lb.client();
+    s3.create_bucket().bucket("x").send().await.unwrap();
+    s3.create_bucket().bucket("fine").send().await.unwrap();
+    assert_eq!(put(&s.lb, "/x/refused", b"kept locally", &[]).0, 200);
+    assert_eq!(put(&s.lb, "/fine/after", b"behind it", &[]).0, 200);
+    until_upstream(&direct, "fine", "after", Some(&md5_hex(b"behind it"))).await;
+    // The refused object is still served locally, and still says it is not upstream.
+    let (status, _, sync, got) = get(&s.lb, "/x/refused");
+    assert_eq!(
+        (status, sync.as_deref(), got.as_slice()),
+        (200, Some("pending"), &b"kept locally"[..])
+    );
+}
