@@ -36,10 +36,6 @@ async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
     assert_eq!(code(&e), "InvalidAccessKeyId");
 }
 
-fn path_of(lb: &Lifeboat, uri: &str) -> String {
-    uri.strip_prefix(&lb.endpoint).unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn presigned_get_and_put() {
     let (lb, s3) = setup().await;
@@ -51,12 +47,7 @@ async fn presigned_get_and_put() {
         .presigned(cfg.clone())
         .await
         .unwrap();
-    let req = format!(
-        "PUT {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world",
-        path_of(&lb, put.uri()),
-        lb.port
-    );
-    let (status, _, body) = raw(lb.port, req.as_bytes());
+    let (status, _, body) = lb.send("PUT", &lb.path_of(put.uri()), &[], b"hello world");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
     let get = s3
@@ -66,22 +57,15 @@ async fn presigned_get_and_put() {
         .presigned(cfg)
         .await
         .unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-        path_of(&lb, get.uri()),
-        lb.port
-    );
-    let (status, _, body) = raw(lb.port, req.as_bytes());
+    let (status, _, body) = lb.send("GET", &lb.path_of(get.uri()), &[], b"");
     assert_eq!(status, 200);
     assert_eq!(body, b"hello world");
 
     // A tampered presigned URL.
-    let tampered = path_of(&lb, get.uri()).replace("pre%20signed", "pre%20signex");
-    let req = format!(
-        "GET {tampered} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-        lb.port
-    );
-    let (status, _, body) = raw(lb.port, req.as_bytes());
+    let tampered = lb
+        .path_of(get.uri())
+        .replace("pre%20signed", "pre%20signex");
+    let (status, _, body) = lb.send("GET", &tampered, &[], b"");
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("SignatureDoesNotMatch"));
 }
@@ -108,12 +92,7 @@ async fn expired_presigned_url_is_access_denied() {
         .presigned(cfg)
         .await
         .unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-        path_of(&lb, get.uri()),
-        lb.port
-    );
-    let (status, _, body) = raw(lb.port, req.as_bytes());
+    let (status, _, body) = lb.send("GET", &lb.path_of(get.uri()), &[], b"");
     assert_eq!(status, 403);
     let body = String::from_utf8_lossy(&body);
     assert!(
@@ -253,14 +232,7 @@ async fn expect_100_continue_is_refused_before_the_body() {
 #[tokio::test]
 async fn errors_are_s3_xml_with_matching_request_id() {
     let (lb, _s3) = setup().await;
-    let (status, head, body) = raw(
-        lb.port,
-        format!(
-            "GET /b/k HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            lb.port
-        )
-        .as_bytes(),
-    );
+    let (status, head, body) = lb.send("GET", "/b/k", &[], b"");
     assert_eq!(status, 403);
     let body = String::from_utf8_lossy(&body);
     let id = head
@@ -277,25 +249,16 @@ async fn errors_are_s3_xml_with_matching_request_id() {
     assert!(body.contains("<Resource>/b/k</Resource>"));
 
     // HEAD errors have no body.
-    let (status, _, body) = raw(
-        lb.port,
-        format!(
-            "HEAD /b/k HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            lb.port
-        )
-        .as_bytes(),
-    );
+    let (status, _, body) = lb.send("HEAD", "/b/k", &[], b"");
     assert_eq!(status, 403);
     assert!(body.is_empty());
 
     // SigV2 is refused with a pointer to SigV4.
-    let (status, _, body) = raw(
-        lb.port,
-        format!(
-            "GET /b/k HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS {AK}:abc=\r\nConnection: close\r\n\r\n",
-            lb.port
-        )
-        .as_bytes(),
+    let (status, _, body) = lb.send(
+        "GET",
+        "/b/k",
+        &[("Authorization", &format!("AWS {AK}:abc="))],
+        b"",
     );
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("AWS4-HMAC-SHA256"));
@@ -376,12 +339,12 @@ async fn unsigned_amz_headers_are_refused() {
         .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
         .await
         .unwrap();
-    let req = format!(
-        "PUT {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-amz-copy-source: /b/secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        path_of(&lb, p.uri()),
-        lb.port
+    let (status, _, body) = lb.send(
+        "PUT",
+        &lb.path_of(p.uri()),
+        &[("x-amz-copy-source", "/b/secret")],
+        b"",
     );
-    let (status, _, body) = raw(lb.port, req.as_bytes());
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 403, "{body}");
     assert!(

@@ -106,6 +106,38 @@ impl Lifeboat {
         client(&format!("http://s3.localhost:{}", self.port), AK, SK, false)
     }
 
+    /// The path and query of a presigned URL for this server.
+    pub fn path_of(&self, uri: &str) -> String {
+        uri.strip_prefix(&self.endpoint)
+            .expect("a URL of this server")
+            .to_owned()
+    }
+
+    /// A raw HTTP/1.1 request (`Connection: close`, Content-Length from `body` unless the method
+    /// has none): returns (status, head, body).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+            self.port
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "PUT" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        raw(self.port, &bytes)
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -131,12 +131,12 @@ async fn content_md5_good_bad_and_invalid() {
         .presigned(PresigningConfig::expires_in(std::time::Duration::from_secs(60)).unwrap())
         .await
         .unwrap();
-    let uri = p.uri().strip_prefix(&lb.endpoint).unwrap().to_owned();
-    let req = format!(
-        "PUT {uri} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-MD5: abc\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-        lb.port
+    let (status, _, body) = lb.send(
+        "PUT",
+        &lb.path_of(p.uri()),
+        &[("Content-MD5", "abc")],
+        b"hello",
     );
-    let (status, _, body) = crate::harness::raw(lb.port, req.as_bytes());
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("<Code>InvalidDigest</Code>"));
 }
