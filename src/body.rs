@@ -18,11 +18,8 @@ use tokio::sync::mpsc;
 use crate::auth::PayloadMode;
 use crate::auth::chunked::{ChunkDecoder, ChunkError};
 use crate::error::{S3Error, S3ErrorCode};
+use crate::limits::{CHANNEL_DEPTH, READ_CHUNK};
 use crate::store::{ReadGuard, Segment, Store};
-
-/// Chunks read from disk for a GET, and how many may wait in the channel.
-pub const READ_CHUNK: usize = 256 * 1024;
-pub const CHANNEL_DEPTH: usize = 4;
 
 /// A client's request body, decoded and checked as it streams.
 pub struct RequestBody {

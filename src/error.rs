@@ -6,220 +6,86 @@
 
 use http::StatusCode;
 
-/// The S3 error codes Lifeboat answers with. Names are AWS's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3ErrorCode {
-    AccessDenied,
-    AuthorizationHeaderMalformed,
-    AuthorizationQueryParametersError,
-    BadDigest,
-    BucketAlreadyExists,
-    BucketAlreadyOwnedByYou,
-    BucketNotEmpty,
-    EntityTooLarge,
-    EntityTooSmall,
-    IncompleteBody,
-    InternalError,
-    InvalidAccessKeyId,
-    InvalidArgument,
-    InvalidBucketName,
-    InvalidDigest,
-    InvalidRange,
-    InvalidRequest,
-    InvalidTag,
-    InvalidPart,
-    InvalidPartOrder,
-    InvalidPartNumber,
-    NoSuchUpload,
-    KeyTooLongError,
-    MalformedPOSTRequest,
-    MalformedXML,
-    MaxMessageLengthExceeded,
-    MetadataTooLarge,
-    MethodNotAllowed,
-    MissingContentLength,
-    NoSuchBucket,
-    NoSuchKey,
-    NotImplemented,
-    NotModified,
-    PreconditionFailed,
-    RequestHeaderSectionTooLarge,
-    RequestTimeout,
-    RequestTimeTooSkewed,
-    ServiceUnavailable,
-    SignatureDoesNotMatch,
-    XAmzContentSHA256Mismatch,
+/// Declares the S3 error codes, one row each: the code (AWS's own name, as it appears in
+/// `<Code>`), the HTTP status AWS documents for it, and AWS's default wording, used when a
+/// handler has nothing more specific. Adding a code is adding a row.
+macro_rules! s3_error_codes {
+    ($($code:ident => $status:ident, $message:literal;)*) => {
+        /// The S3 error codes Lifeboat answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum S3ErrorCode {
+            $($code,)*
+        }
+
+        impl S3ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [S3ErrorCode] = &[$(S3ErrorCode::$code,)*];
+
+            /// The code as it appears in `<Code>`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(S3ErrorCode::$code => stringify!($code),)*
+                }
+            }
+
+            /// The HTTP status AWS documents for the code.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(S3ErrorCode::$code => StatusCode::$status,)*
+                }
+            }
+
+            /// AWS's default wording for the code.
+            pub fn default_message(self) -> &'static str {
+                match self {
+                    $(S3ErrorCode::$code => $message,)*
+                }
+            }
+        }
+    };
 }
 
-impl S3ErrorCode {
-    /// The code as it appears in `<Code>`.
-    pub fn as_str(self) -> &'static str {
-        use S3ErrorCode::*;
-        match self {
-            AccessDenied => "AccessDenied",
-            AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
-            AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
-            BadDigest => "BadDigest",
-            BucketAlreadyExists => "BucketAlreadyExists",
-            BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
-            BucketNotEmpty => "BucketNotEmpty",
-            EntityTooLarge => "EntityTooLarge",
-            EntityTooSmall => "EntityTooSmall",
-            IncompleteBody => "IncompleteBody",
-            InternalError => "InternalError",
-            InvalidAccessKeyId => "InvalidAccessKeyId",
-            InvalidArgument => "InvalidArgument",
-            InvalidBucketName => "InvalidBucketName",
-            InvalidDigest => "InvalidDigest",
-            InvalidRange => "InvalidRange",
-            InvalidRequest => "InvalidRequest",
-            InvalidTag => "InvalidTag",
-            InvalidPart => "InvalidPart",
-            InvalidPartOrder => "InvalidPartOrder",
-            InvalidPartNumber => "InvalidPartNumber",
-            NoSuchUpload => "NoSuchUpload",
-            KeyTooLongError => "KeyTooLongError",
-            MalformedPOSTRequest => "MalformedPOSTRequest",
-            MalformedXML => "MalformedXML",
-            MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
-            MetadataTooLarge => "MetadataTooLarge",
-            MethodNotAllowed => "MethodNotAllowed",
-            MissingContentLength => "MissingContentLength",
-            NoSuchBucket => "NoSuchBucket",
-            NoSuchKey => "NoSuchKey",
-            NotImplemented => "NotImplemented",
-            NotModified => "NotModified",
-            PreconditionFailed => "PreconditionFailed",
-            RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
-            RequestTimeout => "RequestTimeout",
-            RequestTimeTooSkewed => "RequestTimeTooSkewed",
-            ServiceUnavailable => "ServiceUnavailable",
-            SignatureDoesNotMatch => "SignatureDoesNotMatch",
-            XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
-        }
-    }
-
-    /// The HTTP status AWS documents for the code.
-    pub fn status(self) -> StatusCode {
-        use S3ErrorCode::*;
-        match self {
-            AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
-                StatusCode::FORBIDDEN
-            }
-            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
-            MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            InvalidRange | InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
-            NotModified => StatusCode::NOT_MODIFIED,
-            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AuthorizationHeaderMalformed
-            | AuthorizationQueryParametersError
-            | BadDigest
-            | EntityTooLarge
-            | EntityTooSmall
-            | IncompleteBody
-            | InvalidArgument
-            | InvalidBucketName
-            | InvalidDigest
-            | InvalidRequest
-            | InvalidTag
-            | InvalidPart
-            | InvalidPartOrder
-            | KeyTooLongError
-            | MalformedPOSTRequest
-            | MalformedXML
-            | MaxMessageLengthExceeded
-            | MetadataTooLarge
-            | RequestHeaderSectionTooLarge
-            | RequestTimeout
-            | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    /// AWS's default wording for the code, used when a handler has nothing more specific.
-    pub fn default_message(self) -> &'static str {
-        use S3ErrorCode::*;
-        match self {
-            AccessDenied => "Access Denied",
-            AuthorizationHeaderMalformed => "The authorization header is malformed.",
-            AuthorizationQueryParametersError => {
-                "Error parsing the X-Amz-Credential parameter or another presigned parameter."
-            }
-            BadDigest => "The Content-MD5 you specified did not match what we received.",
-            BucketAlreadyExists => {
-                "The requested bucket name is not available. Please select a different name and try again."
-            }
-            BucketAlreadyOwnedByYou => {
-                "Your previous request to create the named bucket succeeded and you already own it."
-            }
-            BucketNotEmpty => "The bucket you tried to delete is not empty",
-            EntityTooLarge => "Your proposed upload exceeds the maximum allowed object size.",
-            EntityTooSmall => {
-                "Your proposed upload is smaller than the minimum allowed object size."
-            }
-            IncompleteBody => {
-                "You did not provide the number of bytes specified by the Content-Length HTTP header."
-            }
-            InternalError => "We encountered an internal error. Please try again.",
-            InvalidAccessKeyId => {
-                "The AWS Access Key Id you provided does not exist in our records."
-            }
-            InvalidArgument => "Invalid Argument",
-            InvalidBucketName => "The specified bucket is not valid.",
-            InvalidDigest => "The Content-MD5 you specified is not valid.",
-            InvalidRange => "The requested range is not satisfiable",
-            InvalidRequest => "Invalid Request",
-            InvalidTag => "The tag provided was not a valid tag.",
-            InvalidPart => {
-                "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
-            }
-            InvalidPartOrder => {
-                "The list of parts was not in ascending order. Parts must be ordered by part number."
-            }
-            InvalidPartNumber => "The requested partnumber is not satisfiable",
-            NoSuchUpload => {
-                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
-            }
-            KeyTooLongError => "Your key is too long",
-            MalformedPOSTRequest => {
-                "The body of your POST request is not well-formed multipart/form-data."
-            }
-            MalformedXML => {
-                "The XML you provided was not well-formed or did not validate against our published schema."
-            }
-            MaxMessageLengthExceeded => "Your request was too big.",
-            MetadataTooLarge => "Your metadata headers exceed the maximum allowed metadata size.",
-            MethodNotAllowed => "The specified method is not allowed against this resource.",
-            MissingContentLength => "You must provide the Content-Length HTTP header.",
-            NoSuchBucket => "The specified bucket does not exist",
-            NoSuchKey => "The specified key does not exist.",
-            NotImplemented => {
-                "A header or query you provided implies functionality that is not implemented."
-            }
-            NotModified => "Not Modified",
-            PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
-            RequestHeaderSectionTooLarge => {
-                "Your request header section exceeds the maximum allowed size."
-            }
-            RequestTimeout => {
-                "Your socket connection to the server was not read from or written to within the timeout period."
-            }
-            RequestTimeTooSkewed => {
-                "The difference between the request time and the server's time is too large."
-            }
-            ServiceUnavailable => "Please reduce your request rate.",
-            SignatureDoesNotMatch => {
-                "The request signature we calculated does not match the signature you provided. Check your key and signing method."
-            }
-            XAmzContentSHA256Mismatch => {
-                "The provided 'x-amz-content-sha256' header does not match what was computed."
-            }
-        }
-    }
+s3_error_codes! {
+    AccessDenied => FORBIDDEN, "Access Denied";
+    AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
+    AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter or another presigned parameter.";
+    BadDigest => BAD_REQUEST, "The Content-MD5 you specified did not match what we received.";
+    BucketAlreadyExists => CONFLICT, "The requested bucket name is not available. Please select a different name and try again.";
+    BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
+    BucketNotEmpty => CONFLICT, "The bucket you tried to delete is not empty";
+    EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
+    EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
+    IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
+    InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
+    InvalidAccessKeyId => FORBIDDEN, "The AWS Access Key Id you provided does not exist in our records.";
+    InvalidArgument => BAD_REQUEST, "Invalid Argument";
+    InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
+    InvalidDigest => BAD_REQUEST, "The Content-MD5 you specified is not valid.";
+    InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
+    InvalidRequest => BAD_REQUEST, "Invalid Request";
+    InvalidTag => BAD_REQUEST, "The tag provided was not a valid tag.";
+    InvalidPart => BAD_REQUEST, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
+    InvalidPartOrder => BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
+    InvalidPartNumber => RANGE_NOT_SATISFIABLE, "The requested partnumber is not satisfiable";
+    NoSuchUpload => NOT_FOUND, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
+    KeyTooLongError => BAD_REQUEST, "Your key is too long";
+    MalformedPOSTRequest => BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
+    MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MaxMessageLengthExceeded => BAD_REQUEST, "Your request was too big.";
+    MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
+    MissingContentLength => LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
+    NoSuchBucket => NOT_FOUND, "The specified bucket does not exist";
+    NoSuchKey => NOT_FOUND, "The specified key does not exist.";
+    NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
+    NotModified => NOT_MODIFIED, "Not Modified";
+    PreconditionFailed => PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold";
+    RequestHeaderSectionTooLarge => BAD_REQUEST, "Your request header section exceeds the maximum allowed size.";
+    RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
+    RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
+    ServiceUnavailable => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
+    SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
+    XAmzContentSHA256Mismatch => BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
 }
 
 /// An error on its way to the client: a code, a message, and optional extra elements.
@@ -317,6 +183,16 @@ impl From<crate::store::StoreError> for S3Error {
     }
 }
 
+impl From<crate::xml::XmlError> for S3Error {
+    fn from(e: crate::xml::XmlError) -> Self {
+        match e {
+            crate::xml::XmlError::Malformed | crate::xml::XmlError::UnexpectedRoot(_) => {
+                S3ErrorCode::MalformedXML.into()
+            }
+        }
+    }
+}
+
 pub type S3Result<T> = Result<T, S3Error>;
 
 #[cfg(test)]
@@ -332,6 +208,40 @@ mod tests {
              <Message>The specified key does not exist.</Message><Resource>/b/k&amp;1</Resource>\
              <RequestId>REQ1</RequestId></Error>"
         );
+    }
+
+    /// Every row of the table against the status AWS's error-code list gives for it
+    /// (`ErrorResponses.html`, "List of error codes"), written out independently of the table.
+    #[test]
+    fn every_code_has_the_aws_status_a_name_and_a_message() {
+        use S3ErrorCode::*;
+        let expected = |c: S3ErrorCode| -> u16 {
+            match c {
+                AccessDenied
+                | InvalidAccessKeyId
+                | RequestTimeTooSkewed
+                | SignatureDoesNotMatch => 403,
+                NoSuchBucket | NoSuchKey | NoSuchUpload => 404,
+                MethodNotAllowed => 405,
+                BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => 409,
+                MissingContentLength => 411,
+                PreconditionFailed => 412,
+                InvalidRange | InvalidPartNumber => 416,
+                NotModified => 304,
+                InternalError => 500,
+                NotImplemented => 501,
+                ServiceUnavailable => 503,
+                _ => 400,
+            }
+        };
+        assert_eq!(S3ErrorCode::ALL.len(), 40);
+        for &c in S3ErrorCode::ALL {
+            assert_eq!(c.status().as_u16(), expected(c), "{c:?}");
+            assert_eq!(c.as_str(), format!("{c:?}"), "the code is AWS's name");
+            assert!(!c.default_message().is_empty(), "{c:?} has no message");
+            let xml = S3Error::new(c).to_xml("/", "R");
+            assert!(xml.contains(&format!("<Code>{}</Code>", c.as_str())));
+        }
     }
 
     #[test]

@@ -20,17 +20,16 @@ use crate::auth::policy::{Action, Resource};
 use crate::auth::{self, AuthSettings, Users};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::Config;
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::handlers::{
-    Context, S3Response, acl, bucket, copy, delete, get, list, multipart, post, put,
+use crate::handlers::{S3Response, acl, bucket, copy, delete, get, list, multipart, post, put};
+use crate::limits::{
+    ACCEPT_RETRY, HEADER_BUFFER_FACTOR, HEADER_READ_TIMEOUT, MAX_HEADER_COUNT, MIN_HEADER_BUFFER,
+    SHUTDOWN_GRACE, UPLOAD_SWEEP_MAX,
 };
+use crate::replication::Replication;
 use crate::router::{self, Operation, Target};
 use crate::store::Store;
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long in-flight requests get to finish on shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -58,21 +57,7 @@ pub struct App {
 impl App {
     /// Builds the shared state; in gateway mode this starts the outbox replay worker.
     pub fn new(config: Config, store: Store) -> Result<Self, ServerError> {
-        let gateway = match &config.upstream {
-            None => None,
-            Some(u) => {
-                let gw = crate::gateway::Gateway::new(u.clone(), store.clone())
-                    .map_err(ServerError::Refused)?;
-                gw.spawn_worker();
-                tracing::info!(
-                    endpoint = %u.endpoint,
-                    write = ?u.write,
-                    read = ?u.read,
-                    "gateway mode"
-                );
-                Some(gw)
-            }
-        };
+        let replication = Replication::start(&config, &store).map_err(ServerError::Refused)?;
         Ok(Self {
             users: Users::new(&config.users),
             auth: AuthSettings {
@@ -81,7 +66,7 @@ impl App {
             ctx: Context {
                 config,
                 store,
-                gateway,
+                replication,
             },
         })
     }
@@ -141,10 +126,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 /// Aborts multipart uploads older than `max_age_secs`, checking every half of that (at most
 /// hourly, at least every second).
 fn spawn_upload_cleaner(store: Store, max_age_secs: u64) {
-    let every = Duration::from_secs((max_age_secs / 2).clamp(1, 3600));
+    let every = Duration::from_secs((max_age_secs / 2).clamp(1, UPLOAD_SWEEP_MAX.as_secs()));
     tokio::spawn(async move {
         loop {
-            let cutoff = crate::handlers::now_ms() - (max_age_secs as i64).saturating_mul(1000);
+            let cutoff = crate::time::now_ms() - (max_age_secs as i64).saturating_mul(1000);
             match store.abort_uploads_before(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(aborted = n, "aborted abandoned multipart uploads"),
@@ -186,10 +171,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(1000)
+        .max_headers(MAX_HEADER_COUNT)
         // Headers past our own limit are answered with RequestHeaderSectionTooLarge by the
         // handler; hyper's own cut-off sits well above it.
-        .max_buf_size((limits.max_header_bytes * 4).max(64 * 1024));
+        .max_buf_size((limits.max_header_bytes * HEADER_BUFFER_FACTOR).max(MIN_HEADER_BUFFER));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -198,7 +183,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             },
@@ -392,16 +377,12 @@ async fn dispatch(
     {
         return Err(S3ErrorCode::AccessDenied.into());
     }
-    if let (Some(gw), Some(b)) = (&ctx.gateway, op.bucket())
+    if let Some(b) = op.bucket()
         && !matches!(op, Operation::CreateBucket { .. })
     {
-        gw.adopt_bucket(
-            &ctx.store,
-            b,
-            &bucket::owner_id(user),
-            &ctx.config.server.region,
-        )
-        .await;
+        ctx.replication
+            .bucket_used(b, &user.owner_id(), &ctx.config.server.region)
+            .await;
     }
     let payload = &authenticated.payload;
     let headers = &parts.headers;
@@ -440,21 +421,7 @@ async fn dispatch(
             "A POST form upload carries its signature in the form, not in an Authorization header.",
         )),
         Operation::PutObject { bucket, key } => {
-            if key.len() > limits.max_key_length {
-                return Err(S3Error::new(S3ErrorCode::KeyTooLongError)
-                    .extra("Size", key.len().to_string())
-                    .extra("MaxSizeAllowed", limits.max_key_length.to_string()));
-            }
-            // Checked before the body is read, so 100-continue clients never send it.
-            let plan = put::plan_upload(
-                ctx,
-                headers,
-                payload,
-                parts.version,
-                put::PartChecksum::Object,
-            )?;
-            ctx.store.bucket(bucket).await?;
-            put::put_object(ctx, bucket, key, plan, headers, &mut body).await
+            put::put_object(ctx, bucket, key, headers, payload, parts.version, &mut body).await
         }
         Operation::CopyObject {
             bucket,

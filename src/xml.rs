@@ -6,7 +6,16 @@
 
 use quick_xml::events::Event;
 
-use crate::error::{S3Error, S3ErrorCode};
+use crate::limits::MAX_XML_DEPTH;
+
+/// Why a request body is not the XML expected; `error.rs` maps both to `MalformedXML`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("the XML is not well-formed")]
+    Malformed,
+    #[error("unexpected root element {0}")]
+    UnexpectedRoot(String),
+}
 
 /// The S3 namespace every response root carries.
 pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -111,9 +120,6 @@ impl Element {
     }
 }
 
-/// Nesting deeper than this is refused; no S3 request body needs more than four levels.
-const MAX_DEPTH: usize = 16;
-
 fn resolve_entity(name: &str) -> Option<char> {
     match name {
         "amp" => Some('&'),
@@ -133,8 +139,8 @@ fn resolve_entity(name: &str) -> Option<char> {
 }
 
 /// Parses a (size-limited) XML request body into a tree; any syntax error is `MalformedXML`.
-pub fn parse(body: &[u8]) -> Result<Element, S3Error> {
-    let malformed = || S3Error::new(S3ErrorCode::MalformedXML);
+pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
+    let malformed = || XmlError::Malformed;
     let text = std::str::from_utf8(body).map_err(|_| malformed())?;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
@@ -142,7 +148,7 @@ pub fn parse(body: &[u8]) -> Result<Element, S3Error> {
     loop {
         match reader.read_event().map_err(|_| malformed())? {
             Event::Start(e) => {
-                if root.is_some() || stack.len() >= MAX_DEPTH {
+                if root.is_some() || stack.len() >= MAX_XML_DEPTH {
                     return Err(malformed());
                 }
                 stack.push(Element {
@@ -198,13 +204,13 @@ pub fn parse(body: &[u8]) -> Result<Element, S3Error> {
 }
 
 /// Parses `CreateBucketConfiguration` and returns its `LocationConstraint`, if any.
-pub fn parse_location_constraint(body: &[u8]) -> Result<Option<String>, S3Error> {
+pub fn parse_location_constraint(body: &[u8]) -> Result<Option<String>, XmlError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     let root = parse(body)?;
     if root.name != "CreateBucketConfiguration" {
-        return Err(S3ErrorCode::MalformedXML.into());
+        return Err(XmlError::UnexpectedRoot(root.name));
     }
     Ok(root
         .child_text("LocationConstraint")

@@ -9,11 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
 use super::sigv4::{self, SigningKey};
-
-/// A chunk header or trailer line longer than this is malformed.
-const MAX_LINE: usize = 4096;
-/// The whole trailer section is at most this long.
-const MAX_TRAILER: usize = 16 * 1024;
+use crate::limits::{MAX_CHUNK_LINE as MAX_LINE, MAX_CHUNK_TRAILER as MAX_TRAILER};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChunkError {

@@ -6,16 +6,18 @@
 
 pub mod chunked;
 pub mod policy;
+pub mod post_policy;
 pub mod sigv4;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 
 use crate::error::{S3Error, S3ErrorCode};
+use crate::time::{format_amz_date, parse_amz_date, parse_http_date};
 use chunked::ChunkSigner;
 use policy::User;
 use sigv4::SigningKey;
@@ -103,26 +105,6 @@ fn query_get<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-/// Parses `20130524T000000Z`.
-pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
-    let t = NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ").ok()?;
-    let secs = u64::try_from(t.and_utc().timestamp()).ok()?;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-pub fn format_amz_date(t: SystemTime) -> String {
-    DateTime::<Utc>::from(t)
-        .format("%Y%m%dT%H%M%SZ")
-        .to_string()
-}
-
-/// Parses an HTTP date (`Fri, 24 May 2013 00:00:00 GMT`).
-pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let t = DateTime::parse_from_rfc2822(s.trim()).ok()?;
-    let secs = u64::try_from(t.timestamp()).ok()?;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 struct Credential<'a> {
@@ -513,6 +495,7 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use proptest::prelude::*;
+    use std::time::UNIX_EPOCH;
 
     fn users() -> Users {
         Users::new(&[User {

@@ -124,6 +124,12 @@ impl User {
     pub fn sees_bucket(&self, bucket: &str) -> bool {
         self.grants.iter().any(|g| g.covers_bucket(bucket))
     }
+
+    /// The canonical owner id shown for the user (bucket and upload owners): stable, and not
+    /// the secret.
+    pub fn owner_id(&self) -> String {
+        super::sigv4::sha256_hex(self.access_key.as_bytes())
+    }
 }
 
 /// Glob matching where `*` matches any run of characters (including none).

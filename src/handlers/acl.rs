@@ -5,11 +5,12 @@
 
 use http::{HeaderMap, StatusCode};
 
-use super::put::{check_tags, parse_acl};
-use super::{Context, S3Response, empty_response, xml_response};
+use super::headers::{check_body_digests, parse_acl, parse_tag_set};
+use super::{S3Response, empty_response, xml_response};
 use crate::body::RequestBody;
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::xml::{self, XmlWriter};
+use crate::xml::XmlWriter;
 
 fn acl_xml(owner: &str, acl: Option<&str>) -> String {
     let mut w = XmlWriter::new();
@@ -132,30 +133,12 @@ pub async fn put_tagging(
     body: &mut RequestBody,
 ) -> S3Result<S3Response> {
     let raw = body.read_small(ctx.config.limits.max_xml_body).await?;
-    super::delete::check_body_digests(headers, &raw)?;
+    check_body_digests(headers, &raw)?;
     let tags = parse_tag_set(&raw)?;
     ctx.store
         .update_object(bucket, key, move |m| m.tags = tags)
         .await?;
     empty_response(StatusCode::OK)
-}
-
-/// Parses a `<Tagging><TagSet><Tag><Key/><Value/></Tag>…` document and checks S3's tag limits.
-pub fn parse_tag_set(raw: &[u8]) -> S3Result<Vec<(String, String)>> {
-    let root = xml::parse(raw)?;
-    let set = root
-        .child("TagSet")
-        .filter(|_| root.name == "Tagging")
-        .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?;
-    let tags: Vec<(String, String)> = set
-        .children_named("Tag")
-        .map(|t| match (t.child_text("Key"), t.child_text("Value")) {
-            (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(S3Error::new(S3ErrorCode::MalformedXML)),
-        })
-        .collect::<S3Result<_>>()?;
-    check_tags(&tags)?;
-    Ok(tags)
 }
 
 pub async fn delete_tagging(ctx: &Context, bucket: &str, key: &str) -> S3Result<S3Response> {

@@ -4,25 +4,22 @@
 
 use http::{Response, StatusCode};
 
-use super::{Context, S3Response, empty_response, iso_date, now_ms, xml_response};
+use super::{S3Response, empty_response, xml_response};
 use crate::auth::policy::User;
 use crate::body::{RequestBody, ResponseBody};
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::valid_bucket_name;
 use crate::store::BucketMeta;
+use crate::time::{iso_date, now_ms};
 use crate::xml::{XmlWriter, parse_location_constraint};
-
-/// The canonical owner id shown for a user: stable, and not the secret.
-pub fn owner_id(user: &User) -> String {
-    crate::auth::sigv4::sha256_hex(user.access_key.as_bytes())
-}
 
 pub async fn list_buckets(ctx: &Context, user: &User) -> S3Result<S3Response> {
     let buckets = ctx.store.list_buckets().await?;
     let mut w = XmlWriter::new();
     w.root("ListAllMyBucketsResult");
     w.open("Owner");
-    w.element("ID", &owner_id(user));
+    w.element("ID", &user.owner_id());
     w.element("DisplayName", &user.access_key);
     w.close("Owner");
     w.open("Buckets");
@@ -67,14 +64,12 @@ pub async fn create_bucket(
             bucket,
             BucketMeta {
                 created_ms: now_ms(),
-                owner: owner_id(user),
+                owner: user.owner_id(),
                 region: region.clone(),
             },
         )
         .await?;
-    if let Some(gw) = &ctx.gateway {
-        gw.mirror_bucket(bucket, true).await;
-    }
+    ctx.replication.bucket_created(bucket).await;
     Response::builder()
         .status(StatusCode::OK)
         .header("location", format!("/{bucket}"))
@@ -101,10 +96,7 @@ pub async fn delete_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> 
             let _ = ctx.store.abort_upload(&id).await;
         }
     }
-    if let Some(gw) = &ctx.gateway {
-        gw.forget_bucket(bucket);
-        gw.mirror_bucket(bucket, false).await;
-    }
+    ctx.replication.bucket_deleted(bucket).await;
     empty_response(StatusCode::NO_CONTENT)
 }
 

@@ -1,43 +1,23 @@
 //! CopyObject (`API_CopyObject.html`): metadata directive COPY or REPLACE, the
-//! `x-amz-copy-source-if-*` conditions, and a body copy that streams file to file.
+//! `x-amz-copy-source-if-*` conditions, and a body copy that streams file to file. In gateway
+//! mode a source not cached is fetched first, and a synced source is copied upstream
+//! server-side (`Origin::CopyOf`).
 
 use http::{HeaderMap, Response, StatusCode};
 
-use super::get::{Condition, evaluate_prefixed};
-use super::put::{object_attributes, parse_write_precondition, with_checksum};
-use super::{Context, S3Response, header, iso_date};
+use super::headers::{
+    check_copy_conditions, copy_checksum, header, object_attributes, parse_write_precondition,
+};
+use super::{S3Response, checksum_element, with_checksum, with_object_state};
 use crate::body::ResponseBody;
-use crate::checksum::ChecksumAlgorithm;
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::limits::{check_key, check_object_size};
+use crate::replication::{Origin, Write};
 use crate::router::CopySource;
-use crate::store::ObjectMeta;
+use crate::store::{ObjectMeta, SyncState};
+use crate::time::iso_date;
 use crate::xml::XmlWriter;
-
-/// Checks `x-amz-copy-source-if-match`, `-if-none-match`, `-if-modified-since` and
-/// `-if-unmodified-since` against the source; any that fails is 412 PreconditionFailed.
-pub fn check_copy_conditions(headers: &HeaderMap, source: &ObjectMeta) -> S3Result<()> {
-    let prefix = "x-amz-copy-source-";
-    match evaluate_prefixed(headers, prefix, &source.etag, source.last_modified_ms) {
-        Condition::Proceed => Ok(()),
-        // A copy has no 304: a failed If-None-Match/If-Modified-Since is 412 too.
-        Condition::NotModified | Condition::PreconditionFailed => {
-            Err(S3ErrorCode::PreconditionFailed.into())
-        }
-    }
-}
-
-/// The checksum algorithm of a copy: the one asked for, else the source's, else CRC64NVME.
-pub fn copy_checksum(headers: &HeaderMap, source: &ObjectMeta) -> S3Result<ChecksumAlgorithm> {
-    match header(headers, "x-amz-checksum-algorithm") {
-        Some(a) => ChecksumAlgorithm::from_name(a.trim()).ok_or_else(|| {
-            S3Error::invalid_argument("Invalid checksum algorithm", "x-amz-checksum-algorithm", a)
-        }),
-        None => Ok(source
-            .checksum
-            .as_ref()
-            .map_or(ChecksumAlgorithm::Crc64Nvme, |c| c.algorithm)),
-    }
-}
 
 pub async fn copy_object(
     ctx: &Context,
@@ -46,7 +26,11 @@ pub async fn copy_object(
     source: &CopySource,
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
-    let src = crate::gateway::read::cached(ctx, &source.bucket, &source.key).await?;
+    check_key(&ctx.config.limits, key)?;
+    let src = ctx
+        .replication
+        .copy_source(&source.bucket, &source.key)
+        .await?;
     check_copy_conditions(headers, &src)?;
     let replace_metadata = match header(headers, "x-amz-metadata-directive") {
         None => false,
@@ -79,28 +63,30 @@ pub async fn copy_object(
              changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    if src.size > ctx.config.limits.max_object_size {
-        return Err(super::put::entity_too_large(
-            ctx.config.limits.max_object_size,
-        ));
-    }
-    let attrs = object_attributes(ctx, headers)?;
+    check_object_size(&ctx.config.limits, src.size)?;
+    let attrs = object_attributes(&ctx.config.limits, headers)?;
     let precondition = parse_write_precondition(headers)?;
     let alg = copy_checksum(headers, &src)?;
     ctx.store.bucket(bucket).await?;
     let (blob, digests) = ctx
         .store
-        .copy_range(&src.segments, 0, src.size, alg, ctx.gateway.is_some())
+        .copy_range(
+            &src.segments,
+            0,
+            src.size,
+            alg,
+            ctx.replication.needs_sha256(),
+        )
         .await?;
     // A source the upstream already holds is copied there server-side.
-    let origin = if src.sync == crate::store::SyncState::Synced {
-        crate::gateway::Origin::CopyOf {
+    let origin = if src.sync == SyncState::Synced {
+        Origin::CopyOf {
             bucket: &source.bucket,
             key: &source.key,
             etag: &src.etag,
         }
     } else {
-        crate::gateway::Origin::Local
+        Origin::Local
     };
     let (content, user_metadata) = if replace_metadata {
         (attrs.content, attrs.user_metadata)
@@ -120,8 +106,15 @@ pub async fn copy_object(
         sse: attrs.sse.or_else(|| src.sse.clone()),
         ..ObjectMeta::single(&blob, digests.md5, digests.checksum, digests.sha256)
     };
-    let meta =
-        crate::gateway::commit_write(ctx, bucket, key, meta, precondition, headers, origin).await?;
+    let write = Write {
+        bucket,
+        key,
+        meta,
+        precondition,
+        origin,
+        upload: None,
+    };
+    let meta = ctx.replication.commit(write, headers).await?;
     let mut w = XmlWriter::new();
     w.root("CopyObjectResult");
     w.element("LastModified", &iso_date(meta.last_modified_ms));
@@ -133,16 +126,11 @@ pub async fn copy_object(
     w.close("CopyObjectResult");
     let xml = w.finish();
     with_checksum(
-        super::with_sync(Response::builder().status(StatusCode::OK), ctx, &meta),
+        with_object_state(Response::builder().status(StatusCode::OK), ctx, &meta),
         meta.checksum.as_ref(),
     )
     .header("content-type", "application/xml")
     .header("content-length", xml.len())
     .body(ResponseBody::full(xml))
     .map_err(S3Error::internal)
-}
-
-/// The XML element name of a checksum (`ChecksumCRC32`, …).
-pub fn checksum_element(alg: ChecksumAlgorithm) -> String {
-    format!("Checksum{}", alg.name())
 }

@@ -4,10 +4,11 @@
 
 use http::{HeaderMap, StatusCode};
 
-use super::{Context, S3Response, empty_response, header, xml_response};
+use super::headers::check_body_digests;
+use super::{S3Response, empty_response, xml_response};
 use crate::auth::policy::{Action, Resource, User};
 use crate::body::RequestBody;
-use crate::checksum::{self, ChecksumAlgorithm};
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::xml::{self, XmlWriter};
 
@@ -17,45 +18,8 @@ pub async fn delete_object(
     key: &str,
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
-    crate::gateway::delete(ctx, bucket, key, headers).await?;
+    ctx.replication.delete(bucket, key, headers).await?;
     empty_response(StatusCode::NO_CONTENT)
-}
-
-/// Checks the digests a client sent over a small body it read whole.
-pub fn check_body_digests(headers: &HeaderMap, body: &[u8]) -> S3Result<()> {
-    if let Some(v) = header(headers, "content-md5") {
-        let want = checksum::decode_content_md5(v)
-            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidDigest))?;
-        let got: [u8; 16] = {
-            use md5::Digest;
-            md5::Md5::digest(body).into()
-        };
-        if want != got {
-            return Err(S3ErrorCode::BadDigest.into());
-        }
-    }
-    for alg in ChecksumAlgorithm::ALL {
-        if let Some(v) = header(headers, alg.header()) {
-            let want = alg.decode(v).ok_or_else(|| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidRequest,
-                    format!("Value for {} header is invalid.", alg.header()),
-                )
-            })?;
-            let mut h = alg.hasher();
-            h.update(body);
-            if h.finish() != want {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::BadDigest,
-                    format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        alg.name()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 pub async fn delete_objects(
@@ -96,7 +60,7 @@ pub async fn delete_objects(
         let outcome = if !user.allows(Action::Delete, Resource::Object { bucket, key }) {
             Err(S3Error::new(S3ErrorCode::AccessDenied))
         } else {
-            crate::gateway::delete(ctx, bucket, key, headers).await
+            ctx.replication.delete(bucket, key, headers).await
         };
         match outcome {
             Ok(()) => {

@@ -1,15 +1,21 @@
 //! GetObject and HeadObject (`API_GetObject.html`, `API_HeadObject.html`): Range (one range,
 //! open and suffix forms), the conditional headers with the precedence AWS documents (RFC 7232),
-//! `response-*` overrides, and stored checksums with `x-amz-checksum-mode: ENABLED`.
+//! `response-*` overrides, and stored checksums with `x-amz-checksum-mode: ENABLED`. This module
+//! renders every answer, whether the replication backend serves the object from the local
+//! store or from the upstream; the conditional logic itself is `conditional.rs`.
 
 use http::{HeaderMap, Response, StatusCode};
 
-use super::{Context, S3Response, header, http_date};
-use crate::auth::parse_http_date;
+use super::headers::header;
+use super::{S3Response, with_object_state};
 use crate::body::{ResponseBody, stream_object};
+use crate::conditional::{Condition, evaluate_conditions};
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::replication::{CacheStatus, ObjectSource, ReadRequest, UpstreamObject};
 use crate::router::ResponseOverrides;
-use crate::store::{ObjectMeta, ReadGuard, Segment};
+use crate::store::{ObjectMeta, OpenBlobs, Segment, SyncState};
+use crate::time::http_date;
 
 /// A parsed `Range: bytes=…` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,74 +68,6 @@ pub fn resolve_range(spec: RangeSpec, size: u64) -> Option<(u64, u64)> {
     }
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',').map(str::trim).any(|t| {
-        let t = t.strip_prefix("W/").unwrap_or(t);
-        t == "*" || t.trim_matches('"') == etag
-    })
-}
-
-/// The outcome of the conditional headers.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Condition {
-    Proceed,
-    NotModified,
-    PreconditionFailed,
-}
-
-/// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since in RFC 7232
-/// order: If-Match overrides If-Unmodified-Since; If-None-Match overrides If-Modified-Since.
-pub fn evaluate_conditions(headers: &HeaderMap, etag: &str, last_modified_ms: i64) -> Condition {
-    evaluate_prefixed(headers, "", etag, last_modified_ms)
-}
-
-/// As `evaluate_conditions`, for headers named `<prefix>if-match` and so on (CopyObject's
-/// `x-amz-copy-source-if-*` follow the same rules).
-pub fn evaluate_prefixed(
-    headers: &HeaderMap,
-    prefix: &str,
-    etag: &str,
-    last_modified_ms: i64,
-) -> Condition {
-    let lm_secs = last_modified_ms.div_euclid(1000);
-    let get = |name: &str| header(headers, &format!("{prefix}{name}"));
-    let since = |name: &str| {
-        get(name)
-            .and_then(parse_http_date)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64)
-    };
-    match get("if-match") {
-        Some(v) => {
-            if !etag_matches(v, etag) {
-                return Condition::PreconditionFailed;
-            }
-        }
-        None => {
-            if let Some(t) = since("if-unmodified-since")
-                && lm_secs > t
-            {
-                return Condition::PreconditionFailed;
-            }
-        }
-    }
-    match get("if-none-match") {
-        Some(v) => {
-            if etag_matches(v, etag) {
-                return Condition::NotModified;
-            }
-        }
-        None => {
-            if let Some(t) = since("if-modified-since")
-                && lm_secs <= t
-            {
-                return Condition::NotModified;
-            }
-        }
-    }
-    Condition::Proceed
-}
-
 fn object_headers(
     mut b: http::response::Builder,
     meta: &ObjectMeta,
@@ -174,8 +112,8 @@ fn part_range(meta: &ObjectMeta, n: u16) -> Option<(u64, u64, &Segment)> {
     Some((offset, seg.size, seg))
 }
 
-/// Serves GetObject (`head == false`) and HeadObject: from the store, or through the gateway's
-/// read policy when an upstream is configured.
+/// Serves GetObject (`head == false`) and HeadObject from wherever the replication backend
+/// says the object is: the local store, or the upstream on a gateway miss.
 pub async fn get_object(
     ctx: &Context,
     bucket: &str,
@@ -185,82 +123,74 @@ pub async fn get_object(
     part_number: Option<u16>,
     head: bool,
 ) -> S3Result<S3Response> {
-    if let Some(gw) = &ctx.gateway {
-        let req = crate::gateway::read::ReadRequest {
-            bucket,
-            key,
-            headers,
-            overrides,
-            part_number,
-            head,
-        };
-        return crate::gateway::read::get(ctx, gw, &req).await;
+    let req = ReadRequest {
+        bucket,
+        key,
+        headers,
+        part_number,
+        head,
+    };
+    match ctx.replication.read(&req).await? {
+        ObjectSource::Local { meta, blobs, cache } => {
+            serve_local(ctx, meta, blobs, headers, overrides, part_number, cache)
+        }
+        ObjectSource::Upstream(object) => serve_upstream(object, headers, overrides),
     }
-    serve_local(ctx, bucket, key, headers, overrides, part_number, head).await
 }
 
-/// Serves an object from the local store.
-pub async fn serve_local(
-    ctx: &Context,
-    bucket: &str,
-    key: &str,
-    headers: &HeaderMap,
-    overrides: &ResponseOverrides,
-    part_number: Option<u16>,
-    head: bool,
+/// A 304: the validators (ETag, Last-Modified) and `x-cache`, whichever path answered.
+fn not_modified(
+    etag: &str,
+    last_modified_ms: i64,
+    cache: Option<CacheStatus>,
 ) -> S3Result<S3Response> {
-    let (meta, file) = open_local(ctx, bucket, key, head).await?;
-    serve_opened(ctx, meta, file, headers, overrides, part_number)
+    let mut b = Response::builder()
+        .status(StatusCode::NOT_MODIFIED)
+        .header("etag", format!("\"{etag}\""))
+        .header("last-modified", http_date(last_modified_ms));
+    if let Some(c) = cache {
+        b = b.header("x-cache", c.as_str());
+    }
+    b.body(ResponseBody::Empty).map_err(S3Error::internal)
 }
 
-/// An object's blobs, pinned for reading, with the first one open.
-pub type OpenBlobs = (Option<tokio::fs::File>, ReadGuard);
-
-/// The object's metadata and, unless this is a HEAD, its blobs pinned for reading.
-pub async fn open_local(
-    ctx: &Context,
-    bucket: &str,
-    key: &str,
-    head: bool,
-) -> Result<(ObjectMeta, Option<OpenBlobs>), crate::store::StoreError> {
-    if head {
-        Ok((ctx.store.object(bucket, key).await?, None))
-    } else {
-        let (meta, file, guard) = ctx.store.open_object(bucket, key).await?;
-        Ok((meta, Some((file, guard))))
+/// Applies the conditional headers: `Some` is the answer (a 304), `None` means serve it.
+fn conditions(
+    headers: &HeaderMap,
+    etag: &str,
+    last_modified_ms: i64,
+    cache: Option<CacheStatus>,
+) -> S3Result<Option<S3Response>> {
+    match evaluate_conditions(headers, etag, last_modified_ms) {
+        Condition::Proceed => Ok(None),
+        Condition::NotModified => not_modified(etag, last_modified_ms, cache).map(Some),
+        Condition::PreconditionFailed => Err(S3ErrorCode::PreconditionFailed.into()),
     }
 }
 
-/// Answers a GET (`file` set) or HEAD of an object already opened.
-pub fn serve_opened(
+/// Answers a GET (`blobs` set) or HEAD of an object from the local store.
+pub fn serve_local(
     ctx: &Context,
     meta: ObjectMeta,
-    file: Option<OpenBlobs>,
+    blobs: Option<OpenBlobs>,
     headers: &HeaderMap,
     overrides: &ResponseOverrides,
     part_number: Option<u16>,
+    cache: Option<CacheStatus>,
 ) -> S3Result<S3Response> {
-    match evaluate_conditions(headers, &meta.etag, meta.last_modified_ms) {
-        Condition::Proceed => {}
-        Condition::NotModified => {
-            return Response::builder()
-                .status(StatusCode::NOT_MODIFIED)
-                .header("etag", meta.quoted_etag())
-                .header("last-modified", http_date(meta.last_modified_ms))
-                .body(ResponseBody::Empty)
-                .map_err(S3Error::internal);
-        }
-        Condition::PreconditionFailed => {
-            return Err(S3ErrorCode::PreconditionFailed.into());
-        }
+    if let Some(resp) = conditions(headers, &meta.etag, meta.last_modified_ms, cache)? {
+        return Ok(resp);
     }
     let checksum_mode =
         header(headers, "x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
-    let mut b = super::with_sync(
+    let mut b = with_object_state(
         object_headers(Response::builder(), &meta, overrides),
         ctx,
         &meta,
     );
+    if let Some(c) = cache {
+        b = b.header("x-cache", c.as_str());
+    }
     if !meta.tags.is_empty() {
         b = b.header("x-amz-tagging-count", meta.tags.len());
     }
@@ -321,7 +251,7 @@ pub fn serve_opened(
             }
         }
     };
-    let body = match file {
+    let body = match blobs {
         Some((Some(f), guard)) if len > 0 => stream_object(
             ctx.store.clone(),
             meta.segments.clone(),
@@ -335,6 +265,38 @@ pub fn serve_opened(
     b.status(status)
         .header("content-length", len)
         .body(body)
+        .map_err(S3Error::internal)
+}
+
+/// Answers a GET or HEAD the upstream is serving (a gateway miss, `x-cache: MISS`), with the
+/// object's headers as the upstream sent them and the `response-*` overrides applied.
+fn serve_upstream(
+    object: UpstreamObject,
+    headers: &HeaderMap,
+    overrides: &ResponseOverrides,
+) -> S3Result<S3Response> {
+    let miss = Some(CacheStatus::Miss);
+    if object.status == StatusCode::NOT_MODIFIED {
+        return not_modified(&object.etag, object.last_modified_ms, miss);
+    }
+    if let Some(resp) = conditions(headers, &object.etag, object.last_modified_ms, miss)? {
+        return Ok(resp);
+    }
+    let mut b = Response::builder().status(object.status);
+    for (name, value) in &object.headers {
+        match overrides.iter().find(|(h, _)| *h == name.as_str()) {
+            Some((_, v)) => b = b.header(name, v.as_str()),
+            None => b = b.header(name, value),
+        }
+    }
+    for (h, v) in overrides {
+        if !object.headers.contains_key(*h) {
+            b = b.header(*h, v.as_str());
+        }
+    }
+    b.header("x-lifeboat-sync", SyncState::Synced.as_str())
+        .header("x-cache", CacheStatus::Miss.as_str())
+        .body(object.body.unwrap_or(ResponseBody::Empty))
         .map_err(S3Error::internal)
 }
 
@@ -387,46 +349,6 @@ mod tests {
         assert_eq!(resolve_range(RangeSpec::Suffix(30), 10), Some((0, 9)));
         assert_eq!(resolve_range(RangeSpec::Suffix(0), 10), None);
         assert_eq!(resolve_range(RangeSpec::Suffix(1), 0), None);
-    }
-
-    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.insert(*k, v.parse().unwrap());
-        }
-        m
-    }
-
-    #[test]
-    fn conditional_precedence_as_aws_documents() {
-        let lm = 1_369_353_600_000; // Fri, 24 May 2013 00:00:00 GMT
-        let before = "Thu, 23 May 2013 00:00:00 GMT";
-        let after = "Sat, 25 May 2013 00:00:00 GMT";
-        let ev = |p: &[(&'static str, &str)]| evaluate_conditions(&h(p), "abc", lm);
-        assert_eq!(ev(&[]), Condition::Proceed);
-        assert_eq!(ev(&[("if-match", "\"abc\"")]), Condition::Proceed);
-        assert_eq!(ev(&[("if-match", "\"x\"")]), Condition::PreconditionFailed);
-        // If-Match true and If-Unmodified-Since false: 200.
-        assert_eq!(
-            ev(&[("if-match", "\"abc\""), ("if-unmodified-since", before)]),
-            Condition::Proceed
-        );
-        assert_eq!(
-            ev(&[("if-unmodified-since", before)]),
-            Condition::PreconditionFailed
-        );
-        // If-None-Match false and If-Modified-Since true: 304.
-        assert_eq!(
-            ev(&[("if-none-match", "\"abc\""), ("if-modified-since", before)]),
-            Condition::NotModified
-        );
-        assert_eq!(
-            ev(&[("if-none-match", "\"x\""), ("if-modified-since", after)]),
-            Condition::Proceed
-        );
-        assert_eq!(ev(&[("if-modified-since", after)]), Condition::NotModified);
-        assert_eq!(ev(&[("if-modified-since", before)]), Condition::Proceed);
-        assert_eq!(ev(&[("if-none-match", "*")]), Condition::NotModified);
     }
 
     proptest! {

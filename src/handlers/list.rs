@@ -4,11 +4,13 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
 
-use super::{Context, S3Response, iso_date, xml_response};
+use super::{S3Response, xml_response};
 use crate::auth::sigv4::uri_encode;
+use crate::context::Context;
 use crate::error::{S3Error, S3Result};
 use crate::router::ListParams;
 use crate::store::{ListPage, ListQuery};
+use crate::time::iso_date;
 use crate::xml::XmlWriter;
 
 fn encode_token(last: &str) -> String {
@@ -89,10 +91,7 @@ pub async fn list_objects(
         start_after: start_after.filter(|s| !s.is_empty()),
         max_keys: p.max_keys,
     };
-    let page = match &ctx.gateway {
-        Some(gw) => crate::gateway::list::page(ctx, gw, bucket, query).await?,
-        None => ctx.store.list(bucket, query).await?,
-    };
+    let page = ctx.replication.list(bucket, query).await?;
     let enc = Encoder(p.encoding_url);
     let mut w = XmlWriter::new();
     w.root("ListBucketResult");

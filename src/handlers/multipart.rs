@@ -6,23 +6,24 @@
 use http::{HeaderMap, Response, StatusCode, Version};
 use md5::{Digest, Md5};
 
-use super::copy::{check_copy_conditions, checksum_element};
-use super::put::{
-    PartChecksum, object_attributes, parse_write_precondition, plan_upload, receive, with_checksum,
+use super::headers::{
+    check_copy_conditions, checksum_algorithm, header, invalid_request, object_attributes,
+    parse_write_precondition,
 };
-use super::{Context, S3Response, header, iso_date, now_ms, xml_response};
+use super::upload::{PartChecksum, plan_upload, receive};
+use super::{S3Response, checksum_element, with_checksum, with_object_state, xml_response};
 use crate::auth::PayloadMode;
 use crate::auth::policy::User;
 use crate::body::{RequestBody, ResponseBody};
 use crate::checksum::{self, Checksum, ChecksumAlgorithm};
+use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::limits::{check_key, check_object_size};
+use crate::replication::{Origin, Write};
 use crate::router::{CopySource, UploadListParams};
-use crate::store::{ObjectMeta, PartMeta, Segment, UploadMeta};
+use crate::store::{ObjectMeta, PartMeta, Segment, SyncState, UploadMeta};
+use crate::time::{iso_date, now_ms};
 use crate::xml::{self, XmlWriter};
-
-fn invalid_request(msg: impl Into<String>) -> S3Error {
-    S3Error::with_message(S3ErrorCode::InvalidRequest, msg)
-}
 
 /// Loads an upload and checks that it belongs to `bucket/key`.
 async fn upload_for(ctx: &Context, id: &str, bucket: &str, key: &str) -> S3Result<UploadMeta> {
@@ -41,16 +42,9 @@ pub async fn create(
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
     let limits = &ctx.config.limits;
-    if key.len() > limits.max_key_length {
-        return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
-    }
-    let attrs = object_attributes(ctx, headers)?;
-    let alg = match header(headers, "x-amz-checksum-algorithm") {
-        None => None,
-        Some(a) => Some(ChecksumAlgorithm::from_name(a.trim()).ok_or_else(|| {
-            S3Error::invalid_argument("Invalid checksum algorithm", "x-amz-checksum-algorithm", a)
-        })?),
-    };
+    check_key(limits, key)?;
+    let attrs = object_attributes(limits, headers)?;
+    let alg = checksum_algorithm(headers)?;
     let checksum = alg.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
     let composite = match header(headers, "x-amz-checksum-type") {
         Some(t) if t.eq_ignore_ascii_case("COMPOSITE") => true,
@@ -82,7 +76,7 @@ pub async fn create(
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             initiated_ms: now_ms(),
-            owner: super::bucket::owner_id(user),
+            owner: user.owner_id(),
             content: attrs.content,
             user_metadata: attrs.user_metadata,
             tags: attrs.tags,
@@ -212,14 +206,13 @@ pub async fn upload_part_copy(
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
     let upload = upload_for(ctx, id, bucket, key).await?;
-    let src = crate::gateway::read::cached(ctx, &source.bucket, &source.key).await?;
+    let src = ctx
+        .replication
+        .copy_source(&source.bucket, &source.key)
+        .await?;
     check_copy_conditions(headers, &src)?;
     let (offset, len) = copy_range(headers, src.size)?;
-    if len > ctx.config.limits.max_object_size {
-        return Err(super::put::entity_too_large(
-            ctx.config.limits.max_object_size,
-        ));
-    }
+    check_object_size(&ctx.config.limits, len)?;
     let (blob, digests) = ctx
         .store
         .copy_range(
@@ -227,7 +220,7 @@ pub async fn upload_part_copy(
             offset,
             len,
             upload.checksum,
-            ctx.gateway.is_some(),
+            ctx.replication.needs_sha256(),
         )
         .await?;
     let part = ctx
@@ -402,30 +395,20 @@ pub async fn complete(
         multipart: true,
         tags: upload.tags,
         acl: upload.acl,
-        sync: crate::store::SyncState::LocalOnly,
+        sync: SyncState::LocalOnly,
         validated_ms: now_ms(),
         sse: upload.sse,
     };
-    if size > limits.max_object_size {
-        return Err(super::put::entity_too_large(limits.max_object_size));
-    }
-    let store = ctx.store.clone();
-    let upload_id = id.to_owned();
-    let meta = crate::gateway::commit_with(
-        ctx,
+    check_object_size(limits, size)?;
+    let write = Write {
         bucket,
         key,
         meta,
-        headers,
-        crate::gateway::Origin::Local,
-        &precondition.clone(),
-        async move |m, replicate| {
-            store
-                .complete_upload(&upload_id, m, precondition, replicate)
-                .await
-        },
-    )
-    .await?;
+        precondition,
+        origin: Origin::Local,
+        upload: Some(id),
+    };
+    let meta = ctx.replication.commit(write, headers).await?;
     let mut w = XmlWriter::new();
     w.root("CompleteMultipartUploadResult");
     w.element("Location", &format!("/{bucket}/{key}"));
@@ -438,7 +421,7 @@ pub async fn complete(
     }
     w.close("CompleteMultipartUploadResult");
     let xml = w.finish();
-    super::with_sync(Response::builder().status(StatusCode::OK), ctx, &meta)
+    with_object_state(Response::builder().status(StatusCode::OK), ctx, &meta)
         .header("content-type", "application/xml")
         .header("content-length", xml.len())
         .body(ResponseBody::full(xml))

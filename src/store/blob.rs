@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-/// Buffer in front of the temp file, so that a body arriving in small frames does not cost one
-/// blocking write per frame.
-const WRITE_BUFFER: usize = 1 << 20;
+use crate::limits::WRITE_BUFFER;
 
 /// A random 128-bit id in hex.
 pub fn new_id() -> String {

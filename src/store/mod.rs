@@ -1,22 +1,38 @@
-//! The local store: blob files on disk plus a transactional metadata index (redb).
+//! The local store: blob files on disk plus the catalog, a transactional metadata database
+//! (redb). This module is the async facade the rest of the server calls; the layers beneath it
+//! are described in docs/ARCHITECTURE.md ("The store"):
+//!
+//! - `schema`: the tables, key layout and encoding (the bottom; everything imports it);
+//! - `objects`, `outbox`, `uploads`: the tables of one concern each, inside a caller's
+//!   transaction (peers: none imports another);
+//! - `catalog`: one transaction per operation, composing the three;
+//! - `blob`, `readers`, `copy`: blob files, read pinning, server-side copies.
 //!
 //! Writes go temp file → fsync → rename → fsync of the directory → metadata commit, so a crash
 //! leaves either the old object or the new one. Start-up recovery removes temp files and blobs
-//! that no metadata references. Listings are served from the index, never from a directory walk.
+//! that no metadata references. Listings are served from the catalog, never from a directory walk.
 
 pub mod blob;
-mod index;
+mod catalog;
+mod copy;
+mod meta;
+mod objects;
 pub mod outbox;
+mod readers;
+mod schema;
 mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::checksum::{BodyDigests, BodyHashes, Checksum, ChecksumAlgorithm};
 pub use blob::{BlobDirs, BlobWriter, DurableBlob};
-pub use index::{ListPage, ListQuery};
+use catalog::Catalog;
+pub use meta::{
+    BucketMeta, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment, SyncState, UploadMeta,
+};
+pub use objects::{ListPage, ListQuery};
+use outbox::{OutboxEntry, OutboxOp, OutboxStats};
+pub use readers::{OpenBlobs, ReadGuard};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,13 +54,13 @@ pub enum StoreError {
     PartChanged,
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("index: {0}")]
+    #[error("catalog: {0}")]
     Index(Box<redb::Error>),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }
 
-macro_rules! index_error {
+macro_rules! catalog_error {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
@@ -53,7 +69,7 @@ macro_rules! index_error {
         }
     )*};
 }
-index_error!(
+catalog_error!(
     redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
@@ -61,186 +77,6 @@ index_error!(
     redb::StorageError,
     redb::CommitError
 );
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BucketMeta {
-    /// Milliseconds since the Unix epoch.
-    pub created_ms: i64,
-    pub owner: String,
-    pub region: String,
-}
-
-/// The standard content headers stored with an object and returned on GET and HEAD.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ContentHeaders {
-    pub content_type: Option<String>,
-    pub cache_control: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_language: Option<String>,
-    pub expires: Option<String>,
-}
-
-/// One piece of an object's body: a blob file. A simple PUT has one segment; a completed
-/// multipart upload has one per part, so Complete never copies data.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Segment {
-    pub blob: String,
-    pub size: u64,
-    /// The part's ETag (hex MD5) and checksum, for GET/HEAD with `partNumber`.
-    #[serde(default)]
-    pub etag: String,
-    #[serde(default)]
-    pub checksum: Option<String>,
-    /// Hex SHA-256 of the segment, sent upstream as `x-amz-content-sha256`.
-    #[serde(default)]
-    pub sha256: Option<String>,
-}
-
-/// Where an object stands with respect to the upstream (`x-lifeboat-sync`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub enum SyncState {
-    /// Written while no upstream was configured; `lifeboat sync` would push it.
-    #[default]
-    LocalOnly,
-    /// Queued in the outbox.
-    Pending,
-    /// The upstream holds this version.
-    Synced,
-}
-
-impl SyncState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncState::LocalOnly => "local-only",
-            SyncState::Pending => "pending",
-            SyncState::Synced => "synced",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ObjectMeta {
-    pub segments: Vec<Segment>,
-    pub size: u64,
-    /// Hex MD5 of the body (or `md5(part md5s)-N` for multipart), without quotes.
-    pub etag: String,
-    pub last_modified_ms: i64,
-    #[serde(default)]
-    pub content: ContentHeaders,
-    /// `x-amz-meta-*` pairs, names lower-case without the prefix.
-    #[serde(default)]
-    pub user_metadata: Vec<(String, String)>,
-    pub checksum: Option<Checksum>,
-    /// True when the segments are the parts of a multipart upload.
-    #[serde(default)]
-    pub multipart: bool,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    /// The canned ACL given at write time (`private` when absent).
-    #[serde(default)]
-    pub acl: Option<String>,
-    #[serde(default)]
-    pub sync: SyncState,
-    /// When the cached copy was last checked against the upstream (gateway reads).
-    #[serde(default)]
-    pub validated_ms: i64,
-    /// `x-amz-server-side-encryption` the client asked for (forwarded upstream, echoed back).
-    #[serde(default)]
-    pub sse: Option<String>,
-}
-
-impl ObjectMeta {
-    /// An object made of one durable blob, its ETag the blob's MD5; the attributes beside the
-    /// body (content headers, metadata, tags, ACL, SSE) start empty.
-    pub fn single(
-        blob: &DurableBlob,
-        md5: [u8; 16],
-        checksum: Checksum,
-        sha256: Option<String>,
-    ) -> Self {
-        let etag = hex::encode(md5);
-        let now = chrono::Utc::now().timestamp_millis();
-        Self {
-            segments: vec![Segment {
-                blob: blob.id.clone(),
-                size: blob.len,
-                etag: etag.clone(),
-                checksum: Some(checksum.value.clone()),
-                sha256,
-            }],
-            size: blob.len,
-            etag,
-            last_modified_ms: now,
-            content: ContentHeaders::default(),
-            user_metadata: Vec::new(),
-            checksum: Some(checksum),
-            multipart: false,
-            tags: Vec::new(),
-            acl: None,
-            sync: SyncState::LocalOnly,
-            validated_ms: now,
-            sse: None,
-        }
-    }
-
-    pub fn quoted_etag(&self) -> String {
-        format!("\"{}\"", self.etag)
-    }
-
-    pub fn blobs(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().map(|s| s.blob.as_str())
-    }
-}
-
-/// A condition checked inside the commit transaction, so it is atomic against concurrent writers.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Precondition {
-    #[default]
-    None,
-    /// `If-None-Match: *`: the key must not exist.
-    IfNoneMatch,
-    /// `If-Match: <etag>`: the key must exist with this ETag (unquoted).
-    IfMatch(String),
-}
-
-/// An in-progress multipart upload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UploadMeta {
-    pub bucket: String,
-    pub key: String,
-    pub initiated_ms: i64,
-    pub owner: String,
-    #[serde(default)]
-    pub content: ContentHeaders,
-    #[serde(default)]
-    pub user_metadata: Vec<(String, String)>,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    #[serde(default)]
-    pub acl: Option<String>,
-    /// The checksum every part carries, and whether the final one is composite (`-N`).
-    pub checksum: ChecksumAlgorithm,
-    pub composite: bool,
-    /// Whether the client named the algorithm (parts must then use it) or took the default.
-    #[serde(default)]
-    pub explicit_checksum: bool,
-    #[serde(default)]
-    pub sse: Option<String>,
-}
-
-/// One uploaded part.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PartMeta {
-    pub blob: String,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified_ms: i64,
-    /// Base64 checksum of the part in the upload's algorithm.
-    pub checksum: String,
-    #[serde(default)]
-    pub sha256: Option<String>,
-}
 
 /// The local store. Cheap to clone.
 #[derive(Clone)]
@@ -251,40 +87,10 @@ pub struct Store {
 struct Inner {
     data_dir: PathBuf,
     dirs: BlobDirs,
-    index: index::Index,
+    catalog: Catalog,
     /// Blobs being read, with their reader count and whether they were removed meanwhile
     /// (then the last reader unlinks them).
-    readers: std::sync::Mutex<std::collections::HashMap<String, (usize, bool)>>,
-}
-
-/// Keeps an object's blobs on disk while it is read: a blob replaced or deleted meanwhile is
-/// unlinked only when the last reader lets go.
-pub struct ReadGuard {
-    store: Store,
-    blobs: Vec<String>,
-}
-
-impl Drop for ReadGuard {
-    fn drop(&mut self) {
-        let mut doomed = Vec::new();
-        {
-            let mut readers = self.store.lock_readers();
-            for b in &self.blobs {
-                if let Some(entry) = readers.get_mut(b) {
-                    entry.0 -= 1;
-                    if entry.0 == 0 {
-                        if entry.1 {
-                            doomed.push(b.clone());
-                        }
-                        readers.remove(b);
-                    }
-                }
-            }
-        }
-        for b in doomed {
-            let _ = std::fs::remove_file(self.store.inner.dirs.path_of(&b));
-        }
-    }
+    readers: readers::Readers,
 }
 
 impl Store {
@@ -306,13 +112,13 @@ impl Store {
         if created {
             blob::sync_dir(&dirs.blobs)?;
         }
-        let index = index::Index::open(&data_dir.join("index.redb"))?;
+        let catalog = Catalog::open(&data_dir.join("index.redb"))?;
         let store = Self {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_owned(),
                 dirs,
-                index,
-                readers: std::sync::Mutex::new(std::collections::HashMap::new()),
+                catalog,
+                readers: readers::Readers::default(),
             }),
         };
         store.recover()?;
@@ -334,7 +140,7 @@ impl Store {
             std::fs::remove_file(entry?.path())?;
             removed_tmp += 1;
         }
-        let referenced = self.inner.index.referenced_blobs()?;
+        let referenced = self.inner.catalog.referenced_blobs()?;
         let mut removed_orphans = 0usize;
         for fan in std::fs::read_dir(&self.inner.dirs.blobs)? {
             let fan = fan?;
@@ -363,10 +169,10 @@ impl Store {
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&index::Index) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Catalog) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner.index))
+        tokio::task::spawn_blocking(move || f(&inner.catalog))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     }
@@ -421,6 +227,30 @@ impl Store {
         Ok((meta, seq))
     }
 
+    /// Commits a write whose blobs are durable: a new object, or (with `upload`) the object
+    /// made of that multipart upload's parts. With `replicate`, an outbox entry commits in the
+    /// same transaction.
+    pub async fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        precondition: Precondition,
+        replicate: bool,
+        upload: Option<&str>,
+    ) -> Result<(ObjectMeta, Option<u64>), StoreError> {
+        match upload {
+            None => {
+                self.commit_object(bucket, key, meta, precondition, replicate)
+                    .await
+            }
+            Some(id) => {
+                self.complete_upload(id, meta, precondition, replicate)
+                    .await
+            }
+        }
+    }
+
     /// Removes the blobs of `old` that `new` does not reuse.
     async fn remove_replaced(&self, old: &ObjectMeta, new: &ObjectMeta) {
         for blob in old.blobs() {
@@ -433,68 +263,6 @@ impl Store {
     pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
         self.blocking(move |ix| ix.object(&b, &k)).await
-    }
-
-    /// Opens an object for reading: its metadata and its first segment's file. A concurrent
-    /// overwrite may remove the blob between the metadata read and the open; then the metadata
-    /// is read again.
-    pub async fn open_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(ObjectMeta, Option<tokio::fs::File>, ReadGuard), StoreError> {
-        for _ in 0..3 {
-            let meta = self.object(bucket, key).await?;
-            let Some((guard, first)) = self.pin(&meta.segments).await? else {
-                continue; // replaced meanwhile: read the metadata again
-            };
-            return Ok((meta, first, guard));
-        }
-        Err(StoreError::NoSuchKey)
-    }
-
-    fn lock_readers(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (usize, bool)>> {
-        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
-    /// already gone (the object was replaced between the metadata read and the pin).
-    pub async fn pin(
-        &self,
-        segments: &[Segment],
-    ) -> Result<Option<(ReadGuard, Option<tokio::fs::File>)>, StoreError> {
-        let guard = {
-            let mut readers = self.lock_readers();
-            for s in segments {
-                readers.entry(s.blob.clone()).or_insert((0, false)).0 += 1;
-            }
-            ReadGuard {
-                store: self.clone(),
-                blobs: segments.iter().map(|s| s.blob.clone()).collect(),
-            }
-        };
-        let mut first = None;
-        for (i, s) in segments.iter().enumerate() {
-            let path = self.inner.dirs.path_of(&s.blob);
-            let found = if i == 0 {
-                match tokio::fs::File::open(&path).await {
-                    Ok(f) => {
-                        first = Some(f);
-                        true
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                tokio::fs::try_exists(&path).await?
-            };
-            if !found {
-                return Ok(None);
-            }
-        }
-        Ok(Some((guard, first)))
     }
 
     /// Deletes `bucket/key`; absent keys are not an error (S3 answers 204 either way). With
@@ -517,7 +285,7 @@ impl Store {
         Ok(seq)
     }
 
-    /// See `Index::delete_if_synced`; removes the deleted copy's blobs.
+    /// See `Catalog::delete_if_synced`; removes the deleted copy's blobs.
     pub async fn delete_if_synced(
         &self,
         bucket: &str,
@@ -537,7 +305,7 @@ impl Store {
         }
     }
 
-    /// See `Index::commit_fill`; on refusal the fill's blob is removed.
+    /// See `Catalog::commit_fill`; on refusal the fill's blob is removed.
     pub async fn commit_fill(
         &self,
         bucket: &str,
@@ -585,69 +353,6 @@ impl Store {
             .await
     }
 
-    /// Copies `len` bytes from `offset` of an object's segments into a new durable blob, hashing
-    /// as it goes. The copy streams through one fixed buffer on a blocking thread, so a 5 GiB
-    /// copy costs the same memory as a 5 KiB one.
-    pub async fn copy_range(
-        &self,
-        segments: &[Segment],
-        offset: u64,
-        len: u64,
-        checksum: ChecksumAlgorithm,
-        sha256: bool,
-    ) -> Result<(DurableBlob, BodyDigests), StoreError> {
-        const BUF: usize = 1 << 20;
-        let Some((source_guard, _)) = self.pin(segments).await? else {
-            return Err(StoreError::NoSuchKey);
-        };
-        let mut writer = self.blob_writer().await?;
-        let tmp = writer.tmp_path().to_owned();
-        let dirs = self.inner.dirs.clone();
-        let segments = segments.to_vec();
-        let digests = tokio::task::spawn_blocking(move || -> std::io::Result<BodyDigests> {
-            use std::io::{Read, Seek, SeekFrom, Write};
-            let mut hashes = BodyHashes::new(checksum).with_sha256(sha256);
-            let mut out = std::fs::OpenOptions::new().write(true).open(&tmp)?;
-            let mut buf = vec![0u8; BUF];
-            let mut skip = offset;
-            let mut left = len;
-            for seg in &segments {
-                if left == 0 {
-                    break;
-                }
-                if skip >= seg.size {
-                    skip -= seg.size;
-                    continue;
-                }
-                let mut f = std::fs::File::open(dirs.path_of(&seg.blob))?;
-                f.seek(SeekFrom::Start(skip))?;
-                let mut take = left.min(seg.size - skip);
-                left -= take;
-                while take > 0 {
-                    let want = take.min(BUF as u64) as usize;
-                    let n = f.read(&mut buf[..want])?;
-                    if n == 0 {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "source blob shorter than its metadata",
-                        ));
-                    }
-                    hashes.update(&buf[..n]);
-                    out.write_all(&buf[..n])?;
-                    take -= n as u64;
-                }
-                skip = 0;
-            }
-            out.flush()?;
-            Ok(hashes.finish())
-        })
-        .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        drop(source_guard);
-        writer.assume_written(len);
-        Ok((self.finish_blob(writer).await?, digests))
-    }
-
     /// Opens one segment's blob.
     pub async fn open_segment(&self, segment: &Segment) -> std::io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.inner.dirs.path_of(&segment.blob)).await
@@ -658,27 +363,180 @@ impl Store {
         self.blocking(move |ix| ix.list(&b, &query)).await
     }
 
-    pub(crate) async fn remove_blob(&self, id: &str) {
-        {
-            let mut readers = self.lock_readers();
-            if let Some(entry) = readers.get_mut(id) {
-                entry.1 = true; // the last reader removes it
-                return;
+    pub async fn outbox_batch(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        self.blocking(move |c| c.outbox_batch(limit)).await
+    }
+
+    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.blocking(|c| c.outbox_stats()).await
+    }
+
+    pub async fn pending_op(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<OutboxOp>, StoreError> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |c| c.pending_op(&b, &k)).await
+    }
+
+    pub async fn pending_under(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<OutboxOp>, StoreError> {
+        let (b, p) = (bucket.to_owned(), prefix.to_owned());
+        self.blocking(move |c| c.pending_under(&b, &p)).await
+    }
+
+    pub async fn enqueue_reconcile(
+        &self,
+        bucket: &str,
+        key: &str,
+        failed_etag: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (b, k, e) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            failed_etag.map(str::to_owned),
+        );
+        self.blocking(move |c| c.enqueue_reconcile(&b, &k, e.as_deref(), now_ms))
+            .await
+    }
+
+    pub async fn finish_entry(&self, seq: u64, op: &OutboxOp) -> Result<(), StoreError> {
+        let op = op.clone();
+        self.blocking(move |c| c.finish_entry(seq, &op)).await
+    }
+
+    pub async fn entry_is_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |c| c.entry_is_current(&b, &k, seq))
+            .await
+    }
+
+    pub async fn dead_letter(
+        &self,
+        seq: u64,
+        op: &OutboxOp,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (op, reason) = (op.clone(), reason.to_owned());
+        self.blocking(move |c| c.dead_letter(seq, &op, &reason))
+            .await
+    }
+
+    pub async fn create_upload(&self, meta: UploadMeta) -> Result<String, StoreError> {
+        let id = blob::new_id();
+        let id2 = id.clone();
+        self.blocking(move |c| c.create_upload(&id2, &meta)).await?;
+        Ok(id)
+    }
+
+    pub async fn upload(&self, id: &str) -> Result<UploadMeta, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |c| c.upload(&id)).await
+    }
+
+    /// Makes the part durable and records it; a re-uploaded part replaces the earlier one.
+    pub async fn put_part(
+        &self,
+        id: &str,
+        n: u16,
+        writer: BlobWriter,
+        part_for: impl FnOnce(&DurableBlob) -> PartMeta,
+    ) -> Result<PartMeta, StoreError> {
+        let blob = self.finish_blob(writer).await?;
+        self.record_part(id, n, part_for(&blob)).await
+    }
+
+    /// Records a part whose blob is already durable.
+    pub async fn record_part(
+        &self,
+        id: &str,
+        n: u16,
+        part: PartMeta,
+    ) -> Result<PartMeta, StoreError> {
+        let (id2, p) = (id.to_owned(), part.clone());
+        match self.blocking(move |c| c.put_part(&id2, n, &p)).await {
+            Ok(old) => {
+                if let Some(old) = old {
+                    self.remove_blob(&old.blob).await;
+                }
+                Ok(part)
+            }
+            Err(e) => {
+                self.remove_blob(&part.blob).await;
+                Err(e)
             }
         }
-        let path = self.inner.dirs.path_of(id);
-        if let Err(e) = tokio::fs::remove_file(&path).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(blob = id, error = %e, "could not remove a replaced blob; recovery will");
+    }
+
+    pub async fn parts(&self, id: &str) -> Result<Vec<(u16, PartMeta)>, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |c| c.parts(&id)).await
+    }
+
+    /// Commits the object made of the upload's parts and forgets the upload.
+    pub async fn complete_upload(
+        &self,
+        id: &str,
+        meta: ObjectMeta,
+        precondition: Precondition,
+        replicate: bool,
+    ) -> Result<(ObjectMeta, Option<u64>), StoreError> {
+        let (id2, m) = (id.to_owned(), meta.clone());
+        let done = self
+            .blocking(move |c| c.complete_upload(&id2, &m, &precondition, replicate))
+            .await?;
+        for p in &done.unused_parts {
+            self.remove_blob(&p.blob).await;
         }
+        if let Some(old) = done.replaced {
+            self.remove_replaced(&old, &meta).await;
+        }
+        Ok((meta, done.seq))
+    }
+
+    pub async fn abort_upload(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let parts = self.blocking(move |c| c.abort_upload(&id)).await?;
+        for p in parts {
+            self.remove_blob(&p.blob).await;
+        }
+        Ok(())
+    }
+
+    /// Every upload in progress, with its id.
+    pub async fn uploads(&self) -> Result<Vec<(String, UploadMeta)>, StoreError> {
+        self.blocking(|c| c.uploads()).await
+    }
+
+    /// Aborts uploads initiated before `cutoff_ms`; returns how many.
+    pub async fn abort_uploads_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (id, meta) in self.uploads().await? {
+            if meta.initiated_ms < cutoff_ms {
+                match self.abort_upload(&id).await {
+                    Ok(()) | Err(StoreError::NoSuchUpload) => n += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::ChecksumAlgorithm;
+    use crate::checksum::{Checksum, ChecksumAlgorithm};
 
     async fn put(store: &Store, key: &str, body: &[u8]) -> ObjectMeta {
         let mut w = store.blob_writer().await.unwrap();

@@ -6,18 +6,11 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use lifeboat::auth::sigv4;
 
-use crate::harness::{AK, Lifeboat, SK, code, raw};
-
-async fn setup() -> (Lifeboat, aws_sdk_s3::Client) {
-    let lb = Lifeboat::start();
-    let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    (lb, s3)
-}
+use crate::harness::{AK, SK, code, raw, setup_with_bucket};
 
 #[tokio::test]
 async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     let bad = lb.client_with(AK, "not-the-secret");
     let e = bad
         .put_object()
@@ -38,7 +31,7 @@ async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
 
 #[tokio::test]
 async fn presigned_get_and_put() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     let cfg = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
     let put = s3
         .put_object()
@@ -72,7 +65,7 @@ async fn presigned_get_and_put() {
 
 #[tokio::test]
 async fn expired_presigned_url_is_access_denied() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     s3.put_object()
         .bucket("b")
         .key("k")
@@ -104,7 +97,7 @@ async fn expired_presigned_url_is_access_denied() {
 /// Signs a STREAMING-AWS4-HMAC-SHA256-PAYLOAD PUT of `chunks` and returns the raw request.
 fn signed_chunked_put(port: u16, key: &str, chunks: &[&[u8]], tamper: bool) -> Vec<u8> {
     let now = SystemTime::now();
-    let amz_date = lifeboat::auth::format_amz_date(now);
+    let amz_date = lifeboat::time::format_amz_date(now);
     let date = &amz_date[..8];
     let scope = sigv4::scope(date, "us-east-1", "s3");
     let signing = sigv4::SigningKey::derive(SK, now, "us-east-1", "s3");
@@ -170,7 +163,7 @@ fn signed_chunked_put(port: u16, key: &str, chunks: &[&[u8]], tamper: bool) -> V
 
 #[tokio::test]
 async fn signed_chunked_upload_verifies_every_chunk() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     let a = vec![b'a'; 65536];
     let b = vec![b'b'; 1000];
     let (status, _, body) = raw(
@@ -210,7 +203,7 @@ async fn signed_chunked_upload_verifies_every_chunk() {
 
 #[tokio::test]
 async fn expect_100_continue_is_refused_before_the_body() {
-    let (lb, _s3) = setup().await;
+    let (lb, _s3) = setup_with_bucket("b").await;
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", lb.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -231,7 +224,7 @@ async fn expect_100_continue_is_refused_before_the_body() {
 
 #[tokio::test]
 async fn errors_are_s3_xml_with_matching_request_id() {
-    let (lb, _s3) = setup().await;
+    let (lb, _s3) = setup_with_bucket("b").await;
     let (status, head, body) = lb.send("GET", "/b/k", &[], b"");
     assert_eq!(status, 403);
     let body = String::from_utf8_lossy(&body);
@@ -266,7 +259,7 @@ async fn errors_are_s3_xml_with_matching_request_id() {
 
 #[tokio::test]
 async fn unknown_operations_are_501_and_wrong_methods_405() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     let e = s3.get_bucket_policy().bucket("b").send().await.unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(501));
@@ -280,9 +273,9 @@ async fn unknown_operations_are_501_and_wrong_methods_405() {
 
 #[tokio::test]
 async fn date_header_is_accepted_without_x_amz_date() {
-    let (lb, _s3) = setup().await;
+    let (lb, _s3) = setup_with_bucket("b").await;
     let now = SystemTime::now();
-    let amz_date = lifeboat::auth::format_amz_date(now);
+    let amz_date = lifeboat::time::format_amz_date(now);
     let http_date = chrono::DateTime::<chrono::Utc>::from(now)
         .format("%a, %d %b %Y %H:%M:%S GMT")
         .to_string();
@@ -312,7 +305,7 @@ async fn date_header_is_accepted_without_x_amz_date() {
 
 #[tokio::test]
 async fn skewed_clock_is_request_time_too_skewed() {
-    let (lb, _s3) = setup().await;
+    let (lb, _s3) = setup_with_bucket("b").await;
     let old = SystemTime::now() - Duration::from_secs(3600);
     let req = crate::harness::signed_request(lb.port, "GET", "/", b"", old);
     let (status, _, body) = raw(lb.port, &req);
@@ -324,7 +317,7 @@ async fn skewed_clock_is_request_time_too_skewed() {
 /// signer never saw: S3 refuses x-amz-* headers outside SignedHeaders.
 #[tokio::test]
 async fn unsigned_amz_headers_are_refused() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     s3.put_object()
         .bucket("b")
         .key("secret")

@@ -5,19 +5,11 @@ use aws_sdk_s3::types::{
     Delete, MetadataDirective, ObjectCannedAcl, ObjectIdentifier, Tag, Tagging,
 };
 
-use crate::harness::{Lifeboat, code, data};
-
-async fn setup() -> (Lifeboat, aws_sdk_s3::Client) {
-    let lb = Lifeboat::start();
-    let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    s3.create_bucket().bucket("other").send().await.unwrap();
-    (lb, s3)
-}
+use crate::harness::{code, data, setup_with_buckets};
 
 #[tokio::test]
 async fn copy_object_with_directives_and_conditions() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
     let body = data(3 << 20, 1);
     let put = s3
         .put_object()
@@ -170,7 +162,7 @@ async fn copy_object_with_directives_and_conditions() {
 
 #[tokio::test]
 async fn delete_objects_quiet_and_errors() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_buckets(&["b", "other"]).await;
     for i in 0..5 {
         s3.put_object()
             .bucket("b")
@@ -259,7 +251,7 @@ async fn delete_objects_quiet_and_errors() {
 
 #[tokio::test]
 async fn conditional_puts() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
     let first = s3
         .put_object()
         .bucket("b")
@@ -316,7 +308,7 @@ async fn conditional_puts() {
 
 #[tokio::test]
 async fn concurrent_if_none_match_writers_exactly_one_wins() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16u8 {
         let s3 = s3.clone();
@@ -340,7 +332,7 @@ async fn concurrent_if_none_match_writers_exactly_one_wins() {
 
 #[tokio::test]
 async fn acls_tagging_and_versioning() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
     s3.create_bucket()
         .bucket("pub")
         .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)

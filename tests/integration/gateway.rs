@@ -3,11 +3,11 @@
 //! gateway issue — (a) upstream stopped then restarted, (b) a fault-injecting proxy, (c) kill -9
 //! of Lifeboat with a non-empty outbox, (d) upstream-first reads of a change made upstream.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{Lifeboat, data, header_of, raw, signed_request, signed_request_with};
+use crate::harness::{Lifeboat, data, get, lifeboat, md5_hex, put, until_upstream};
 use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
 
 fn toml(endpoint: &str, up: &UpstreamServer, extra: &str) -> String {
@@ -17,14 +17,6 @@ fn toml(endpoint: &str, up: &UpstreamServer, extra: &str) -> String {
          breaker_threshold = 2\nbreaker_cooldown_ms = 300\n{extra}",
         up.access_key, up.secret_key
     )
-}
-
-/// Lifeboat in `dir` with this config (reusing the data of an earlier run in `dir`).
-fn lifeboat(dir: &std::path::Path, config: &str) -> Lifeboat {
-    let path = dir.join("lifeboat.toml");
-    std::fs::write(&path, config).unwrap();
-    let path = path.to_string_lossy().into_owned();
-    Lifeboat::start_in(dir, &[("LIFEBOAT_TEST_CONFIG", &path)])
 }
 
 struct Setup {
@@ -48,53 +40,6 @@ fn setup(extra: &str) -> Option<Setup> {
         lb_dir,
         _up_dir: up_dir,
     })
-}
-
-/// A raw signed PUT through Lifeboat; returns (status, x-lifeboat-sync).
-fn put(lb: &Lifeboat, path: &str, body: &[u8], extra: &[(&str, &str)]) -> (u16, Option<String>) {
-    let (status, head, _) = raw(
-        lb.port,
-        &signed_request_with(lb.port, "PUT", path, body, SystemTime::now(), extra),
-    );
-    (status, header_of(&head, "x-lifeboat-sync"))
-}
-
-/// A raw signed GET through Lifeboat; returns (status, x-cache, x-lifeboat-sync, body).
-fn get(lb: &Lifeboat, path: &str) -> (u16, Option<String>, Option<String>, Vec<u8>) {
-    let (status, head, body) = raw(
-        lb.port,
-        &signed_request(lb.port, "GET", path, b"", SystemTime::now()),
-    );
-    (
-        status,
-        header_of(&head, "x-cache"),
-        header_of(&head, "x-lifeboat-sync"),
-        body,
-    )
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(b))
-}
-
-/// Waits until the upstream holds `key` with `etag` (or, with `None`, does not hold it).
-async fn until_upstream(client: &aws_sdk_s3::Client, bucket: &str, key: &str, etag: Option<&str>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let head = client.head_object().bucket(bucket).key(key).send().await;
-        let now = head
-            .ok()
-            .and_then(|h| h.e_tag().map(|e| e.trim_matches('"').to_owned()));
-        if now.as_deref() == etag {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{bucket}/{key}: upstream has {now:?}, want {etag:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

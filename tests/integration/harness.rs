@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -249,7 +250,7 @@ pub fn signed_request_with(
     extra: &[(&str, &str)],
 ) -> Vec<u8> {
     use lifeboat::auth::sigv4;
-    let amz_date = lifeboat::auth::format_amz_date(time);
+    let amz_date = lifeboat::time::format_amz_date(time);
     let scope = sigv4::scope(&amz_date[..8], "us-east-1", "s3");
     let host = format!("127.0.0.1:{port}");
     let hash = sigv4::sha256_hex(body);
@@ -292,4 +293,100 @@ pub fn header_of(head: &str, name: &str) -> Option<String> {
             .eq_ignore_ascii_case(name)
             .then(|| v.trim().to_owned())
     })
+}
+
+/// Starts Lifeboat with a fresh data directory and creates these buckets, in this order.
+pub async fn setup_with_buckets(buckets: &[&str]) -> (Lifeboat, Client) {
+    let lb = Lifeboat::start();
+    let s3 = lb.client();
+    for bucket in buckets {
+        s3.create_bucket().bucket(*bucket).send().await.unwrap();
+    }
+    (lb, s3)
+}
+
+/// Starts Lifeboat with a fresh data directory and creates one bucket.
+pub async fn setup_with_bucket(bucket: &str) -> (Lifeboat, Client) {
+    setup_with_buckets(&[bucket]).await
+}
+
+/// Lifeboat in `dir` with this config (reusing the data of an earlier run in `dir`).
+pub fn lifeboat(dir: &Path, config: &str) -> Lifeboat {
+    let path = dir.join("lifeboat.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    Lifeboat::start_in(dir, &[("LIFEBOAT_TEST_CONFIG", &path)])
+}
+
+/// A raw signed PUT through Lifeboat; returns (status, x-lifeboat-sync).
+pub fn put(
+    lb: &Lifeboat,
+    path: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> (u16, Option<String>) {
+    let (status, head, _) = raw(
+        lb.port,
+        &signed_request_with(lb.port, "PUT", path, body, SystemTime::now(), extra),
+    );
+    (status, header_of(&head, "x-lifeboat-sync"))
+}
+
+/// A raw signed GET through Lifeboat; returns (status, x-cache, x-lifeboat-sync, body).
+pub fn get(lb: &Lifeboat, path: &str) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+    let (status, head, body) = raw(
+        lb.port,
+        &signed_request(lb.port, "GET", path, b"", SystemTime::now()),
+    );
+    (
+        status,
+        header_of(&head, "x-cache"),
+        header_of(&head, "x-lifeboat-sync"),
+        body,
+    )
+}
+
+/// A raw signed DELETE through Lifeboat; returns the status.
+pub fn delete(lb: &Lifeboat, path: &str) -> u16 {
+    let (status, _, _) = raw(
+        lb.port,
+        &signed_request(lb.port, "DELETE", path, b"", SystemTime::now()),
+    );
+    status
+}
+
+/// The hex MD5 of `b` (a single-part object's ETag).
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(b))
+}
+
+/// Waits until the upstream holds `key` with `etag` (or, with `None`, does not hold it).
+pub async fn until_upstream(client: &Client, bucket: &str, key: &str, etag: Option<&str>) {
+    until_upstream_within(client, bucket, key, etag, Duration::from_secs(60)).await;
+}
+
+/// As `until_upstream`, failing after `limit`.
+pub async fn until_upstream_within(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let head = client.head_object().bucket(bucket).key(key).send().await;
+        let now = head
+            .ok()
+            .and_then(|h| h.e_tag().map(|e| e.trim_matches('"').to_owned()));
+        if now.as_deref() == etag {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{bucket}/{key}: upstream has {now:?}, want {etag:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -5,12 +5,11 @@ use aws_sdk_s3::types::EncodingType;
 
 use std::time::SystemTime;
 
-use crate::harness::{Lifeboat, raw, signed_request};
+use crate::harness::{Lifeboat, raw, setup_with_bucket, signed_request};
 
+/// A fresh server with bucket "b" holding `keys` (each with the body "x").
 async fn setup(keys: &[&str]) -> (Lifeboat, aws_sdk_s3::Client) {
-    let lb = Lifeboat::start();
-    let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    let (lb, s3) = setup_with_bucket("b").await;
     for k in keys {
         s3.put_object()
             .bucket("b")

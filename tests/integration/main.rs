@@ -8,6 +8,7 @@ mod cli;
 mod copy;
 mod crash;
 mod gateway;
+mod gateway_local;
 mod harness;
 mod limits;
 mod listing;

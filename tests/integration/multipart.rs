@@ -3,16 +3,9 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 
-use crate::harness::{Lifeboat, code, data};
+use crate::harness::{Lifeboat, code, data, setup_with_bucket};
 
 const MIB: usize = 1 << 20;
-
-async fn setup() -> (Lifeboat, aws_sdk_s3::Client) {
-    let lb = Lifeboat::start();
-    let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    (lb, s3)
-}
 
 async fn create(s3: &aws_sdk_s3::Client, key: &str, alg: Option<ChecksumAlgorithm>) -> String {
     s3.create_multipart_upload()
@@ -60,7 +53,7 @@ fn md5(b: &[u8]) -> [u8; 16] {
 
 #[tokio::test]
 async fn upload_complete_and_read_back_by_part() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let bodies = [data(5 * MIB, 1), data(5 * MIB, 2), data(1234, 3)];
     let id = create(&s3, "video.mp4", Some(ChecksumAlgorithm::Crc32)).await;
     let mut parts = Vec::new();
@@ -182,7 +175,7 @@ async fn upload_complete_and_read_back_by_part() {
 
 #[tokio::test]
 async fn default_upload_gets_a_full_object_crc64nvme() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let bodies = [data(5 * MIB, 4), data(100, 5)];
     let id = create(&s3, "k", None).await;
     let mut parts = Vec::new();
@@ -247,7 +240,7 @@ async fn default_upload_gets_a_full_object_crc64nvme() {
 
 #[tokio::test]
 async fn complete_checks_order_etags_and_sizes() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let id = create(&s3, "k", None).await;
     let p1 = part(&s3, "k", &id, 1, data(1000, 1)).await;
     let p2 = part(&s3, "k", &id, 2, data(1000, 2)).await;
@@ -288,7 +281,7 @@ async fn complete_checks_order_etags_and_sizes() {
 
 #[tokio::test]
 async fn unknown_upload_abort_and_malformed_body() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     let e = s3
         .upload_part()
         .bucket("b")
@@ -348,7 +341,7 @@ async fn unknown_upload_abort_and_malformed_body() {
 
 #[tokio::test]
 async fn upload_part_copy_with_ranges() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let src = data(6 * MIB + 500, 9);
     s3.put_object()
         .bucket("b")
@@ -408,7 +401,7 @@ async fn upload_part_copy_with_ranges() {
 
 #[tokio::test]
 async fn conditional_complete() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     s3.put_object()
         .bucket("b")
         .key("exists")

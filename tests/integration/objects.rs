@@ -3,18 +3,11 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 
-use crate::harness::{Lifeboat, code, data};
-
-async fn setup() -> (Lifeboat, aws_sdk_s3::Client) {
-    let lb = Lifeboat::start();
-    let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    (lb, s3)
-}
+use crate::harness::{code, data, setup_with_bucket};
 
 #[tokio::test]
 async fn put_get_round_trip_with_default_sdk_checksums() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let body = data(3 * 1024 * 1024 + 17, 1);
     let put = s3
         .put_object()
@@ -51,7 +44,7 @@ fn md5_of(b: &[u8]) -> u128 {
 #[tokio::test]
 async fn every_checksum_algorithm_is_checked_stored_and_returned() {
     use aws_sdk_s3::types::ChecksumAlgorithm as A;
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     for alg in [A::Crc32, A::Crc32C, A::Crc64Nvme, A::Sha1, A::Sha256] {
         let key = format!("k-{}", alg.as_str());
         s3.put_object()
@@ -102,7 +95,7 @@ async fn every_checksum_algorithm_is_checked_stored_and_returned() {
 
 #[tokio::test]
 async fn content_md5_good_bad_and_invalid() {
-    let (lb, s3) = setup().await;
+    let (lb, s3) = setup_with_bucket("b").await;
     s3.put_object()
         .bucket("b")
         .key("md5")
@@ -143,7 +136,7 @@ async fn content_md5_good_bad_and_invalid() {
 
 #[tokio::test]
 async fn metadata_and_content_headers_round_trip() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     s3.put_object()
         .bucket("b")
         .key("page.html")
@@ -193,7 +186,7 @@ async fn metadata_and_content_headers_round_trip() {
 
 #[tokio::test]
 async fn ranges_open_suffix_and_unsatisfiable() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let body = data(1000, 3);
     s3.put_object()
         .bucket("b")
@@ -234,7 +227,7 @@ async fn ranges_open_suffix_and_unsatisfiable() {
 
 #[tokio::test]
 async fn conditional_get_precedence_and_304_carries_etag() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     let put = s3
         .put_object()
         .bucket("b")
@@ -297,7 +290,7 @@ async fn conditional_get_precedence_and_304_carries_etag() {
 
 #[tokio::test]
 async fn delete_is_204_even_for_absent_keys_and_missing_keys_are_404() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     s3.delete_object()
         .bucket("b")
         .key("never-existed")
@@ -324,7 +317,7 @@ async fn delete_is_204_even_for_absent_keys_and_missing_keys_are_404() {
 
 #[tokio::test]
 async fn keys_with_reserved_characters() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     for key in ["a b+c~(1)!'*", "ünï/cødé.txt", "x//y", "q?x=1&y#z", "%41"] {
         s3.put_object()
             .bucket("b")
@@ -346,7 +339,7 @@ async fn keys_with_reserved_characters() {
 
 #[tokio::test]
 async fn empty_object() {
-    let (_lb, s3) = setup().await;
+    let (_lb, s3) = setup_with_bucket("b").await;
     s3.put_object()
         .bucket("b")
         .key("empty")

@@ -44,7 +44,7 @@ fn form_post(
 
 fn signed_fields(policy_b64: &str, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
     let now = SystemTime::now();
-    let amz_date = lifeboat::auth::format_amz_date(now);
+    let amz_date = lifeboat::time::format_amz_date(now);
     let credential = format!("{AK}/{}/us-east-1/s3/aws4_request", &amz_date[..8]);
     let sig = sigv4::SigningKey::derive(SK, now, "us-east-1", "s3").sign(policy_b64);
     let mut f: Vec<(&'static str, String)> = Vec::new();
@@ -74,7 +74,7 @@ async fn browser_form_upload_with_policy() {
     let lb = Lifeboat::start();
     let s3 = lb.client();
     s3.create_bucket().bucket("uploads").send().await.unwrap();
-    let today = &lifeboat::auth::format_amz_date(SystemTime::now())[..8];
+    let today = &lifeboat::time::format_amz_date(SystemTime::now())[..8];
     let p = policy("2099-01-01T00:00:00.000Z", &conditions(today));
     let fields = signed_fields(
         &p,

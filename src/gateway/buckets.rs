@@ -1,0 +1,95 @@
+//! Buckets in gateway mode: a bucket that exists upstream but not yet locally is adopted on
+//! first use (a fresh cache, or a migration); CreateBucket and DeleteBucket are mirrored
+//! upstream (without a bucket map); a missing upstream bucket is created on the first push when
+//! `auto_create_buckets` is on.
+
+use http::Method;
+
+use super::Gateway;
+use crate::store::{BucketMeta, StoreError};
+use crate::upstream::{UpstreamError, UpstreamRequest};
+
+impl Gateway {
+    /// Creates the local record of a bucket that exists upstream, on first use.
+    pub async fn adopt_bucket(&self, bucket: &str, owner: &str, region: &str) {
+        if self.lock_known().contains(bucket) {
+            return;
+        }
+        match self.store.bucket(bucket).await {
+            Ok(_) => {
+                self.lock_known().insert(bucket.to_owned());
+                return;
+            }
+            Err(StoreError::NoSuchBucket) => {}
+            Err(_) => return,
+        }
+        let (ub, _) = self.upstream.map(bucket, "");
+        if self
+            .upstream
+            .send(&UpstreamRequest::new(Method::HEAD, &ub, None))
+            .await
+            .is_ok()
+        {
+            let meta = BucketMeta {
+                created_ms: crate::time::now_ms(),
+                owner: owner.to_owned(),
+                region: region.to_owned(),
+            };
+            if self.store.create_bucket(bucket, meta).await.is_ok() {
+                tracing::info!(bucket, "adopted a bucket that exists upstream");
+            }
+        }
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.known_buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets that a bucket exists locally (it was deleted).
+    pub fn forget_bucket(&self, bucket: &str) {
+        self.lock_known().remove(bucket);
+    }
+
+    /// Mirrors CreateBucket / DeleteBucket upstream (without a bucket map). Best effort: the
+    /// local bucket is the one clients use; a push later creates a missing upstream bucket
+    /// when `auto_create_buckets` is on.
+    pub async fn mirror_bucket(&self, bucket: &str, create: bool) {
+        if self.upstream.config.bucket.is_some() {
+            return;
+        }
+        let result = if create {
+            self.create_upstream_bucket(bucket).await
+        } else {
+            self.upstream
+                .send(&UpstreamRequest::new(Method::DELETE, bucket, None))
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = result {
+            tracing::warn!(bucket, create, error = %e, "could not mirror the bucket upstream");
+        }
+    }
+
+    pub async fn create_upstream_bucket(&self, bucket: &str) -> Result<(), UpstreamError> {
+        let ub = match &self.upstream.config.bucket {
+            Some(u) => u.clone(),
+            None => bucket.to_owned(),
+        };
+        match self
+            .upstream
+            .send(&UpstreamRequest::new(Method::PUT, &ub, None))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

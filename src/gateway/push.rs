@@ -1,0 +1,315 @@
+//! What one replication does upstream: an object uploaded from its local blobs (a multipart
+//! object with the same part boundaries, so both sides report the same ETag), a server-side
+//! copy of a source the upstream already holds, a delete, or undoing a strict write whose
+//! outcome was unknown. Every body is re-opened from its blob file on a retry, never replayed
+//! from memory.
+
+use http::Method;
+
+use super::Gateway;
+use crate::checksum;
+use crate::limits::{HASH_BUFFER, UPSTREAM_SMALL_BODY};
+use crate::store::{ObjectMeta, Segment};
+use crate::upstream::{BodySource, UpstreamError, UpstreamRequest, header};
+use crate::xml::Element;
+
+/// Where a write's bytes can come from upstream.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// Uploaded from the local blobs.
+    Local,
+    /// A copy of an object the upstream already holds (synced): a server-side upstream copy.
+    CopyOf {
+        bucket: &'a str,
+        key: &'a str,
+        /// The source version copied locally; the upstream copy is conditional on it.
+        etag: &'a str,
+    },
+}
+
+/// CompleteMultipartUpload and CopyObject can answer 200 with an `<Error>` in the body.
+fn error_in_body(x: &Element) -> Option<UpstreamError> {
+    (x.name == "Error").then(|| UpstreamError::Status {
+        status: 200,
+        code: x.child_text("Code").unwrap_or("").to_owned(),
+        message: x.child_text("Message").unwrap_or("").to_owned(),
+    })
+}
+
+/// `Content-MD5` from a hex MD5 ETag (none for a multipart `…-N` ETag).
+fn with_md5(r: UpstreamRequest, etag: &str) -> UpstreamRequest {
+    match hex::decode(etag) {
+        Ok(raw) => r.header("content-md5", checksum::base64(&raw)),
+        Err(_) => r,
+    }
+}
+
+impl Gateway {
+    async fn sha256_of(&self, seg: &Segment) -> Result<String, UpstreamError> {
+        if let Some(h) = &seg.sha256 {
+            return Ok(h.clone());
+        }
+        // Written before gateway mode was on: hash the blob once now.
+        let path = self.store.dirs().path_of(&seg.blob);
+        tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            use sha2::Digest;
+            use std::io::Read;
+            let mut f = std::fs::File::open(path)?;
+            let mut h = sha2::Sha256::new();
+            let mut buf = vec![0u8; HASH_BUFFER];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            Ok(hex::encode(h.finalize()))
+        })
+        .await
+        .map_err(|e| UpstreamError::Local(e.to_string()))?
+        .map_err(|e| UpstreamError::Local(e.to_string()))
+    }
+
+    fn with_object_headers(&self, mut r: UpstreamRequest, meta: &ObjectMeta) -> UpstreamRequest {
+        let c = &meta.content;
+        for (name, value) in [
+            ("content-type", &c.content_type),
+            ("cache-control", &c.cache_control),
+            ("content-disposition", &c.content_disposition),
+            ("content-encoding", &c.content_encoding),
+            ("content-language", &c.content_language),
+            ("expires", &c.expires),
+        ] {
+            if let Some(v) = value {
+                r = r.header(name, v.clone());
+            }
+        }
+        for (k, v) in &meta.user_metadata {
+            r = r.header(&format!("x-amz-meta-{k}"), v.clone());
+        }
+        // The gateway's own setting wins; else the client's own SSE header is forwarded.
+        if let Some(sse) = self.upstream.config.sse.as_ref().or(meta.sse.as_ref()) {
+            r = r.header("x-amz-server-side-encryption", sse.clone());
+        }
+        r
+    }
+
+    /// A request whose body is one segment's blob, with its SHA-256.
+    async fn with_segment(
+        &self,
+        mut r: UpstreamRequest,
+        seg: &Segment,
+    ) -> Result<UpstreamRequest, UpstreamError> {
+        r.sha256 = Some(self.sha256_of(seg).await?);
+        r.body = BodySource::File {
+            path: self.store.dirs().path_of(&seg.blob),
+            len: seg.size,
+        };
+        Ok(r)
+    }
+
+    /// Pushes one version of an object upstream from its local blobs.
+    pub async fn push_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<(), UpstreamError> {
+        match self.push_once(bucket, key, meta).await {
+            Err(e)
+                if e.code() == Some("NoSuchBucket") && self.upstream.config.auto_create_buckets =>
+            {
+                self.create_upstream_bucket(bucket).await?;
+                self.push_once(bucket, key, meta).await
+            }
+            other => other,
+        }
+    }
+
+    async fn push_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<(), UpstreamError> {
+        let (ub, uk) = self.upstream.map(bucket, key);
+        if !meta.multipart {
+            let mut r =
+                self.with_object_headers(UpstreamRequest::new(Method::PUT, &ub, Some(&uk)), meta);
+            if let Some(seg) = meta.segments.first() {
+                r = self.with_segment(r, seg).await?;
+            }
+            r = with_md5(r, &meta.etag);
+            self.upstream.send(&r).await?;
+            return Ok(());
+        }
+        // Same part boundaries upstream, so the upstream's ETag equals ours.
+        let create = self.with_object_headers(
+            UpstreamRequest::new(Method::POST, &ub, Some(&uk)).query("uploads", ""),
+            meta,
+        );
+        let resp = self.upstream.send(&create).await?;
+        let body = self.upstream.read_body(resp, UPSTREAM_SMALL_BODY).await?;
+        let upload_id = crate::xml::parse(&body)
+            .ok()
+            .and_then(|x| x.child_text("UploadId").map(str::to_owned))
+            .ok_or_else(|| UpstreamError::Local("no UploadId from the upstream".into()))?;
+        let result = self.push_parts(&ub, &uk, &upload_id, meta).await;
+        if result.is_err() {
+            let abort = UpstreamRequest::new(Method::DELETE, &ub, Some(&uk))
+                .query("uploadId", upload_id.clone());
+            let _ = self.upstream.send(&abort).await;
+        }
+        result
+    }
+
+    async fn push_parts(
+        &self,
+        ub: &str,
+        uk: &str,
+        upload_id: &str,
+        meta: &ObjectMeta,
+    ) -> Result<(), UpstreamError> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, seg) in meta.segments.iter().enumerate() {
+            let n = (i + 1).to_string();
+            let r = UpstreamRequest::new(Method::PUT, ub, Some(uk))
+                .query("partNumber", n.clone())
+                .query("uploadId", upload_id);
+            let r = with_md5(self.with_segment(r, seg).await?, &seg.etag);
+            let resp = self.upstream.send(&r).await?;
+            let etag = header(resp.headers(), "etag").unwrap_or("").to_owned();
+            xml.push_str(&format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let mut r = UpstreamRequest::new(Method::POST, ub, Some(uk)).query("uploadId", upload_id);
+        r.sha256 = Some(crate::auth::sigv4::sha256_hex(xml.as_bytes()));
+        r.body = BodySource::Bytes(xml.into());
+        let resp = self.upstream.send(&r).await?;
+        let body = self.upstream.read_body(resp, UPSTREAM_SMALL_BODY).await?;
+        if let Ok(x) = crate::xml::parse(&body)
+            && let Some(e) = error_in_body(&x)
+        {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub async fn delete_upstream(&self, bucket: &str, key: &str) -> Result<(), UpstreamError> {
+        let (ub, uk) = self.upstream.map(bucket, key);
+        match self
+            .upstream
+            .send(&UpstreamRequest::new(Method::DELETE, &ub, Some(&uk)))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the upstream object only if it carries `etag` (the write being undone).
+    pub async fn revert_upstream(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<(), UpstreamError> {
+        let (ub, uk) = self.upstream.map(bucket, key);
+        match self
+            .upstream
+            .send(&UpstreamRequest::new(Method::HEAD, &ub, Some(&uk)))
+            .await
+        {
+            Ok(resp) => {
+                let theirs = header(resp.headers(), "etag")
+                    .unwrap_or("")
+                    .trim_matches('"');
+                if theirs == etag {
+                    tracing::info!(
+                        bucket,
+                        key,
+                        "undoing a strict write that reached the upstream after it failed"
+                    );
+                    self.delete_upstream(bucket, key).await?;
+                }
+                Ok(())
+            }
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replicates a freshly committed write: a server-side copy when the upstream already has
+    /// the source, else an upload from the local blobs. Must be called under the key's lock.
+    pub async fn replicate_new(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        origin: Origin<'_>,
+    ) -> Result<(), UpstreamError> {
+        if let Origin::CopyOf {
+            bucket: sb,
+            key: sk,
+            etag,
+        } = origin
+        {
+            match self.copy_upstream(sb, sk, etag, bucket, key, meta).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_outage() => return Err(e),
+                Err(e) => tracing::info!(error = %e, "server-side copy refused: uploading instead"),
+            }
+        }
+        self.push_object(bucket, key, meta).await
+    }
+
+    /// CopyObject on the upstream, carrying the local object's headers; accepted only when the
+    /// upstream's resulting ETag equals the local one (so both sides agree).
+    async fn copy_upstream(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        src_etag: &str,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<(), UpstreamError> {
+        let (sb, sk) = self.upstream.map(src_bucket, src_key);
+        let (ub, uk) = self.upstream.map(bucket, key);
+        let r = self
+            .with_object_headers(UpstreamRequest::new(Method::PUT, &ub, Some(&uk)), meta)
+            .header(
+                "x-amz-copy-source",
+                format!(
+                    "/{}/{}",
+                    crate::auth::sigv4::uri_encode(&sb, true),
+                    crate::auth::sigv4::uri_encode(&sk, false)
+                ),
+            )
+            .header("x-amz-metadata-directive", "REPLACE")
+            .header("x-amz-copy-source-if-match", format!("\"{src_etag}\""));
+        let resp = self.upstream.send(&r).await?;
+        let body = self.upstream.read_body(resp, UPSTREAM_SMALL_BODY).await?;
+        let x = crate::xml::parse(&body)
+            .map_err(|_| UpstreamError::Local("unreadable copy result".into()))?;
+        if let Some(e) = error_in_body(&x) {
+            return Err(e);
+        }
+        let etag = x
+            .child_text("ETag")
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_owned();
+        if etag != meta.etag {
+            return Err(UpstreamError::Local(format!(
+                "upstream copy ETag {etag} differs from {}",
+                meta.etag
+            )));
+        }
+        Ok(())
+    }
+}

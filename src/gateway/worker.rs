@@ -1,0 +1,213 @@
+//! The replay worker: drains the outbox in order (docs/ARCHITECTURE.md, "The outbox"). Each
+//! entry is replayed under its key's lock, shared with the request path. Only the key's newest
+//! entry acts, and only on the version it names: a superseded entry is dropped without touching
+//! the upstream, so an older version (or an older tombstone) never lands after a newer write.
+//! Failures back off with jitter; a refusal retrying cannot change moves to the dead letters.
+
+use std::sync::Arc;
+
+use super::Gateway;
+use crate::limits::{OUTBOX_BATCH, OUTBOX_IDLE_WAIT, OUTBOX_READ_RETRY, REPLAY_MIN_BACKOFF};
+use crate::store::outbox::OutboxOp;
+use crate::store::{ObjectMeta, StoreError};
+use crate::upstream::{UpstreamError, backoff};
+
+/// What replaying one entry does upstream.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived, one per request or entry; boxing would only add an allocation"
+)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplayStep {
+    /// Nothing: the entry was superseded, or the local state it names is gone.
+    Skip,
+    /// Upload this (current) local version.
+    Push(ObjectMeta),
+    /// Apply a tombstone: the key has no local version.
+    DeleteUpstream,
+    /// Undo a strict write that may have landed: the key has no local version.
+    Revert(String),
+}
+
+/// The ordering rules, as a pure function of the entry, whether it is still the key's newest
+/// entry, and the key's local version.
+pub fn replay_step(op: &OutboxOp, current: bool, local: Option<ObjectMeta>) -> ReplayStep {
+    if !current {
+        return ReplayStep::Skip;
+    }
+    match (op, local) {
+        (OutboxOp::Put { etag, .. }, Some(meta)) if meta.etag == *etag => ReplayStep::Push(meta),
+        (OutboxOp::Delete { .. }, None) => ReplayStep::DeleteUpstream,
+        (OutboxOp::Revert { etag, .. }, None) => ReplayStep::Revert(etag.clone()),
+        // A Put whose version was replaced or deleted since, or a delete or revert of a key
+        // written again since: a newer entry (or none) speaks for the key.
+        _ => ReplayStep::Skip,
+    }
+}
+
+impl Gateway {
+    /// Replays one outbox entry under the key's lock. Err only when the entry must stay.
+    pub async fn replay(&self, seq: u64, op: &OutboxOp) -> Result<(), UpstreamError> {
+        let (bucket, key) = op.bucket_key();
+        let _guard = self.key_lock(bucket, key).await;
+        let local_err = |e: StoreError| UpstreamError::Local(e.to_string());
+        let current = self
+            .store
+            .entry_is_current(bucket, key, seq)
+            .await
+            .map_err(local_err)?;
+        let local = if current {
+            match self.store.object(bucket, key).await {
+                Ok(meta) => Some(meta),
+                Err(StoreError::NoSuchKey) => None,
+                Err(e) => return Err(local_err(e)),
+            }
+        } else {
+            None
+        };
+        match replay_step(op, current, local) {
+            ReplayStep::Skip => {}
+            ReplayStep::Push(meta) => self.push_object(bucket, key, &meta).await?,
+            ReplayStep::DeleteUpstream => self.delete_upstream(bucket, key).await?,
+            ReplayStep::Revert(etag) => self.revert_upstream(bucket, key, &etag).await?,
+        }
+        if let Err(e) = self.store.finish_entry(seq, op).await {
+            tracing::error!(seq, error = %e, "cannot record a replayed outbox entry");
+        }
+        Ok(())
+    }
+
+    /// The replay worker: drains the outbox in order, backing off while the upstream fails.
+    pub fn spawn_worker(self: &Arc<Self>) {
+        let gw = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                let batch = match gw.store.outbox_batch(OUTBOX_BATCH).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the outbox");
+                        tokio::time::sleep(OUTBOX_READ_RETRY).await;
+                        continue;
+                    }
+                };
+                if batch.is_empty() {
+                    let _ = tokio::time::timeout(OUTBOX_IDLE_WAIT, gw.wake.notified()).await;
+                    continue;
+                }
+                for (seq, entry) in batch {
+                    match gw.replay(seq, &entry.op).await {
+                        Ok(()) => failures = 0,
+                        Err(e) if e.is_permanent() => {
+                            // Retrying cannot help; keep the queue moving and keep the entry.
+                            tracing::error!(seq, op = ?entry.op, error = %e, "upstream refused a replay for good: moved to the dead letters");
+                            if let Err(err) =
+                                gw.store.dead_letter(seq, &entry.op, &e.to_string()).await
+                            {
+                                tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
+                            }
+                        }
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            let wait =
+                                backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
+                            tracing::warn!(seq, error = %e, retry_in_ms = wait.as_millis() as u64, "outbox replay failed");
+                            tokio::time::sleep(wait).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ContentHeaders, SyncState};
+
+    fn meta(etag: &str) -> ObjectMeta {
+        ObjectMeta {
+            segments: Vec::new(),
+            size: 0,
+            etag: etag.into(),
+            last_modified_ms: 0,
+            content: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksum: None,
+            multipart: false,
+            tags: Vec::new(),
+            acl: None,
+            sync: SyncState::Pending,
+            validated_ms: 0,
+            sse: None,
+        }
+    }
+
+    fn put(etag: &str) -> OutboxOp {
+        OutboxOp::Put {
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: etag.into(),
+        }
+    }
+
+    fn delete() -> OutboxOp {
+        OutboxOp::Delete {
+            bucket: "b".into(),
+            key: "k".into(),
+        }
+    }
+
+    #[test]
+    fn a_superseded_entry_never_touches_the_upstream() {
+        for op in [put("e1"), delete()] {
+            assert_eq!(replay_step(&op, false, Some(meta("e1"))), ReplayStep::Skip);
+            assert_eq!(replay_step(&op, false, None), ReplayStep::Skip);
+        }
+    }
+
+    #[test]
+    fn a_put_pushes_only_the_version_it_names() {
+        assert_eq!(
+            replay_step(&put("e1"), true, Some(meta("e1"))),
+            ReplayStep::Push(meta("e1"))
+        );
+        // Replaced by a newer version (whose own entry pushes it), or deleted since.
+        assert_eq!(
+            replay_step(&put("e1"), true, Some(meta("e2"))),
+            ReplayStep::Skip
+        );
+        assert_eq!(replay_step(&put("e1"), true, None), ReplayStep::Skip);
+    }
+
+    #[test]
+    fn a_tombstone_never_deletes_a_newer_local_write() {
+        assert_eq!(
+            replay_step(&delete(), true, None),
+            ReplayStep::DeleteUpstream
+        );
+        assert_eq!(
+            replay_step(&delete(), true, Some(meta("e2"))),
+            ReplayStep::Skip
+        );
+    }
+
+    #[test]
+    fn a_revert_only_acts_when_the_key_has_no_local_version() {
+        let revert = OutboxOp::Revert {
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "e9".into(),
+        };
+        assert_eq!(
+            replay_step(&revert, true, None),
+            ReplayStep::Revert("e9".into())
+        );
+        assert_eq!(
+            replay_step(&revert, true, Some(meta("e1"))),
+            ReplayStep::Skip
+        );
+    }
+}

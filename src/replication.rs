@@ -1,0 +1,149 @@
+//! The one seam between the S3 handlers and gateway mode (docs/ARCHITECTURE.md, "The seam").
+//! A handler commits, deletes, reads and lists through `Replication` without asking which mode
+//! it is in: `Local` is the store alone; `Gateway` adds the upstream, the outbox and the read
+//! and write policies. The handlers render HTTP from what these methods return.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::config::Config;
+use crate::error::{S3ErrorCode, S3Result};
+use crate::gateway::Gateway;
+pub use crate::gateway::push::Origin;
+pub use crate::gateway::read::{CacheStatus, ObjectSource, ReadRequest, UpstreamObject};
+pub use crate::gateway::write::Write;
+use crate::store::{ListPage, ListQuery, ObjectMeta, Store, StoreError, SyncState};
+
+pub enum Replication {
+    /// Local-only: the store is the only copy.
+    Local(Store),
+    /// Gateway mode: every object is stored locally first and forwarded upstream.
+    Gateway(Arc<Gateway>),
+}
+
+impl Replication {
+    /// Local-only without `[upstream]`; otherwise the gateway, with its replay worker started.
+    pub fn start(config: &Config, store: &Store) -> Result<Self, String> {
+        let Some(u) = &config.upstream else {
+            return Ok(Replication::Local(store.clone()));
+        };
+        let gw = Gateway::new(u.clone(), store.clone())?;
+        gw.spawn_worker();
+        tracing::info!(endpoint = %u.endpoint, write = ?u.write, read = ?u.read, "gateway mode");
+        Ok(Replication::Gateway(gw))
+    }
+
+    /// Whether writes must hash their bodies with SHA-256 (sent upstream as
+    /// `x-amz-content-sha256`).
+    pub fn needs_sha256(&self) -> bool {
+        matches!(self, Replication::Gateway(_))
+    }
+
+    /// The `x-lifeboat-sync` value an object reports (none in local-only mode).
+    pub fn sync_header(&self, meta: &ObjectMeta) -> Option<&'static str> {
+        match self {
+            Replication::Local(_) => None,
+            Replication::Gateway(_) => Some(meta.sync.as_str()),
+        }
+    }
+
+    /// Commits a write whose blobs are durable and replicates it per the write policy; the
+    /// returned metadata carries the sync state to report. A new object's blobs are removed
+    /// when the commit fails (an upload's parts stay with the upload).
+    pub async fn commit(&self, mut w: Write<'_>, headers: &HeaderMap) -> S3Result<ObjectMeta> {
+        let uncommitted = w.upload.is_none().then(|| w.meta.clone());
+        let result = match self {
+            Replication::Local(store) => {
+                w.meta.sync = SyncState::LocalOnly;
+                store
+                    .commit(w.bucket, w.key, w.meta, w.precondition, false, w.upload)
+                    .await
+                    .map(|(meta, _)| meta)
+                    .map_err(Into::into)
+            }
+            Replication::Gateway(gw) => gw.commit(w, headers).await,
+        };
+        if result.is_err()
+            && let Some(meta) = uncommitted
+        {
+            self.store().discard(&meta).await;
+        }
+        result
+    }
+
+    fn store(&self) -> &Store {
+        match self {
+            Replication::Local(store) => store,
+            Replication::Gateway(gw) => gw.store(),
+        }
+    }
+
+    /// Deletes an object (204 whether or not it existed) and replicates the delete.
+    pub async fn delete(&self, bucket: &str, key: &str, headers: &HeaderMap) -> S3Result<()> {
+        match self {
+            Replication::Local(store) => {
+                store.delete_object(bucket, key, None).await?;
+                Ok(())
+            }
+            Replication::Gateway(gw) => gw.delete(bucket, key, headers).await,
+        }
+    }
+
+    /// Where a GetObject or HeadObject is served from.
+    pub async fn read(&self, r: &ReadRequest<'_>) -> S3Result<ObjectSource> {
+        match self {
+            Replication::Local(store) => {
+                let (meta, blobs) = store.open_read(r.bucket, r.key, r.head).await?;
+                Ok(ObjectSource::Local {
+                    meta,
+                    blobs,
+                    cache: None,
+                })
+            }
+            Replication::Gateway(gw) => gw.read(r).await,
+        }
+    }
+
+    /// The source object of a CopyObject or UploadPartCopy, fetched into the cache first in
+    /// gateway mode.
+    pub async fn copy_source(&self, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
+        match self {
+            Replication::Local(store) => store.object(bucket, key).await.map_err(|e| match e {
+                StoreError::NoSuchKey => S3ErrorCode::NoSuchKey.into(),
+                e => e.into(),
+            }),
+            Replication::Gateway(gw) => gw.copy_source(bucket, key).await,
+        }
+    }
+
+    /// One page of a bucket's listing.
+    pub async fn list(&self, bucket: &str, query: ListQuery) -> S3Result<ListPage> {
+        match self {
+            Replication::Local(store) => Ok(store.list(bucket, query).await?),
+            Replication::Gateway(gw) => gw.list(bucket, query).await,
+        }
+    }
+
+    /// Before a request uses a bucket: in gateway mode a bucket that exists upstream is adopted.
+    pub async fn bucket_used(&self, bucket: &str, owner: &str, region: &str) {
+        if let Replication::Gateway(gw) = self {
+            gw.adopt_bucket(bucket, owner, region).await;
+        }
+    }
+
+    /// After CreateBucket: mirrored upstream in gateway mode.
+    pub async fn bucket_created(&self, bucket: &str) {
+        if let Replication::Gateway(gw) = self {
+            gw.mirror_bucket(bucket, true).await;
+        }
+    }
+
+    /// After DeleteBucket: mirrored upstream in gateway mode.
+    pub async fn bucket_deleted(&self, bucket: &str) {
+        if let Replication::Gateway(gw) = self {
+            gw.forget_bucket(bucket);
+            gw.mirror_bucket(bucket, false).await;
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The upstream connection pool and request loop: keep-alive connections over hyper and
+//! rustls (system roots plus `upstream.ca_file`), connect / first-byte / idle timeouts, retries
+//! of idempotent requests with jittered backoff behind the circuit breaker, and small bodies
+//! read whole through a limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::breaker::Breaker;
+use super::error::{CIRCUIT_OPEN, error_from};
+use super::{Upstream, UpstreamError, UpstreamRequest, backoff};
+use crate::body::ResponseBody;
+use crate::config::UpstreamConfig;
+use crate::limits::{UPSTREAM_POOL_IDLE, UPSTREAM_POOL_MAX_IDLE, UPSTREAM_PROGRESS_TICK};
+
+/// Upload progress of a request body, so that the first-byte timeout starts once the body is
+/// sent and a stalled upload is caught by the idle timeout.
+pub(super) struct Progress {
+    start: Instant,
+    last_ms: AtomicU64,
+    done_ms: AtomicU64,
+}
+
+impl Progress {
+    pub(super) fn new(done: bool) -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            done_ms: AtomicU64::new(if done { 1 } else { 0 }),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 + 1
+    }
+}
+
+/// A request body that records its progress.
+pub(super) struct Tracked {
+    pub(super) inner: ResponseBody,
+    pub(super) progress: Arc<Progress>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let now = self.progress.now_ms();
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(_))) => {
+                self.progress.last_ms.store(now, Ordering::Relaxed)
+            }
+            std::task::Poll::Ready(None) => {
+                let _ = self.progress.done_ms.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read upstream.ca_file {}: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+impl Upstream {
+    pub fn new(config: UpstreamConfig) -> Result<Self, String> {
+        let uri: http::Uri = config
+            .endpoint
+            .parse()
+            .map_err(|e| format!("bad upstream.endpoint: {e}"))?;
+        let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+        let mut authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .ok_or("upstream.endpoint has no host")?;
+        // hyper leaves a default port out of Host; the signed host must match it.
+        for default in [":80", ":443"] {
+            let matches_scheme = (default == ":80") == (uri.scheme_str() != Some("https"));
+            if matches_scheme && let Some(a) = authority.strip_suffix(default) {
+                authority = a.to_owned();
+            }
+        }
+        let base_path = uri.path().trim_end_matches('/').to_owned();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config.ca_file.as_deref())?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(UPSTREAM_POOL_IDLE)
+            .pool_max_idle_per_host(UPSTREAM_POOL_MAX_IDLE)
+            .build(https);
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            base_path,
+            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            config,
+        })
+    }
+
+    /// Sends a request, retrying idempotent ones on outages with jittered exponential backoff.
+    pub async fn send(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
+        let attempts = if r.idempotent() {
+            self.config.retries + 1
+        } else {
+            1
+        };
+        let mut last = UpstreamError::Unreachable("no attempt made".into());
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
+            }
+            let Some(permit) = self.breaker.allow(Instant::now()) else {
+                return Err(UpstreamError::Unreachable(CIRCUIT_OPEN.into()));
+            };
+            match self.send_once(r).await {
+                Ok(resp) => {
+                    permit.success();
+                    return Ok(resp);
+                }
+                // Lifeboat's own problem: the upstream was not involved.
+                Err(e @ UpstreamError::Local(_)) => return Err(e),
+                Err(e) if !e.is_outage() => {
+                    permit.success();
+                    return Err(e);
+                }
+                Err(e) => {
+                    permit.failure(&e.to_string(), Instant::now());
+                    tracing::debug!(attempt, error = %e, "upstream request failed");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn send_once(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
+        let (req, progress) = self.build(r)?;
+        let first_byte = self.config.first_byte_timeout.as_millis() as u64;
+        let idle = self.config.idle_timeout.as_millis() as u64;
+        let response = self.client.request(req);
+        tokio::pin!(response);
+        // The first-byte timeout runs from the end of the upload; while uploading, a pause
+        // longer than the idle timeout fails the request.
+        let resp = loop {
+            tokio::select! {
+                r = &mut response => break r,
+                () = tokio::time::sleep(UPSTREAM_PROGRESS_TICK) => {
+                    let now = progress.now_ms();
+                    let done = progress.done_ms.load(Ordering::Relaxed);
+                    if done > 0 && now.saturating_sub(done) > first_byte {
+                        return Err(UpstreamError::Unreachable("timed out waiting for the first byte".into()));
+                    }
+                    if done == 0 && now.saturating_sub(progress.last_ms.load(Ordering::Relaxed)) > idle.max(first_byte) {
+                        return Err(UpstreamError::Unreachable("upload stalled".into()));
+                    }
+                }
+            }
+        }
+        .map_err(|e| UpstreamError::Unreachable(format!("{e:?}")))?;
+        let status = resp.status();
+        if status.is_success()
+            || status == StatusCode::NOT_MODIFIED
+            || status == StatusCode::PARTIAL_CONTENT
+        {
+            return Ok(resp);
+        }
+        Err(error_from(resp).await)
+    }
+
+    /// Reads a (small) response body whole, with the idle timeout between frames.
+    pub async fn read_body(
+        &self,
+        resp: Response<Incoming>,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(self.config.idle_timeout, body.frame())
+                .await
+                .map_err(|_| UpstreamError::Unreachable("upstream body stalled".into()))?;
+            match frame {
+                None => break,
+                Some(Err(e)) => return Err(UpstreamError::Unreachable(e.to_string())),
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        if out.len() + d.len() > limit {
+                            return Err(UpstreamError::Local("upstream response too large".into()));
+                        }
+                        out.extend_from_slice(&d);
+                    }
+                }
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+}

@@ -1,0 +1,291 @@
+//! Gateway mode with no external binary: the upstream (B) is a second Lifeboat, local-only, and
+//! the gateway under test (A) reaches it through the fault proxy of `upstream.rs`. These run
+//! wherever `cargo test` does; `gateway.rs` covers real upstreams (SeaweedFS, JuiceFS).
+//!
+//! The proxy runs on the test's runtime while the test blocks on raw requests, hence the
+//! multi-threaded runtimes.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use crate::harness::{
+    AK, Lifeboat, SK, data, delete, get, lifeboat, md5_hex, put, until_upstream_within,
+};
+use crate::upstream::{Fault, FaultProxy};
+
+const BUCKET: &str = "gw";
+
+/// The longest any poll here waits.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A's configuration: B's credentials and the short timeouts of `gateway.rs`.
+fn gateway_config(endpoint: &str) -> String {
+    format!(
+        "[upstream]\nendpoint = \"{endpoint}\"\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\
+         connect_timeout_ms = 500\nfirst_byte_timeout_ms = 1500\nidle_timeout_ms = 2000\nretries = 1\n\
+         breaker_threshold = 2\nbreaker_cooldown_ms = 300\n"
+    )
+}
+
+/// A (gateway mode) in front of B (local-only), through a fault proxy.
+struct Pair {
+    /// The gateway under test; `upstream_down` restarts it.
+    a: Lifeboat,
+    /// The upstream: a local-only Lifeboat with the same credentials.
+    b: Lifeboat,
+    proxy: FaultProxy,
+    config: String,
+    /// A's data, kept across its restarts; dropped after A.
+    a_dir: tempfile::TempDir,
+}
+
+impl Pair {
+    /// Starts B, the proxy (passing traffic) and A, and creates `BUCKET` through A, which
+    /// mirrors it to B.
+    async fn start() -> Self {
+        let b = Lifeboat::start();
+        let proxy = FaultProxy::start(b.port).await;
+        let config = gateway_config(&format!("http://127.0.0.1:{}", proxy.port));
+        let a_dir = tempfile::tempdir().unwrap();
+        let a = lifeboat(a_dir.path(), &config);
+        a.client()
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        b.client()
+            .head_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("CreateBucket through A is mirrored to B");
+        Self {
+            a,
+            b,
+            proxy,
+            config,
+            a_dir,
+        }
+    }
+
+    /// Takes the upstream down: the proxy resets every new connection. The proxy picks a
+    /// connection's fault when it accepts it, so A is restarted on its data: no keep-alive
+    /// connection it opened while the proxy passed traffic survives to reach B.
+    fn upstream_down(&mut self) {
+        self.proxy.set(Fault::Reset);
+        self.a.kill9();
+        self.a = lifeboat(self.a_dir.path(), &self.config);
+    }
+
+    fn upstream_up(&self) {
+        self.proxy.set(Fault::Pass);
+    }
+}
+
+/// The unquoted ETag `client` reports for `key` in `BUCKET`, or `None` when it has no such
+/// object.
+async fn etag_on(client: &aws_sdk_s3::Client, key: &str) -> Option<String> {
+    let head = client.head_object().bucket(BUCKET).key(key).send().await;
+    head.ok()?.e_tag().map(|e| e.trim_matches('"').to_owned())
+}
+
+/// The bytes `client` serves for `key` in `BUCKET`.
+async fn bytes_on(client: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let got = client
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    got.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Waits until B holds `key` with `etag` (or, with `None`, does not hold it).
+async fn until_b(b: &aws_sdk_s3::Client, key: &str, etag: Option<&str>) {
+    until_upstream_within(b, BUCKET, key, etag, WAIT).await;
+}
+
+/// Polls `check` every 100 ms until it holds; fails after `WAIT`, saying `what`.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {WAIT:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_to_a_healthy_upstream_is_synced_with_the_same_etag() {
+    let pair = Pair::start().await;
+    let (a, direct) = (&pair.a, pair.b.client());
+    let body = data(200_000, 1);
+    let path = format!("/{BUCKET}/through");
+    assert_eq!(put(a, &path, &body, &[]), (200, Some("synced".into())));
+    // `synced` is answered once B has taken it: no waiting.
+    let etag = md5_hex(&body);
+    assert_eq!(etag_on(&direct, "through").await, Some(etag.clone()));
+    assert_eq!(etag_on(&a.client(), "through").await, Some(etag));
+    assert!(bytes_on(&direct, "through").await == body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_while_the_upstream_is_down_is_served_locally_then_replayed() {
+    let mut pair = Pair::start().await;
+    pair.upstream_down();
+    let (a, direct) = (&pair.a, pair.b.client());
+    let s3 = a.client();
+    let body = data(300_000, 2);
+    let path = format!("/{BUCKET}/queued");
+    assert_eq!(put(a, &path, &body, &[]), (200, Some("pending".into())));
+    assert_eq!(etag_on(&direct, "queued").await, None, "B has nothing yet");
+
+    let (status, cache, sync, got) = get(a, &path);
+    assert_eq!(
+        (status, cache.as_deref(), sync.as_deref()),
+        (200, Some("HIT"), Some("pending"))
+    );
+    assert!(got == body, "the local bytes");
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["queued"], "the local listing shows it");
+
+    pair.upstream_up();
+    until_b(&direct, "queued", Some(&md5_hex(&body))).await;
+    assert!(bytes_on(&direct, "queued").await == body);
+    eventually("A reports the replayed write as synced", || {
+        get(a, &path).2.as_deref() == Some("synced")
+    })
+    .await;
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["queued"], "the upstream's listing agrees");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_while_the_upstream_is_down_is_a_404_and_reaches_it_on_recovery() {
+    let mut pair = Pair::start().await;
+    let direct = pair.b.client();
+    let body = data(100_000, 3);
+    let path = format!("/{BUCKET}/doomed");
+    let (status, sync) = put(&pair.a, &path, &body, &[]);
+    assert_eq!((status, sync.as_deref()), (200, Some("synced")));
+
+    pair.upstream_down();
+    let a = &pair.a;
+    assert_eq!(delete(a, &path), 204);
+    // With the upstream down a fetch would be a 503: the 404 comes from the tombstone.
+    assert_eq!(get(a, &path).0, 404, "a deleted key is never fetched");
+    let s3 = a.client();
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    assert!(listed.contents().is_empty(), "the local listing hides it");
+    assert_eq!(
+        etag_on(&direct, "doomed").await,
+        Some(md5_hex(&body)),
+        "B keeps it until the tombstone is replayed"
+    );
+
+    pair.upstream_up();
+    until_b(&direct, "doomed", None).await;
+    assert_eq!(get(a, &path).0, 404, "the object never comes back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_only_on_the_upstream_is_a_miss_then_a_hit() {
+    let pair = Pair::start().await;
+    let (a, direct) = (&pair.a, pair.b.client());
+    let body = data(300_000, 4);
+    direct
+        .put_object()
+        .bucket(BUCKET)
+        .key("remote")
+        .content_type("text/csv")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let path = format!("/{BUCKET}/remote");
+    let (status, cache, _, got) = get(a, &path);
+    assert_eq!((status, cache.as_deref()), (200, Some("MISS")));
+    assert!(got == body, "the upstream's bytes");
+
+    let (status, cache, sync, got) = get(a, &path);
+    assert_eq!(
+        (status, cache.as_deref(), sync.as_deref()),
+        (200, Some("HIT"), Some("synced"))
+    );
+    assert!(got == body, "the cached bytes");
+    let head = a
+        .client()
+        .head_object()
+        .bucket(BUCKET)
+        .key("remote")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/csv"));
+    assert_eq!(etag_on(&a.client(), "remote").await, Some(md5_hex(&body)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_reaches_the_upstream_with_the_same_etag() {
+    let pair = Pair::start().await;
+    let (s3, direct) = (pair.a.client(), pair.b.client());
+    let id = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let mut parts = Vec::new();
+    for (n, body) in [(1, data(5 << 20, 5)), (2, data(1000, 6))] {
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("mp")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let etag = done.e_tag().unwrap().trim_matches('"').to_owned();
+    assert!(etag.ends_with("-2"), "a two-part ETag: {etag}");
+    until_b(&direct, "mp", Some(&etag)).await;
+    assert_eq!(etag_on(&s3, "mp").await, Some(etag));
+    let on_b = direct
+        .head_object()
+        .bucket(BUCKET)
+        .key("mp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_b.content_length(), Some((5 << 20) + 1000));
+}
