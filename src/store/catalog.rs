@@ -9,12 +9,11 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
+use super::error::StoreError;
+use super::meta::{BucketMeta, ObjectMeta, PartMeta, Precondition, SyncState, UploadMeta};
 use super::objects::{self, ListPage, ListQuery};
 use super::outbox::{self, OutboxEntry, OutboxOp, OutboxStats};
-use super::{
-    BucketMeta, ObjectMeta, PartMeta, Precondition, StoreError, SyncState, UploadMeta, schema,
-    uploads,
-};
+use super::{schema, uploads};
 
 pub struct Catalog {
     db: Database,

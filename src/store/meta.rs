@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
 use super::blob::DurableBlob;
+use super::error::StoreError;
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

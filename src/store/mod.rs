@@ -15,6 +15,7 @@
 pub mod blob;
 mod catalog;
 mod copy;
+mod error;
 mod meta;
 mod objects;
 pub mod outbox;
@@ -25,58 +26,18 @@ mod uploads;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::checksum::{BodyDigests, ChecksumAlgorithm};
+
 pub use blob::{BlobDirs, BlobWriter, DurableBlob};
 use catalog::Catalog;
+pub use error::StoreError;
 pub use meta::{
     BucketMeta, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment, SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
 use outbox::{OutboxEntry, OutboxOp, OutboxStats};
+use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("no such bucket")]
-    NoSuchBucket,
-    #[error("no such key")]
-    NoSuchKey,
-    #[error("bucket not empty")]
-    BucketNotEmpty,
-    #[error("bucket already owned by you")]
-    BucketAlreadyOwnedByYou,
-    #[error("bucket already exists")]
-    BucketAlreadyExists,
-    #[error("no such upload")]
-    NoSuchUpload,
-    #[error("precondition failed")]
-    PreconditionFailed,
-    #[error("a part changed while the upload was being completed")]
-    PartChanged,
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("catalog: {0}")]
-    Index(Box<redb::Error>),
-    #[error("corrupt metadata: {0}")]
-    Corrupt(String),
-}
-
-macro_rules! catalog_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Index(Box::new(e.into()))
-            }
-        }
-    )*};
-}
-catalog_error!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 /// The local store. Cheap to clone.
 #[derive(Clone)]
@@ -88,9 +49,8 @@ struct Inner {
     data_dir: PathBuf,
     dirs: BlobDirs,
     catalog: Catalog,
-    /// Blobs being read, with their reader count and whether they were removed meanwhile
-    /// (then the last reader unlinks them).
-    readers: readers::Readers,
+    /// Blobs being read; a blob removed meanwhile is unlinked by its last reader.
+    readers: Readers,
 }
 
 impl Store {
@@ -116,9 +76,9 @@ impl Store {
         let store = Self {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_owned(),
-                dirs,
+                dirs: dirs.clone(),
                 catalog,
-                readers: readers::Readers::default(),
+                readers: Readers::new(dirs),
             }),
         };
         store.recover()?;
@@ -263,6 +223,79 @@ impl Store {
     pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
         self.blocking(move |ix| ix.object(&b, &k)).await
+    }
+
+    /// Opens an object for reading: its metadata and its first segment's file. A concurrent
+    /// overwrite may remove the blob between the metadata read and the open; then the metadata
+    /// is read again.
+    pub async fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectMeta, Option<tokio::fs::File>, ReadGuard), StoreError> {
+        for _ in 0..3 {
+            let meta = self.object(bucket, key).await?;
+            let Some((guard, first)) = self.pin(&meta.segments).await? else {
+                continue; // replaced meanwhile: read the metadata again
+            };
+            return Ok((meta, first, guard));
+        }
+        Err(StoreError::NoSuchKey)
+    }
+
+    /// The object's metadata and, unless `head`, its blobs pinned for reading.
+    pub async fn open_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: bool,
+    ) -> Result<(ObjectMeta, Option<OpenBlobs>), StoreError> {
+        if head {
+            Ok((self.object(bucket, key).await?, None))
+        } else {
+            let (meta, file, guard) = self.open_object(bucket, key).await?;
+            Ok((meta, Some((file, guard))))
+        }
+    }
+
+    /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
+    /// already gone (the object was replaced between the metadata read and the pin).
+    pub async fn pin(
+        &self,
+        segments: &[Segment],
+    ) -> Result<Option<(ReadGuard, Option<tokio::fs::File>)>, StoreError> {
+        self.inner.readers.pin(segments).await
+    }
+
+    async fn remove_blob(&self, id: &str) {
+        self.inner.readers.remove_blob(id).await;
+    }
+
+    /// Copies `len` bytes from `offset` of an object's segments into a new durable blob, hashing
+    /// as it goes (`copy::copy_segments`, on a blocking thread), with the source pinned.
+    pub async fn copy_range(
+        &self,
+        segments: &[Segment],
+        offset: u64,
+        len: u64,
+        checksum: ChecksumAlgorithm,
+        sha256: bool,
+    ) -> Result<(DurableBlob, BodyDigests), StoreError> {
+        let Some((source_guard, _)) = self.pin(segments).await? else {
+            return Err(StoreError::NoSuchKey);
+        };
+        let mut writer = self.blob_writer().await?;
+        let tmp = writer.tmp_path().to_owned();
+        let dirs = self.inner.dirs.clone();
+        let segments = segments.to_vec();
+        let digests = tokio::task::spawn_blocking(move || {
+            copy::copy_segments(&dirs, &segments, offset, len, &tmp, checksum, sha256)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        drop(source_guard);
+        writer.assume_written(len);
+        Ok((self.finish_blob(writer).await?, digests))
     }
 
     /// Deletes `bucket/key`; absent keys are not an error (S3 answers 204 either way). With

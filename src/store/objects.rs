@@ -8,8 +8,9 @@ use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::error::StoreError;
+use super::meta::{BucketMeta, ObjectMeta, Precondition};
 use super::schema::{BUCKETS, OBJECTS, bucket_end, decode, encode, object_key};
-use super::{BucketMeta, ObjectMeta, Precondition, StoreError};
 
 /// What to list: keys under `prefix`, after `start_after`, rolled up at `delimiter`.
 #[derive(Debug, Clone, Default)]

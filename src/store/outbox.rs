@@ -8,7 +8,7 @@
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::error::StoreError;
 use super::schema::{
     COUNTERS, DEAD_LETTERS, OUTBOX, OUTBOX_KEYS, OUTBOX_SEQ, decode, encode, object_key,
     prefix_range,

@@ -6,7 +6,7 @@
 
 use redb::TableDefinition;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// Bucket name → `BucketMeta`.
 pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");

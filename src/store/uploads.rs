@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::error::StoreError;
+use super::meta::{PartMeta, UploadMeta};
 use super::schema::{PARTS, UPLOADS, decode, encode, part_key, part_number, parts_range};
-use super::{PartMeta, StoreError, UploadMeta};
 
 pub fn create(txn: &WriteTransaction, id: &str, meta: &UploadMeta) -> Result<(), StoreError> {
     txn.open_table(UPLOADS)?
