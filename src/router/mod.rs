@@ -6,48 +6,19 @@
 //! does not implement answer `501 NotImplemented`; a method that makes no sense for the resource
 //! answers `405 MethodNotAllowed`.
 
+mod params;
+mod target;
+
 use http::Method;
 
 use crate::auth::policy::{Action, Resource};
-use crate::auth::sigv4::uri_decode;
 use crate::error::{S3Error, S3ErrorCode};
-
-/// Parameters of ListObjects (v1) and ListObjectsV2.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListParams {
-    pub prefix: String,
-    pub delimiter: Option<String>,
-    pub max_keys: usize,
-    pub encoding_url: bool,
-    /// v1 `marker`.
-    pub marker: Option<String>,
-    /// v2 `continuation-token`, still encoded.
-    pub continuation_token: Option<String>,
-    /// v2 `start-after`.
-    pub start_after: Option<String>,
-    pub fetch_owner: bool,
-}
-
-/// `response-*` query overrides of GetObject, as (header, value).
-pub type ResponseOverrides = Vec<(&'static str, String)>;
-
-/// The source of CopyObject and UploadPartCopy (`x-amz-copy-source`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopySource {
-    pub bucket: String,
-    pub key: String,
-}
-
-/// Parameters of ListMultipartUploads.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UploadListParams {
-    pub prefix: String,
-    pub delimiter: Option<String>,
-    pub key_marker: Option<String>,
-    pub upload_id_marker: Option<String>,
-    pub max_uploads: usize,
-    pub encoding_url: bool,
-}
+pub use params::{CopySource, ListParams, Query, ResponseOverrides, UploadListParams};
+use params::{
+    list_params, parse_copy_source, parse_max, parse_part_number, response_overrides,
+    upload_list_params,
+};
+pub use target::{Target, target, valid_bucket_name};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -295,75 +266,6 @@ impl Operation {
     }
 }
 
-/// Bucket and key addressed by a request, before the operation is known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub bucket: Option<String>,
-    pub key: Option<String>,
-}
-
-impl Target {
-    /// The `<Resource>` of an error response.
-    pub fn resource(&self) -> String {
-        match (&self.bucket, &self.key) {
-            (Some(b), Some(k)) => format!("/{b}/{k}"),
-            (Some(b), None) => format!("/{b}"),
-            _ => "/".to_owned(),
-        }
-    }
-}
-
-/// Splits host and path into bucket and key. `host` may carry a port; `domains` are the configured
-/// base domains for virtual-hosted-style requests.
-pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> Target {
-    let host = host.map(strip_port).map(|h| h.to_ascii_lowercase());
-    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
-    if let Some(host) = host {
-        for d in domains {
-            if let Some(bucket) = host
-                .strip_suffix(d.as_str())
-                .and_then(|b| b.strip_suffix('.'))
-                && !bucket.is_empty()
-            {
-                let key = uri_decode(path);
-                return Target {
-                    bucket: Some(bucket.to_owned()),
-                    key: (!key.is_empty()).then_some(key),
-                };
-            }
-        }
-    }
-    match path.split_once('/') {
-        None if path.is_empty() => Target {
-            bucket: None,
-            key: None,
-        },
-        None => Target {
-            bucket: Some(uri_decode(path)),
-            key: None,
-        },
-        Some((b, k)) => {
-            let key = uri_decode(k);
-            Target {
-                bucket: Some(uri_decode(b)),
-                key: (!key.is_empty()).then_some(key),
-            }
-        }
-    }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // IPv6 literal: [::1]:9000
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
-    }
-    host.rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host, |(h, _)| h)
-}
-
 /// Sub-resources S3 defines on buckets and objects that Lifeboat does not implement yet.
 const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
@@ -394,20 +296,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "versions",
     "website",
 ];
-
-pub struct Query<'a>(pub &'a [(String, String)]);
-
-impl Query<'_> {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-}
 
 fn not_implemented(what: &str) -> S3Error {
     S3Error::with_message(
@@ -622,159 +510,6 @@ fn route_object(
         Method::POST => Err(not_implemented("This POST on an object")),
         _ => Err(method_not_allowed(method)),
     }
-}
-
-fn parse_part_number(v: &str) -> Result<u16, S3Error> {
-    match v.trim().parse::<u16>() {
-        Ok(n) if (1..=10000).contains(&n) => Ok(n),
-        _ => Err(S3Error::invalid_argument(
-            "Part number must be an integer between 1 and 10000, inclusive",
-            "partNumber",
-            v,
-        )),
-    }
-}
-
-/// `x-amz-copy-source`: `bucket/key` or `/bucket/key`, URL-encoded, optionally `?versionId=`.
-/// Lifeboat keeps no versions, so only `versionId=null` (the id of an unversioned object) is valid.
-pub fn parse_copy_source(value: &str) -> Result<CopySource, S3Error> {
-    let invalid = || {
-        S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-        .extra("ArgumentName", "x-amz-copy-source")
-        .extra("ArgumentValue", value)
-    };
-    let (path, query) = value.split_once('?').unwrap_or((value, ""));
-    for (k, v) in crate::auth::sigv4::parse_query(query) {
-        if k == "versionId" && v != "null" {
-            return Err(S3Error::invalid_argument(
-                "Invalid version id specified",
-                "versionId",
-                &v,
-            ));
-        }
-    }
-    let path = uri_decode(path.trim_start_matches('/'));
-    let (bucket, key) = path.split_once('/').ok_or_else(invalid)?;
-    if bucket.is_empty() || key.is_empty() {
-        return Err(invalid());
-    }
-    Ok(CopySource {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-    })
-}
-
-fn parse_max(q: &Query<'_>, name: &str) -> Result<usize, S3Error> {
-    match q.get(name) {
-        None => Ok(1000),
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(n.min(1000) as usize),
-            _ => Err(S3Error::invalid_argument(
-                format!("Provided {name} not an integer or within integer range"),
-                name,
-                v,
-            )),
-        },
-    }
-}
-
-fn encoding_url(q: &Query<'_>) -> Result<bool, S3Error> {
-    match q.get("encoding-type") {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),
-        Some(v) => Err(S3Error::invalid_argument(
-            "Invalid Encoding Method specified in Request",
-            "encoding-type",
-            v,
-        )),
-    }
-}
-
-fn upload_list_params(q: &Query<'_>) -> Result<UploadListParams, S3Error> {
-    Ok(UploadListParams {
-        prefix: q.get("prefix").unwrap_or("").to_owned(),
-        delimiter: q
-            .get("delimiter")
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned),
-        key_marker: q
-            .get("key-marker")
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned),
-        upload_id_marker: q
-            .get("upload-id-marker")
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned),
-        max_uploads: parse_max(q, "max-uploads")?,
-        encoding_url: encoding_url(q)?,
-    })
-}
-
-fn response_overrides(q: &Query<'_>) -> ResponseOverrides {
-    const MAP: [(&str, &str); 6] = [
-        ("response-content-type", "content-type"),
-        ("response-content-language", "content-language"),
-        ("response-expires", "expires"),
-        ("response-cache-control", "cache-control"),
-        ("response-content-disposition", "content-disposition"),
-        ("response-content-encoding", "content-encoding"),
-    ];
-    MAP.iter()
-        .filter_map(|(param, header)| q.get(param).map(|v| (*header, v.to_owned())))
-        .collect()
-}
-
-fn list_params(q: &Query<'_>, v2: bool) -> Result<ListParams, S3Error> {
-    let max_keys = parse_max(q, "max-keys")?;
-    let encoding_url = encoding_url(q)?;
-    Ok(ListParams {
-        prefix: q.get("prefix").unwrap_or("").to_owned(),
-        delimiter: q
-            .get("delimiter")
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned),
-        max_keys,
-        encoding_url,
-        marker: (!v2).then(|| q.get("marker").map(str::to_owned)).flatten(),
-        continuation_token: v2
-            .then(|| q.get("continuation-token").map(str::to_owned))
-            .flatten(),
-        start_after: v2
-            .then(|| q.get("start-after").map(str::to_owned))
-            .flatten(),
-        fetch_owner: v2 && q.get("fetch-owner") == Some("true"),
-    })
-}
-
-/// AWS's naming rules for general purpose buckets (`bucketnamingrules.html`), with one documented
-/// deviation: names of one or two characters are accepted (AWS wants three), so that the
-/// quick start's `aws s3 mb s3://x` works.
-pub fn valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    if !(1..=63).contains(&b.len()) {
-        return false;
-    }
-    let allowed = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
-    if !b.iter().all(|&c| allowed(c)) {
-        return false;
-    }
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    if name.contains("..") || name.contains(".-") || name.contains("-.") {
-        return false;
-    }
-    if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        return false;
-    }
-    const BAD_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
-    const BAD_SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
-    !BAD_PREFIXES.iter().any(|p| name.starts_with(p))
-        && !BAD_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 #[cfg(test)]

@@ -1,0 +1,102 @@
+//! Host and path to bucket and key, before the operation is known: path-style
+//! (`/bucket/key`) and virtual-hosted-style (`bucket.<domain>/key`) addressing as described in
+//! "Virtual hosting of buckets" (`VirtualHosting.html`), and AWS's bucket naming rules.
+
+use crate::auth::sigv4::uri_decode;
+
+/// Bucket and key addressed by a request, before the operation is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Target {
+    /// The `<Resource>` of an error response.
+    pub fn resource(&self) -> String {
+        match (&self.bucket, &self.key) {
+            (Some(b), Some(k)) => format!("/{b}/{k}"),
+            (Some(b), None) => format!("/{b}"),
+            _ => "/".to_owned(),
+        }
+    }
+}
+
+/// Splits host and path into bucket and key. `host` may carry a port; `domains` are the configured
+/// base domains for virtual-hosted-style requests.
+pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> Target {
+    let host = host.map(strip_port).map(|h| h.to_ascii_lowercase());
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    if let Some(host) = host {
+        for d in domains {
+            if let Some(bucket) = host
+                .strip_suffix(d.as_str())
+                .and_then(|b| b.strip_suffix('.'))
+                && !bucket.is_empty()
+            {
+                let key = uri_decode(path);
+                return Target {
+                    bucket: Some(bucket.to_owned()),
+                    key: (!key.is_empty()).then_some(key),
+                };
+            }
+        }
+    }
+    match path.split_once('/') {
+        None if path.is_empty() => Target {
+            bucket: None,
+            key: None,
+        },
+        None => Target {
+            bucket: Some(uri_decode(path)),
+            key: None,
+        },
+        Some((b, k)) => {
+            let key = uri_decode(k);
+            Target {
+                bucket: Some(uri_decode(b)),
+                key: (!key.is_empty()).then_some(key),
+            }
+        }
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // IPv6 literal: [::1]:9000
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+/// AWS's naming rules for general purpose buckets (`bucketnamingrules.html`), with one documented
+/// deviation: names of one or two characters are accepted (AWS wants three), so that the
+/// quick start's `aws s3 mb s3://x` works.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if !(1..=63).contains(&b.len()) {
+        return false;
+    }
+    let allowed = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
+    if !b.iter().all(|&c| allowed(c)) {
+        return false;
+    }
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return false;
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return false;
+    }
+    const BAD_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const BAD_SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    !BAD_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !BAD_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
