@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::auth::policy::{Action, Resource};
 use crate::auth::{self, AuthSettings, Users};
@@ -61,7 +62,7 @@ impl App {
         Ok(Self {
             users: Users::new(&config.users),
             auth: AuthSettings {
-                clock_skew: Duration::from_secs(config.limits.clock_skew_seconds),
+                clock_skew: config.limits.clock_skew,
             },
             ctx: Context {
                 config,
@@ -74,11 +75,7 @@ impl App {
 
 /// Opens the store, binds the listener and serves until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let addr: SocketAddr = config
-        .server
-        .address
-        .parse()
-        .map_err(|e| ServerError::Refused(format!("bad server.address: {e}")))?;
+    let addr: SocketAddr = config.server.address;
     if config.dev_credentials {
         if !addr.ip().is_loopback() {
             return Err(ServerError::Refused(format!(
@@ -114,7 +111,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         address: addr.to_string(),
         source,
     })?;
-    spawn_upload_cleaner(store.clone(), config.limits.abandoned_upload_seconds);
+    spawn_upload_cleaner(store.clone(), config.limits.abandoned_upload);
     let app = Arc::new(App::new(config, store)?);
     tracing::info!(address = %local, "S3 API listening");
     // Tests and scripts read this line to learn the port when address ends in :0.
@@ -123,9 +120,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Aborts multipart uploads older than `max_age_secs`, checking every half of that (at most
+/// Aborts multipart uploads older than `max_age`, checking every half of that (at most
 /// hourly, at least every second).
-fn spawn_upload_cleaner(store: Store, max_age_secs: u64) {
+fn spawn_upload_cleaner(store: Store, max_age: Duration) {
+    let max_age_secs = max_age.as_secs();
     let every = Duration::from_secs((max_age_secs / 2).clamp(1, UPLOAD_SWEEP_MAX.as_secs()));
     tokio::spawn(async move {
         loop {
@@ -247,7 +245,19 @@ async fn handle(app: &App, req: Request<Incoming>, remote: SocketAddr) -> Respon
         .is_some_and(|v| v.as_bytes() == b"0");
     let mut op_name = "Unknown";
     let mut user_name = String::new();
-    let result = dispatch(app, &parts, incoming, &target, &mut op_name, &mut user_name).await;
+    // Every line the request causes, in the gateway and the store too, carries these fields;
+    // `op` is filled in once the request is routed.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        op = tracing::field::Empty,
+        bucket = target.bucket.as_deref().unwrap_or(""),
+        key = target.key.as_deref().unwrap_or(""),
+    );
+    let result = dispatch(app, &parts, incoming, &target, &mut op_name, &mut user_name)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => error_response(&e, &target, &id, is_head),
@@ -263,13 +273,10 @@ async fn handle(app: &App, req: Request<Incoming>, remote: SocketAddr) -> Respon
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     tracing::info!(
-        request_id = %id,
         client = %remote.ip(),
         user = %user_name,
         op = op_name,
         method = %parts.method,
-        bucket = target.bucket.as_deref().unwrap_or(""),
-        key = target.key.as_deref().unwrap_or(""),
         status = resp.status().as_u16(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
@@ -345,6 +352,7 @@ async fn dispatch(
         && !parts.headers.contains_key(http::header::AUTHORIZATION)
     {
         *op_name = "PostObject";
+        tracing::Span::current().record("op", "PostObject");
         return post::post_object(ctx, &app.users, bucket, &parts.headers, incoming).await;
     }
     let authenticated = auth::authenticate(
@@ -363,6 +371,7 @@ async fn dispatch(
     user_name.clone_from(&user.access_key);
     let op = routed?;
     *op_name = op.name();
+    tracing::Span::current().record("op", op.name());
     if !user.allows(op.action(), op.resource()) {
         return Err(S3ErrorCode::AccessDenied.into());
     }
@@ -386,11 +395,7 @@ async fn dispatch(
     }
     let payload = &authenticated.payload;
     let headers = &parts.headers;
-    let mut body = RequestBody::new(
-        incoming,
-        payload,
-        Duration::from_secs(limits.body_idle_seconds),
-    );
+    let mut body = RequestBody::new(incoming, payload, limits.body_idle);
     match &op {
         Operation::ListBuckets => bucket::list_buckets(ctx, user).await,
         Operation::CreateBucket { bucket } => {

@@ -3,10 +3,13 @@
 //! A grant names a bucket pattern (`*` matches any run of characters), a key prefix and a set of
 //! actions. A request is allowed when any of the user's grants covers its bucket, key and action.
 
+use serde::Serialize;
+
 use crate::config::Secret;
 
 /// The permission an operation needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Read,
     Write,
@@ -46,7 +49,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Grant {
     pub bucket: String,
     pub prefix: String,
@@ -68,7 +71,7 @@ impl Grant {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct User {
     pub access_key: String,
     pub secret_key: Secret,

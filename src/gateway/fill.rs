@@ -12,6 +12,7 @@ use http::{HeaderMap, Method, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{OwnedMutexGuard, mpsc};
+use tracing::Instrument;
 
 use super::Gateway;
 use crate::body::ResponseBody;
@@ -38,23 +39,26 @@ pub fn relay(gw: &Gateway, resp: Response<Incoming>) -> ResponseBody {
     let len = content_length(resp.headers());
     let idle = gw.upstream.config.idle_timeout;
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    tokio::spawn(async move {
-        let mut body = resp.into_body();
-        loop {
-            match next_data(&mut body, idle).await {
-                Ok(Some(d)) => {
-                    if tx.send(Ok(d)).await.is_err() {
+    tokio::spawn(
+        async move {
+            let mut body = resp.into_body();
+            loop {
+                match next_data(&mut body, idle).await {
+                    Ok(Some(d)) => {
+                        if tx.send(Ok(d)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
                         return;
                     }
                 }
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
             }
         }
-    });
+        .in_current_span(),
+    );
     ResponseBody::Stream { rx, remaining: len }
 }
 

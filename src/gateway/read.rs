@@ -1,6 +1,6 @@
-//! The gateway read path (DESIGN.md "Policies": `read`). It answers with data, an
-//! `ObjectSource`; `handlers::get` renders it, so a hit, a miss and a 304 of either carry the
-//! same headers.
+//! The gateway read path (docs/ARCHITECTURE.md, "Where each policy lives"). It answers with
+//! data, an `ObjectSource`; `handlers::get` renders it, so a hit, a miss and a 304 of either
+//! carry the same headers.
 //!
 //! - `local-first`: a cached copy is served from disk with no upstream round trip (`HIT`),
 //!   unless `revalidate_after` says to check it first. A miss streams from the upstream to the
@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::Gateway;
 use super::fill::{Fill, content_length, last_modified_ms, prefetch, relay};
@@ -183,8 +184,9 @@ impl Gateway {
                     && match self.read {
                         ReadPolicy::UpstreamFirst => true,
                         ReadPolicy::LocalFirst => {
-                            self.upstream.config.revalidate_after.is_some_and(|s| {
-                                now_ms() - meta.validated_ms > (s as i64).saturating_mul(1000)
+                            self.upstream.config.revalidate_after.is_some_and(|d| {
+                                let after = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                                now_ms() - meta.validated_ms > after
                             })
                         }
                     };
@@ -280,11 +282,8 @@ impl Gateway {
                 return Ok(upstream_object(status, resp.headers(), None));
             }
             // The whole object comes in the background, so the next read is a hit.
-            tokio::spawn(prefetch(
-                Arc::clone(self),
-                r.bucket.to_owned(),
-                r.key.to_owned(),
-            ));
+            let fetch = prefetch(Arc::clone(self), r.bucket.to_owned(), r.key.to_owned());
+            tokio::spawn(fetch.in_current_span());
             let headers = resp.headers().clone();
             return Ok(upstream_object(status, &headers, Some(relay(self, resp))));
         }
@@ -310,7 +309,7 @@ impl Gateway {
         };
         // The client's conditions are evaluated when the answer is rendered; a 304 drops the
         // body, and the fill, which then sees nobody listening, caches nothing.
-        tokio::spawn(fill.run(resp, Some(tx)));
+        tokio::spawn(fill.run(resp, Some(tx)).in_current_span());
         let body = ResponseBody::Stream {
             rx,
             remaining: content_length(&headers),

@@ -1,6 +1,6 @@
-//! Writes and deletes in gateway mode, per the write policy (DESIGN.md "Policies", README
-//! "Gateway mode"): `through`, `back` and `strict`, and the reconciliation of a strict write
-//! whose outcome is unknown.
+//! Writes and deletes in gateway mode, per the write policy (docs/ARCHITECTURE.md, "Where each
+//! policy lives"; README, "Gateway mode"): `through`, `back` and `strict`, and the
+//! reconciliation of a strict write whose outcome is unknown.
 
 use http::HeaderMap;
 

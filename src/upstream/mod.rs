@@ -9,9 +9,9 @@
 //! - `error`: what a failure means (outage, refusal, unknown outcome) and the backoff policy;
 //! - `breaker`: the circuit breaker in front of it all.
 //!
-//! Toward the upstream Lifeboat speaks the plain dialect every S3 server accepts (DESIGN.md,
-//! "Upstream compatibility"): plain bodies, a real `x-amz-content-sha256`, `Content-MD5` on
-//! PUTs, and no `x-amz-checksum-*` headers.
+//! Toward the upstream Lifeboat speaks the plain dialect every S3 server accepts (README,
+//! "Gateway mode", upstream dialect): plain bodies, a real `x-amz-content-sha256`,
+//! `Content-MD5` on PUTs, and no `x-amz-checksum-*` headers.
 
 pub mod breaker;
 mod client;

@@ -1,0 +1,443 @@
+//! Configuration: a TOML file read raw (`raw`), environment variables applied on top, then
+//! validated into the resolved, typed settings below (`resolve`) that the rest of the server
+//! uses. `lifeboat config check` prints these settings serialized back to TOML under the keys
+//! of the file, secrets redacted, so the printout cannot drift from the settings.
+//!
+//! The key names and environment variables are a contract with deployments (README,
+//! "Configuration"; docs/ARCHITECTURE.md, "Adding a config setting"); every setting is
+//! documented in `config/lifeboat.example.toml`.
+
+mod raw;
+mod resolve;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::auth::policy::User;
+pub use raw::parse_size;
+
+/// The well-known development credentials used when nothing else is configured.
+pub const DEV_ACCESS_KEY: &str = "lifeboat";
+pub const DEV_SECRET_KEY: &str = "lifeboat-dev-secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid value for {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A secret string: never printed, compared in constant time by its users, wiped on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("REDACTED")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("REDACTED")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("REDACTED")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        bytes.iter_mut().for_each(|b| *b = 0);
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// The resolved configuration. Serialized (for `config check`) under the keys of the file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub users: Vec<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamConfig>,
+    /// True when the well-known development credentials are in use.
+    #[serde(skip)]
+    pub dev_credentials: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub admin_address: SocketAddr,
+    pub region: String,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WritePolicy {
+    Through,
+    Back,
+    Strict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadPolicy {
+    LocalFirst,
+    UpstreamFirst,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamConfig {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub path_style: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    pub write: WritePolicy,
+    pub read: ReadPolicy,
+    pub auto_create_buckets: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<String>,
+    /// Cached copies older than this are checked with a conditional request (local-first).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secs")]
+    pub revalidate_after: Option<Duration>,
+    /// Extra CA certificates (PEM) trusted for an https upstream, beside the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(rename = "connect_timeout_ms", serialize_with = "millis")]
+    pub connect_timeout: Duration,
+    #[serde(rename = "first_byte_timeout_ms", serialize_with = "millis")]
+    pub first_byte_timeout: Duration,
+    #[serde(rename = "idle_timeout_ms", serialize_with = "millis")]
+    pub idle_timeout: Duration,
+    /// Extra attempts for idempotent requests.
+    pub retries: u32,
+    /// Consecutive failures that open the circuit, and how long it stays open.
+    pub breaker_threshold: u32,
+    #[serde(rename = "breaker_cooldown_ms", serialize_with = "millis")]
+    pub breaker_cooldown: Duration,
+    /// Whether a request may pick its write policy with `x-lifeboat-write`.
+    pub allow_write_override: bool,
+}
+
+/// Request limits; each answers with the AWS error named beside it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitsConfig {
+    /// `EntityTooLarge`.
+    pub max_object_size: u64,
+    /// `KeyTooLongError`.
+    pub max_key_length: usize,
+    /// `RequestHeaderSectionTooLarge`.
+    pub max_header_bytes: usize,
+    /// `MaxMessageLengthExceeded`.
+    pub max_xml_body: usize,
+    /// `MetadataTooLarge`.
+    pub max_metadata_bytes: usize,
+    /// `RequestTimeTooSkewed`.
+    #[serde(rename = "clock_skew_seconds", serialize_with = "secs")]
+    pub clock_skew: Duration,
+    /// Every part of a multipart upload but the last (`EntityTooSmall`).
+    pub min_part_size: u64,
+    /// Parts in one CompleteMultipartUpload.
+    pub max_parts: usize,
+    /// Keys in one DeleteObjects (`MalformedXML` beyond it).
+    pub max_delete_keys: usize,
+    /// Multipart uploads idle longer than this are aborted.
+    #[serde(rename = "abandoned_upload_seconds", serialize_with = "secs")]
+    pub abandoned_upload: Duration,
+    /// Longest pause inside a request body (`RequestTimeout`).
+    #[serde(rename = "body_idle_seconds", serialize_with = "secs")]
+    pub body_idle: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_object_size: 5 << 30,
+            max_key_length: 1024,
+            max_header_bytes: 16 << 10,
+            max_xml_body: 1 << 20,
+            max_metadata_bytes: 2 << 10,
+            clock_skew: Duration::from_secs(900),
+            min_part_size: 5 << 20,
+            max_parts: 10_000,
+            max_delete_keys: 1000,
+            abandoned_upload: Duration::from_secs(7 * 24 * 3600),
+            body_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where environment variables come from; a closure so tests can pass their own.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Reads `path` (if any), applies the environment, and validates.
+    pub fn load(path: Option<&Path>, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, env)
+    }
+
+    pub fn from_toml(text: &str, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        resolve::resolve(raw, env)
+    }
+
+    /// The settings as `config check` prints them: the resolved config as TOML, under the
+    /// keys of the file, secrets redacted.
+    pub fn describe(&self) -> String {
+        let mut out = match toml::to_string(self) {
+            Ok(t) => t,
+            Err(e) => format!("# cannot print the settings: {e}\n"),
+        };
+        if self.upstream.is_none() {
+            out.push_str("\n# [upstream] not configured: local-only mode\n");
+        }
+        if self.dev_credentials {
+            out.push_str(
+                "\n# WARNING: no users configured; the development credentials are in use\n",
+            );
+        }
+        out
+    }
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_secs()),
+        None => s.serialize_none(),
+    }
+}
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_serve_loopback_with_dev_credentials() {
+        let c = Config::from_toml("", &no_env).map_err(|e| e.to_string());
+        let c = c.as_ref().map_err(Clone::clone);
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert_eq!(c.server.address.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.storage.data_dir, PathBuf::from("./lifeboat-data"));
+        assert!(c.dev_credentials);
+        assert!(c.upstream.is_none());
+        assert_eq!(c.limits.max_object_size, 5 << 30);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("5GiB"), Ok(5 << 30));
+        assert_eq!(parse_size("16 KiB"), Ok(16 << 10));
+        assert_eq!(parse_size("100MB"), Ok(100_000_000));
+        assert_eq!(parse_size("12"), Ok(12));
+        assert!(parse_size("5XB").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error() {
+        assert!(Config::from_toml("[server]\nadress = \"x\"\n", &no_env).is_err());
+        assert!(Config::from_toml("[nonsense]\n", &no_env).is_err());
+    }
+
+    #[test]
+    fn env_overrides_and_legacy_upstream_names() {
+        let env = |k: &str| -> Option<String> {
+            match k {
+                "LIFEBOAT_ADDRESS" => Some("127.0.0.1:9100".into()),
+                "LIFEBOAT_ACCESS_KEY" => Some("AK".into()),
+                "LIFEBOAT_SECRET_KEY" => Some("SK".into()),
+                "USE_S3_STORAGE" => Some("true".into()),
+                "S3_ENDPOINT_URL" => Some("http://127.0.0.1:8333".into()),
+                "S3_BUCKET_NAME" => Some("ai-agent-storage".into()),
+                "AWS_ACCESS_KEY_ID" => Some("UAK".into()),
+                "AWS_SECRET_ACCESS_KEY" => Some("USK".into()),
+                _ => None,
+            }
+        };
+        let Ok(c) = Config::from_toml("", &env) else {
+            panic!("config should resolve")
+        };
+        assert_eq!(c.server.address.to_string(), "127.0.0.1:9100");
+        assert!(!c.dev_credentials);
+        assert_eq!(c.users[0].access_key, "AK");
+        let Some(u) = c.upstream else {
+            panic!("upstream on")
+        };
+        assert_eq!(u.bucket.as_deref(), Some("ai-agent-storage"));
+        assert_eq!(u.secret_key.expose(), "USK");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let env = |k: &str| -> Option<String> {
+            match k {
+                "LIFEBOAT_ACCESS_KEY" => Some("AK".into()),
+                "LIFEBOAT_SECRET_KEY" => Some("very-secret-value".into()),
+                _ => None,
+            }
+        };
+        let Ok(c) = Config::from_toml(
+            "[upstream]\nendpoint=\"http://x:1\"\naccess_key=\"a\"\nsecret_key=\"upstream-secret-value\"\n",
+            &env,
+        ) else {
+            panic!("config should resolve")
+        };
+        let debug = format!("{c:?}");
+        let described = c.describe();
+        for text in [debug, described] {
+            assert!(!text.contains("very-secret-value"));
+            assert!(!text.contains("upstream-secret-value"));
+            assert!(text.contains("REDACTED"));
+        }
+    }
+
+    /// `config check` prints the resolved settings; parsed back, the printout gives the same
+    /// settings. With every setting away from its default, a setting missing from the printout
+    /// (or printed under another key) would come back as its default and fail this.
+    #[test]
+    fn the_printout_holds_every_setting() {
+        let toml = r#"
+            [server]
+            address = "127.0.0.2:9100"
+            admin_address = "127.0.0.2:9101"
+            region = "eu-west-1"
+            domains = ["s3.example.test", "other.test"]
+            [storage]
+            data_dir = "/var/lib/lifeboat-test"
+            max_bytes = "7GiB"
+            [limits]
+            max_object_size = "1GiB"
+            max_key_length = 512
+            max_header_bytes = "8KiB"
+            max_xml_body = "512KiB"
+            max_metadata_bytes = "1KiB"
+            clock_skew_seconds = 300
+            min_part_size = "6MiB"
+            max_parts = 500
+            max_delete_keys = 50
+            abandoned_upload_seconds = 3600
+            body_idle_seconds = 7
+            [[users]]
+            access_key = "app"
+            secret_key = "app-secret-value"
+            admin = true
+            grants = [{ bucket = "logs-*", prefix = "app/", actions = ["write", "list"] }]
+            [upstream]
+            endpoint = "https://minio.example.test:9000"
+            region = "eu-west-2"
+            access_key = "up"
+            secret_key = "upstream-secret-value"
+            path_style = false
+            bucket = "ai-agent-storage"
+            write = "back"
+            read = "upstream-first"
+            auto_create_buckets = false
+            sse = "AES256"
+            revalidate_after = 45
+            ca_file = "/etc/ssl/test-ca.pem"
+            connect_timeout_ms = 111
+            first_byte_timeout_ms = 222
+            idle_timeout_ms = 333
+            retries = 4
+            breaker_threshold = 9
+            breaker_cooldown_ms = 444
+            allow_write_override = false
+        "#;
+        let c = Config::from_toml(toml, &no_env).expect("resolves");
+        let printed = c.describe();
+        assert!(!printed.contains("app-secret-value") && !printed.contains("upstream-secret"));
+        let back = Config::from_toml(&printed, &no_env)
+            .unwrap_or_else(|e| panic!("the printout does not parse: {e}\n{printed}"));
+        assert_eq!(format!("{back:?}"), format!("{c:?}"), "{printed}");
+        for key in [
+            "body_idle_seconds",
+            "first_byte_timeout_ms",
+            "breaker_cooldown_ms",
+        ] {
+            assert!(printed.contains(key), "{key} missing:\n{printed}");
+        }
+    }
+
+    #[test]
+    fn config_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                n += 1;
+                if let Err(e) = Config::load(Some(&path), &no_env) {
+                    panic!("{}: {e}", path.display());
+                }
+            }
+        }
+        assert!(n > 0, "no examples in config/");
+    }
+}

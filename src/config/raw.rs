@@ -1,0 +1,167 @@
+//! The configuration as read: TOML into `Raw*` structs (every field optional, unknown keys an
+//! error), and the size syntax (`"5GiB"`, `"16 KiB"`, `1024`). `resolve` turns these into the
+//! typed settings of `config`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// A byte size written either as a number or as a string such as `"5GiB"` or `"16 KiB"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSize {
+    Bytes(u64),
+    Text(SizeText),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SizeText(u64);
+
+impl<'de> Deserialize<'de> for SizeText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_size(&s)
+            .map(SizeText)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl RawSize {
+    pub(super) fn bytes(self) -> u64 {
+        match self {
+            RawSize::Bytes(b) => b,
+            RawSize::Text(SizeText(b)) => b,
+        }
+    }
+}
+
+/// Parses sizes such as `1024`, `64KiB`, `5 GiB`, `100MB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) storage: RawStorage,
+    #[serde(default)]
+    pub(super) users: Vec<RawUser>,
+    pub(super) upstream: Option<RawUpstream>,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) address: Option<String>,
+    pub(super) admin_address: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorage {
+    pub(super) data_dir: Option<PathBuf>,
+    pub(super) max_bytes: Option<RawSize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub(super) access_key: String,
+    pub(super) secret_key: Option<String>,
+    pub(super) secret_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) admin: bool,
+    pub(super) grants: Option<Vec<RawGrant>>,
+}
+
+impl fmt::Debug for RawUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawUser")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"REDACTED")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGrant {
+    pub(super) bucket: String,
+    #[serde(default)]
+    pub(super) prefix: String,
+    pub(super) actions: Vec<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) endpoint: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) access_key: Option<String>,
+    pub(super) secret_key: Option<String>,
+    pub(super) secret_key_file: Option<PathBuf>,
+    pub(super) path_style: Option<bool>,
+    pub(super) bucket: Option<String>,
+    pub(super) write: Option<String>,
+    pub(super) read: Option<String>,
+    pub(super) auto_create_buckets: Option<bool>,
+    pub(super) sse: Option<String>,
+    pub(super) revalidate_after: Option<u64>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) connect_timeout_ms: Option<u64>,
+    pub(super) first_byte_timeout_ms: Option<u64>,
+    pub(super) idle_timeout_ms: Option<u64>,
+    pub(super) retries: Option<u32>,
+    pub(super) breaker_threshold: Option<u32>,
+    pub(super) breaker_cooldown_ms: Option<u64>,
+    pub(super) allow_write_override: Option<bool>,
+}
+
+impl fmt::Debug for RawUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawUpstream")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_object_size: Option<RawSize>,
+    pub(super) max_key_length: Option<usize>,
+    pub(super) max_header_bytes: Option<RawSize>,
+    pub(super) max_xml_body: Option<RawSize>,
+    pub(super) max_metadata_bytes: Option<RawSize>,
+    pub(super) clock_skew_seconds: Option<u64>,
+    pub(super) min_part_size: Option<RawSize>,
+    pub(super) max_parts: Option<usize>,
+    pub(super) max_delete_keys: Option<usize>,
+    pub(super) abandoned_upload_seconds: Option<u64>,
+    pub(super) body_idle_seconds: Option<u64>,
+}
