@@ -289,3 +289,54 @@ async fn a_multipart_upload_reaches_the_upstream_with_the_same_etag() {
         .unwrap();
     assert_eq!(on_b.content_length(), Some((5 << 20) + 1000));
 }
+
+/// A 304 carries the same validators and `x-cache` whichever path answers it: a miss (the
+/// object only upstream) and a hit (cached) alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_304_carries_etag_last_modified_and_x_cache_on_a_miss_and_a_hit() {
+    let pair = Pair::start().await;
+    let body = data(10_000, 7);
+    pair.b
+        .client()
+        .put_object()
+        .bucket(BUCKET)
+        .key("cond")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let etag = format!("\"{}\"", md5_hex(&body));
+    let conditional = |lb: &Lifeboat| {
+        let (status, head, _) = crate::harness::raw(
+            lb.port,
+            &crate::harness::signed_request_with(
+                lb.port,
+                "GET",
+                &format!("/{BUCKET}/cond"),
+                b"",
+                std::time::SystemTime::now(),
+                &[("If-None-Match", etag.as_str())],
+            ),
+        );
+        let h = |n: &str| crate::harness::header_of(&head, n);
+        (status, h("etag"), h("last-modified"), h("x-cache"))
+    };
+    let (status, e, lm, cache) = conditional(&pair.a);
+    assert_eq!(status, 304, "a miss that matches");
+    assert_eq!(e.as_deref(), Some(etag.as_str()));
+    assert!(lm.is_some(), "the miss's 304 carries Last-Modified");
+    assert_eq!(cache.as_deref(), Some("MISS"));
+    // Cache it, then the same request is a hit.
+    let (status, cache, _, got) = get(&pair.a, &format!("/{BUCKET}/cond"));
+    assert_eq!((status, got), (200, body));
+    assert_eq!(cache.as_deref(), Some("MISS"));
+    eventually("the object is cached", || {
+        get(&pair.a, &format!("/{BUCKET}/cond")).1.as_deref() == Some("HIT")
+    })
+    .await;
+    let (status, e, lm_hit, cache) = conditional(&pair.a);
+    assert_eq!(status, 304, "a hit that matches");
+    assert_eq!(e.as_deref(), Some(etag.as_str()));
+    assert_eq!(lm_hit, lm, "both paths report the upstream's Last-Modified");
+    assert_eq!(cache.as_deref(), Some("HIT"));
+}
