@@ -74,11 +74,20 @@ impl UpstreamError {
 
 pub(super) const CIRCUIT_OPEN: &str = "circuit open";
 
-/// Exponential backoff with full jitter: 100 ms × 2^attempt, capped at 5 s, times `jitter`
-/// in [0, 1). The cap keeps a client's write from waiting long on an upstream that is down.
+/// The first retry waits up to this long; each further one doubles it.
+const BACKOFF_BASE_MS: u64 = 100;
+/// No wait is longer: it keeps a client's write from waiting long on an upstream that is down.
+const BACKOFF_CAP_MS: u64 = 5_000;
+/// Added to every wait, so that a jitter of 0 still yields the CPU.
+const BACKOFF_FLOOR_MS: u64 = 10;
+
+/// Exponential backoff with full jitter: `BACKOFF_BASE_MS` × 2^attempt, capped at
+/// `BACKOFF_CAP_MS`, times `jitter` in [0, 1).
 pub fn backoff(attempt: u32, jitter: f64) -> Duration {
-    let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
-    Duration::from_millis(((base as f64) * jitter.clamp(0.0, 1.0)) as u64 + 10)
+    let base = BACKOFF_BASE_MS
+        .saturating_mul(1 << attempt.min(6))
+        .min(BACKOFF_CAP_MS);
+    Duration::from_millis(((base as f64) * jitter.clamp(0.0, 1.0)) as u64 + BACKOFF_FLOOR_MS)
 }
 
 pub(super) async fn error_from(resp: Response<Incoming>) -> UpstreamError {
