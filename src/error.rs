@@ -21,6 +21,14 @@ macro_rules! s3_error_codes {
             /// Every code, in table order.
             pub const ALL: &'static [S3ErrorCode] = &[$(S3ErrorCode::$code,)*];
 
+            /// The code named `name` (as in `<Code>`), if Lifeboat has it.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($code) => Some(S3ErrorCode::$code),)*
+                    _ => None,
+                }
+            }
+
             /// The code as it appears in `<Code>`.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -56,6 +64,7 @@ s3_error_codes! {
     EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
     EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
     IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
+    InsufficientStorage => INSUFFICIENT_STORAGE, "There is not enough space left on the gateway's disk to store this object.";
     InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
     InvalidAccessKeyId => FORBIDDEN, "The AWS Access Key Id you provided does not exist in our records.";
     InvalidArgument => BAD_REQUEST, "Invalid Argument";
@@ -133,6 +142,40 @@ impl S3Error {
         Self::new(S3ErrorCode::InternalError)
     }
 
+    /// A refusal from the upstream, as the client's answer: the upstream's code when Lifeboat
+    /// has it (with the upstream's message), else `InvalidRequest` naming it.
+    pub fn refused_upstream(code: &str, message: &str) -> Self {
+        match S3ErrorCode::from_name(code) {
+            Some(c) if !message.is_empty() => Self::with_message(c, message),
+            Some(c) => Self::new(c),
+            None => Self::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("The upstream refused the write: {code}: {message}"),
+            ),
+        }
+    }
+
+    /// `507 InsufficientStorage`: the disk is full, or would be (`storage.min_free_bytes`).
+    pub fn insufficient_storage(detail: &str) -> Self {
+        crate::metrics::INSUFFICIENT_STORAGE.inc();
+        tracing::warn!(detail, "write refused: not enough disk space");
+        Self::new(S3ErrorCode::InsufficientStorage)
+    }
+
+    /// A local I/O error on a request path: 507 when the disk is full, else InternalError.
+    pub fn from_io(e: std::io::Error) -> Self {
+        if crate::store::is_no_space(&e) {
+            Self::insufficient_storage(&e.to_string())
+        } else {
+            Self::internal(e)
+        }
+    }
+
+    /// `EntityTooLarge` with the limit, as AWS reports it.
+    pub fn entity_too_large(max: u64) -> Self {
+        Self::new(S3ErrorCode::EntityTooLarge).extra("MaxSizeAllowed", max.to_string())
+    }
+
     pub fn invalid_argument(message: impl Into<String>, name: &str, value: &str) -> Self {
         Self::with_message(S3ErrorCode::InvalidArgument, message)
             .extra("ArgumentName", name)
@@ -176,6 +219,7 @@ impl From<crate::store::StoreError> for S3Error {
                 S3ErrorCode::InvalidPart,
                 "A part was uploaded again while the upload was being completed; complete it again.",
             ),
+            StoreError::NoSpace(e) => S3Error::insufficient_storage(&e),
             StoreError::Io(e) => S3Error::internal(e),
             StoreError::Index(e) => S3Error::internal(e),
             StoreError::Corrupt(e) => S3Error::internal(e),
@@ -229,12 +273,13 @@ mod tests {
                 InvalidRange | InvalidPartNumber => 416,
                 NotModified => 304,
                 InternalError => 500,
+                InsufficientStorage => 507,
                 NotImplemented => 501,
                 ServiceUnavailable => 503,
                 _ => 400,
             }
         };
-        assert_eq!(S3ErrorCode::ALL.len(), 40);
+        assert_eq!(S3ErrorCode::ALL.len(), 41);
         for &c in S3ErrorCode::ALL {
             assert_eq!(c.status().as_u16(), expected(c), "{c:?}");
             assert_eq!(c.as_str(), format!("{c:?}"), "the code is AWS's name");

@@ -1,12 +1,9 @@
 //! One home for limits: the fixed sizes and ticks of the server, each with the reason it has its
-//! value, and the checks of the configurable limits (`[limits]`, `config::LimitsConfig`) that
-//! more than one operation applies. The configurable ones are documented in the README
-//! ("Limits") and in `config/lifeboat.example.toml`.
+//! value. A leaf: it depends on nothing. The configurable limits are `[limits]`
+//! (`config::LimitsConfig`, whose methods hold the checks more than one operation applies),
+//! documented in the README ("Limits") and in `config/lifeboat.example.toml`.
 
 use std::time::Duration;
-
-use crate::config::LimitsConfig;
-use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// Buffer in front of a blob's temp file, so a body arriving in small frames does not cost one
 /// blocking write per frame.
@@ -20,6 +17,10 @@ pub const CHANNEL_DEPTH: usize = 4;
 pub const COPY_BUFFER: usize = 1 << 20;
 /// Buffer used to hash a blob written before gateway mode was on (its SHA-256 is sent upstream).
 pub const HASH_BUFFER: usize = 1 << 20;
+
+/// Kept free on the data disk by a reserve file that a delete releases when the disk is full, so
+/// the catalog commit that frees space can finish (a commit writes a few pages).
+pub const DISK_RESERVE: u64 = 8 << 20;
 
 /// A POST form field other than the file is at most this long (policies and signatures are a
 /// few KiB at most).
@@ -73,41 +74,3 @@ pub const REPLAY_MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// Abandoned multipart uploads are looked for every half of `limits.abandoned_upload_seconds`,
 /// but at most this rarely and at least every second.
 pub const UPLOAD_SWEEP_MAX: Duration = Duration::from_secs(3600);
-
-/// The one key-length check every keyed write passes through (PutObject, CopyObject's
-/// destination, CreateMultipartUpload, POST Object): `KeyTooLongError` past
-/// `limits.max_key_length`.
-pub fn check_key(limits: &LimitsConfig, key: &str) -> S3Result<()> {
-    if key.len() > limits.max_key_length {
-        return Err(S3Error::new(S3ErrorCode::KeyTooLongError)
-            .extra("Size", key.len().to_string())
-            .extra("MaxSizeAllowed", limits.max_key_length.to_string()));
-    }
-    Ok(())
-}
-
-/// `EntityTooLarge` with the limit, as AWS reports it.
-pub fn entity_too_large(max: u64) -> S3Error {
-    S3Error::new(S3ErrorCode::EntityTooLarge).extra("MaxSizeAllowed", max.to_string())
-}
-
-/// Checks an object size against `limits.max_object_size`.
-pub fn check_object_size(limits: &LimitsConfig, size: u64) -> S3Result<()> {
-    if size > limits.max_object_size {
-        return Err(entity_too_large(limits.max_object_size));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_length_limit_is_inclusive() {
-        let limits = LimitsConfig::default();
-        assert!(check_key(&limits, &"k".repeat(1024)).is_ok());
-        let e = check_key(&limits, &"k".repeat(1025)).err();
-        assert_eq!(e.map(|e| e.code), Some(S3ErrorCode::KeyTooLongError));
-    }
-}

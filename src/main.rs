@@ -30,6 +30,28 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Outbox entries the upstream refused for good (run with the server stopped).
+    DeadLetters {
+        /// TOML configuration file (for the data directory).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// List them: sequence number, time, operation, the upstream's reason.
+    List,
+    /// Queue them for replay again (all, or the numbers given).
+    Retry { seq: Vec<u64> },
+    /// Forget them (all with --all, or the numbers given).
+    Drop {
+        seq: Vec<u64>,
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,6 +76,50 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => serve(config),
+        Command::DeadLetters { config, command } => dead_letters(config, command),
+    }
+}
+
+fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode {
+    use lifeboat::dead_letters::{Action, run};
+    let some = |v: Vec<u64>| (!v.is_empty()).then_some(v);
+    let action = match command {
+        DeadLettersCommand::List => Action::List,
+        DeadLettersCommand::Retry { seq } => Action::Retry(some(seq)),
+        DeadLettersCommand::Drop { seq, all } => {
+            if seq.is_empty() && !all {
+                eprintln!("lifeboat: name the dead letters to drop, or pass --all");
+                return ExitCode::FAILURE;
+            }
+            Action::Drop(some(seq))
+        }
+    };
+    let config = match Config::load(path.as_deref(), &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lifeboat: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&config, action)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::config::Config;
-use crate::error::{S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::gateway::Gateway;
 pub use crate::gateway::push::Origin;
 pub use crate::gateway::read::{CacheStatus, ObjectSource, ReadRequest, UpstreamObject};
 pub use crate::gateway::write::Write;
 use crate::store::{ListPage, ListQuery, ObjectMeta, Store, StoreError, SyncState};
+use crate::upstream::{Disposition, UpstreamError};
 
 pub enum Replication {
     /// Local-only: the store is the only copy.
@@ -132,10 +133,31 @@ impl Replication {
         }
     }
 
-    /// After CreateBucket: mirrored upstream in gateway mode.
-    pub async fn bucket_created(&self, bucket: &str) {
-        if let Replication::Gateway(gw) = self {
-            gw.mirror_bucket(bucket, true).await;
+    /// After CreateBucket: mirrored upstream in gateway mode. An upstream that refuses it
+    /// (its credentials, or a definitive no) makes this an error, and the caller undoes the
+    /// local bucket; one that cannot be reached does not (the bucket is created on first use).
+    pub async fn bucket_created(&self, bucket: &str) -> S3Result<()> {
+        let Replication::Gateway(gw) = self else {
+            return Ok(());
+        };
+        match gw.mirror_bucket(bucket, true).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(match &e {
+                UpstreamError::Status { code, message, .. }
+                    if e.disposition() == Disposition::Denied =>
+                {
+                    S3Error::with_message(
+                        S3ErrorCode::AccessDenied,
+                        format!(
+                            "The upstream refused the credentials of this gateway: {code}: {message}"
+                        ),
+                    )
+                }
+                UpstreamError::Status { code, message, .. } => {
+                    S3Error::refused_upstream(code, message)
+                }
+                other => S3Error::internal(other),
+            }),
         }
     }
 
@@ -143,7 +165,7 @@ impl Replication {
     pub async fn bucket_deleted(&self, bucket: &str) {
         if let Replication::Gateway(gw) = self {
             gw.forget_bucket(bucket);
-            gw.mirror_bucket(bucket, false).await;
+            let _ = gw.mirror_bucket(bucket, false).await;
         }
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::auth::policy::User;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 pub use raw::parse_size;
 
 /// The well-known development credentials used when nothing else is configured.
@@ -109,6 +110,9 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub max_bytes: u64,
+    /// A body that would leave less free space on the data disk is refused up front
+    /// (`507 InsufficientStorage`).
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,6 +214,28 @@ impl Default for LimitsConfig {
     }
 }
 
+impl LimitsConfig {
+    /// The one key-length check every keyed write passes through (PutObject, CopyObject's
+    /// destination, CreateMultipartUpload, POST Object): `KeyTooLongError` past
+    /// `max_key_length`.
+    pub fn check_key(&self, key: &str) -> S3Result<()> {
+        if key.len() > self.max_key_length {
+            return Err(S3Error::new(S3ErrorCode::KeyTooLongError)
+                .extra("Size", key.len().to_string())
+                .extra("MaxSizeAllowed", self.max_key_length.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Checks an object size against `max_object_size` (`EntityTooLarge`).
+    pub fn check_object_size(&self, size: u64) -> S3Result<()> {
+        if size > self.max_object_size {
+            return Err(S3Error::entity_too_large(self.max_object_size));
+        }
+        Ok(())
+    }
+}
+
 /// Where environment variables come from; a closure so tests can pass their own.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -288,6 +314,14 @@ mod tests {
         assert!(c.dev_credentials);
         assert!(c.upstream.is_none());
         assert_eq!(c.limits.max_object_size, 5 << 30);
+    }
+
+    #[test]
+    fn key_length_limit_is_inclusive() {
+        let limits = LimitsConfig::default();
+        assert!(limits.check_key(&"k".repeat(1024)).is_ok());
+        let e = limits.check_key(&"k".repeat(1025)).err();
+        assert_eq!(e.map(|e| e.code), Some(S3ErrorCode::KeyTooLongError));
     }
 
     #[test]
@@ -372,6 +406,7 @@ mod tests {
             [storage]
             data_dir = "/var/lib/lifeboat-test"
             max_bytes = "7GiB"
+            min_free_bytes = "3MiB"
             [limits]
             max_object_size = "1GiB"
             max_key_length = 512

@@ -86,6 +86,7 @@ pub(super) struct RawServer {
 pub(super) struct RawStorage {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) max_bytes: Option<RawSize>,
+    pub(super) min_free_bytes: Option<RawSize>,
 }
 
 #[derive(Deserialize)]

@@ -75,6 +75,7 @@ pub(super) fn resolve(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Conf
             .or(raw.storage.data_dir)
             .unwrap_or_else(|| PathBuf::from("./lifeboat-data")),
         max_bytes: raw.storage.max_bytes.map_or(50 << 30, RawSize::bytes),
+        min_free_bytes: raw.storage.min_free_bytes.map_or(128 << 20, RawSize::bytes),
     };
 
     let mut users = Vec::new();
@@ -292,10 +293,10 @@ fn resolve_upstream(
         revalidate_after: raw.revalidate_after.map(Duration::from_secs),
         ca_file: raw.ca_file,
         connect_timeout: ms(raw.connect_timeout_ms, 2_000),
-        first_byte_timeout: ms(raw.first_byte_timeout_ms, 15_000),
-        idle_timeout: ms(raw.idle_timeout_ms, 30_000),
+        first_byte_timeout: ms(raw.first_byte_timeout_ms, 3_000),
+        idle_timeout: ms(raw.idle_timeout_ms, 10_000),
         retries: raw.retries.unwrap_or(2),
-        breaker_threshold: raw.breaker_threshold.unwrap_or(5),
+        breaker_threshold: raw.breaker_threshold.unwrap_or(3),
         breaker_cooldown: ms(raw.breaker_cooldown_ms, 5_000),
         allow_write_override: raw.allow_write_override.unwrap_or(true),
     }))

@@ -7,7 +7,7 @@ use http::Method;
 
 use super::Gateway;
 use crate::store::{BucketMeta, StoreError};
-use crate::upstream::{UpstreamError, UpstreamRequest};
+use crate::upstream::{Disposition, UpstreamError, UpstreamRequest};
 
 impl Gateway {
     /// Creates the local record of a bucket that exists upstream, on first use.
@@ -50,12 +50,15 @@ impl Gateway {
         self.lock_known().remove(bucket);
     }
 
-    /// Mirrors CreateBucket / DeleteBucket upstream (without a bucket map). Best effort: the
-    /// local bucket is the one clients use; a push later creates a missing upstream bucket
-    /// when `auto_create_buckets` is on.
-    pub async fn mirror_bucket(&self, bucket: &str, create: bool) {
+    /// Mirrors CreateBucket / DeleteBucket upstream (without a bucket map). While the upstream
+    /// cannot be reached this is best effort: the local bucket is the one clients use, and a
+    /// push later creates a missing upstream bucket when `auto_create_buckets` is on. A
+    /// CreateBucket the upstream refuses (its credentials, or a definitive no) is returned, so
+    /// the caller can undo the local bucket rather than answer 200 for a bucket that will
+    /// never reach the upstream.
+    pub async fn mirror_bucket(&self, bucket: &str, create: bool) -> Result<(), UpstreamError> {
         if self.upstream.config.bucket.is_some() {
-            return;
+            return Ok(());
         }
         let result = if create {
             self.create_upstream_bucket(bucket).await
@@ -65,8 +68,16 @@ impl Gateway {
                 .await
                 .map(|_| ())
         };
-        if let Err(e) = result {
-            tracing::warn!(bucket, create, error = %e, "could not mirror the bucket upstream");
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if create && self.disposition(&e) != Disposition::Unavailable => {
+                tracing::warn!(bucket, error = %e, "the upstream refused CreateBucket");
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(bucket, create, error = %e, "could not mirror the bucket upstream");
+                Ok(())
+            }
         }
     }
 

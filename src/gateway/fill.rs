@@ -1,8 +1,9 @@
 //! Upstream bodies on their way to a client and into the cache. A miss is streamed to the
 //! client and written to a blob at once; the copy becomes visible only once complete and
-//! checked against the upstream's length and ETag, so a client that disconnects, or a body that
-//! is cut, leaves nothing half-cached. A client too slow to take data is cut off rather than
-//! holding the key's lock.
+//! checked against the upstream's length, ETag and checksum, so a client that disconnects, or
+//! a body that is cut or corrupted, leaves nothing half-cached, and a corrupted body reaches the
+//! client as a broken transfer. A client too slow to take data is cut off rather than holding
+//! the key's lock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +91,10 @@ pub async fn prefetch(gw: Arc<Gateway>, bucket: String, key: String) {
     let (ub, uk) = gw.upstream.map(&bucket, &key);
     match gw
         .upstream
-        .send(&UpstreamRequest::new(Method::GET, &ub, Some(&uk)))
+        .send(
+            &UpstreamRequest::new(Method::GET, &ub, Some(&uk))
+                .header("x-amz-checksum-mode", "ENABLED"),
+        )
         .await
     {
         Ok(resp) => {
@@ -117,7 +121,51 @@ pub struct Fill {
     pub guard: OwnedMutexGuard<()>,
 }
 
+/// A full-object checksum the upstream declared (`x-amz-checksum-*` with checksum mode on),
+/// as (algorithm, base64 value). A composite one (`…-N`) covers parts, not the body.
+fn declared_checksum(headers: &HeaderMap) -> Option<(ChecksumAlgorithm, String)> {
+    let composite =
+        header(headers, "x-amz-checksum-type").is_some_and(|t| t.eq_ignore_ascii_case("COMPOSITE"));
+    ChecksumAlgorithm::ALL.into_iter().find_map(|alg| {
+        let v = header(headers, alg.header())?;
+        (!composite && !v.contains('-')).then(|| (alg, v.to_owned()))
+    })
+}
+
+/// Whether the ETag is the MD5 of the body: a single-part object not encrypted with KMS or a
+/// customer key (AWS documents other ETags for those).
+fn etag_is_md5(headers: &HeaderMap, etag: &str) -> bool {
+    let kms =
+        header(headers, "x-amz-server-side-encryption").is_some_and(|v| v.starts_with("aws:kms"));
+    let sse_c = headers.contains_key("x-amz-server-side-encryption-customer-algorithm");
+    !etag.contains('-') && !kms && !sse_c
+}
+
+/// Hands a chunk to the client. False when the client went away; a client too slow to take
+/// data within `idle` is cut off (`client` becomes `None`) and the fill goes on without it.
+async fn forward(
+    client: &mut Option<mpsc::Sender<std::io::Result<Bytes>>>,
+    chunk: Bytes,
+    idle: Duration,
+) -> bool {
+    let Some(tx) = client.as_ref() else {
+        return true;
+    };
+    match tokio::time::timeout(idle, tx.send(Ok(chunk))).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            *client = None;
+            true
+        }
+    }
+}
+
 impl Fill {
+    /// Streams the upstream body into a blob and to the client. The last chunk is held back
+    /// until the whole body has been checked against every declared digest (the length, the
+    /// ETag when it is an MD5, a full-object `x-amz-checksum-*`), so a corrupted body reaches
+    /// the client as a broken transfer, never as a complete wrong object, and is not cached.
     pub async fn run(
         self,
         resp: Response<Incoming>,
@@ -129,32 +177,34 @@ impl Fill {
             .unwrap_or("")
             .trim_matches('"')
             .to_owned();
+        let declared = declared_checksum(&headers);
         let idle = self.gw.upstream.config.idle_timeout;
         let mut writer = self.store.blob_writer().await.ok();
-        let mut hashes = BodyHashes::new(ChecksumAlgorithm::Crc64Nvme).with_sha256(true);
+        let mut hashes = BodyHashes::new(ChecksumAlgorithm::Crc64Nvme)
+            .with_sha256(true)
+            .with_extra(declared.as_ref().map(|(a, _)| *a));
         let mut body = resp.into_body();
         let mut client = client;
+        let mut held: Option<Bytes> = None;
+        let mut received = 0u64;
         loop {
             if writer.is_none() && client.is_none() {
                 return; // nobody wants the rest
             }
             match next_data(&mut body, idle).await {
                 Ok(Some(d)) => {
-                    if let Some(w) = writer.as_mut() {
-                        hashes.update(&d);
-                        if w.write(&d).await.is_err() {
-                            writer = None;
-                        }
+                    received += d.len() as u64;
+                    hashes.update(&d);
+                    if let Some(w) = writer.as_mut()
+                        && w.write(&d).await.is_err()
+                    {
+                        writer = None;
                     }
-                    if let Some(tx) = &client {
-                        match tokio::time::timeout(idle, tx.send(Ok(d))).await {
-                            Ok(Ok(())) => {}
-                            // The client went away: nothing half-cached may become visible.
-                            Ok(Err(_)) => return,
-                            // A client too slow to take data must not hold the key's lock (and
-                            // the replay worker) hostage: it is cut off, the copy completes.
-                            Err(_) => client = None,
-                        }
+                    if let Some(prev) = held.replace(d)
+                        && !forward(&mut client, prev, idle).await
+                    {
+                        // The client went away: nothing half-cached may become visible.
+                        return;
                     }
                 }
                 Ok(None) => break,
@@ -166,19 +216,59 @@ impl Fill {
                 }
             }
         }
+        let digests = hashes.finish();
+        let md5 = hex::encode(digests.md5);
+        let computed = |alg: ChecksumAlgorithm| {
+            [digests.extra.as_ref(), Some(&digests.checksum)]
+                .into_iter()
+                .flatten()
+                .find(|c| c.algorithm == alg)
+                .map(|c| c.value.clone())
+        };
+        let mismatch = if expected_len.is_some_and(|n| n != received) {
+            Some("length")
+        } else if etag_is_md5(&headers, &etag) && etag != md5 {
+            Some("ETag (MD5)")
+        } else if let Some((alg, value)) = &declared
+            && computed(*alg).as_deref() != Some(value.as_str())
+        {
+            Some(alg.header())
+        } else {
+            None
+        };
+        if let Some(what) = mismatch {
+            crate::metrics::UPSTREAM_INTEGRITY_ERRORS.inc();
+            tracing::error!(bucket = %self.bucket, key = %self.key, mismatch = what, received, "upstream integrity error: the body does not match what the upstream declared; not served whole, not cached");
+            if let Some(tx) = &client {
+                let _ = tx
+                    .send(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "upstream integrity error",
+                    )))
+                    .await;
+            }
+            return;
+        }
+        if let Some(last) = held.take()
+            && !forward(&mut client, last, idle).await
+        {
+            return;
+        }
         drop(client);
         let Some(writer) = writer else { return };
         let size = writer.len();
-        let digests = hashes.finish();
-        let md5 = hex::encode(digests.md5);
-        // A plain ETag is the MD5 of the body: check the copy against it.
-        let etag_ok = etag.contains('-') || etag == md5;
-        if expected_len.is_some_and(|n| n != size) || !etag_ok {
-            tracing::warn!(bucket = %self.bucket, key = %self.key, "cache fill did not match the upstream's length or ETag; not cached");
-            return;
-        }
         let Ok(blob) = self.store.finish_blob(writer).await else {
             return;
+        };
+        // The upstream's own full-object checksum is kept with the copy (the client that
+        // uploaded it may have chosen it); else the CRC64NVME computed here.
+        let checksum = match &declared {
+            Some((alg, _)) => [digests.extra.clone(), Some(digests.checksum.clone())]
+                .into_iter()
+                .flatten()
+                .find(|c| c.algorithm == *alg)
+                .unwrap_or_else(|| digests.checksum.clone()),
+            None => digests.checksum.clone(),
         };
         let get = |n: &str| header(&headers, n).map(str::to_owned);
         let user_metadata = headers
@@ -197,7 +287,7 @@ impl Fill {
                 blob: blob.id.clone(),
                 size,
                 etag: md5,
-                checksum: Some(digests.checksum.value.clone()),
+                checksum: Some(checksum.value.clone()),
                 sha256: digests.sha256,
             }],
             size,
@@ -212,7 +302,7 @@ impl Fill {
                 expires: get("expires"),
             },
             user_metadata,
-            checksum: Some(digests.checksum),
+            checksum: Some(checksum),
             multipart: false,
             tags: Vec::new(),
             acl: None,

@@ -34,7 +34,9 @@ impl Gateway {
             Ok(page) => page,
             Err(e) => {
                 tracing::info!(bucket, error = %e, "upstream listing failed: listing from the local index");
-                return Ok(self.store.list(bucket, q).await?);
+                let mut page = self.store.list(bucket, q).await?;
+                page.from_local_index = true;
+                return Ok(page);
             }
         };
         let horizon = horizon(&page);
@@ -245,7 +247,7 @@ mod tests {
                 .collect(),
             common_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
             is_truncated: truncated,
-            last: None,
+            ..ListPage::default()
         };
         page.last = last_of(&page);
         page

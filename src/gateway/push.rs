@@ -109,19 +109,21 @@ impl Gateway {
         Ok(r)
     }
 
-    /// Pushes one version of an object upstream from its local blobs.
+    /// Pushes one version of an object upstream from its local blobs. With `once`, every
+    /// request is tried once (the caller queues the write when it fails).
     pub async fn push_object(
         &self,
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
+        once: bool,
     ) -> Result<(), UpstreamError> {
-        match self.push_once(bucket, key, meta).await {
+        match self.push_once(bucket, key, meta, once).await {
             Err(e)
                 if e.code() == Some("NoSuchBucket") && self.upstream.config.auto_create_buckets =>
             {
                 self.create_upstream_bucket(bucket).await?;
-                self.push_once(bucket, key, meta).await
+                self.push_once(bucket, key, meta, once).await
             }
             other => other,
         }
@@ -132,11 +134,14 @@ impl Gateway {
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
+        once: bool,
     ) -> Result<(), UpstreamError> {
         let (ub, uk) = self.upstream.map(bucket, key);
         if !meta.multipart {
-            let mut r =
-                self.with_object_headers(UpstreamRequest::new(Method::PUT, &ub, Some(&uk)), meta);
+            let mut r = self.with_object_headers(
+                UpstreamRequest::new(Method::PUT, &ub, Some(&uk)).once(once),
+                meta,
+            );
             if let Some(seg) = meta.segments.first() {
                 r = self.with_segment(r, seg).await?;
             }
@@ -146,7 +151,9 @@ impl Gateway {
         }
         // Same part boundaries upstream, so the upstream's ETag equals ours.
         let create = self.with_object_headers(
-            UpstreamRequest::new(Method::POST, &ub, Some(&uk)).query("uploads", ""),
+            UpstreamRequest::new(Method::POST, &ub, Some(&uk))
+                .query("uploads", "")
+                .once(once),
             meta,
         );
         let resp = self.upstream.send(&create).await?;
@@ -154,8 +161,8 @@ impl Gateway {
         let upload_id = crate::xml::parse(&body)
             .ok()
             .and_then(|x| x.child_text("UploadId").map(str::to_owned))
-            .ok_or_else(|| UpstreamError::Local("no UploadId from the upstream".into()))?;
-        let result = self.push_parts(&ub, &uk, &upload_id, meta).await;
+            .ok_or_else(|| UpstreamError::BadAnswer("no UploadId".into()))?;
+        let result = self.push_parts(&ub, &uk, &upload_id, meta, once).await;
         if result.is_err() {
             let abort = UpstreamRequest::new(Method::DELETE, &ub, Some(&uk))
                 .query("uploadId", upload_id.clone());
@@ -170,13 +177,15 @@ impl Gateway {
         uk: &str,
         upload_id: &str,
         meta: &ObjectMeta,
+        once: bool,
     ) -> Result<(), UpstreamError> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, seg) in meta.segments.iter().enumerate() {
             let n = (i + 1).to_string();
             let r = UpstreamRequest::new(Method::PUT, ub, Some(uk))
                 .query("partNumber", n.clone())
-                .query("uploadId", upload_id);
+                .query("uploadId", upload_id)
+                .once(once);
             let r = with_md5(self.with_segment(r, seg).await?, &seg.etag);
             let resp = self.upstream.send(&r).await?;
             let etag = header(resp.headers(), "etag").unwrap_or("").to_owned();
@@ -243,14 +252,15 @@ impl Gateway {
         }
     }
 
-    /// Replicates a freshly committed write: a server-side copy when the upstream already has
-    /// the source, else an upload from the local blobs. Must be called under the key's lock.
+    /// Replicates a new write: a server-side copy when the upstream already has the source,
+    /// else an upload from the local blobs. Must be called under the key's lock.
     pub async fn replicate_new(
         &self,
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
         origin: Origin<'_>,
+        once: bool,
     ) -> Result<(), UpstreamError> {
         if let Origin::CopyOf {
             bucket: sb,
@@ -260,11 +270,15 @@ impl Gateway {
         {
             match self.copy_upstream(sb, sk, etag, bucket, key, meta).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_outage() => return Err(e),
+                // Down: the upload would fail too. Anything else (a refusal, or an answer
+                // Lifeboat cannot use): upload the bytes instead.
+                Err(e) if e.is_outage() && !matches!(e, UpstreamError::BadAnswer(_)) => {
+                    return Err(e);
+                }
                 Err(e) => tracing::info!(error = %e, "server-side copy refused: uploading instead"),
             }
         }
-        self.push_object(bucket, key, meta).await
+        self.push_object(bucket, key, meta, once).await
     }
 
     /// CopyObject on the upstream, carrying the local object's headers; accepted only when the
@@ -295,7 +309,7 @@ impl Gateway {
         let resp = self.upstream.send(&r).await?;
         let body = self.upstream.read_body(resp, UPSTREAM_SMALL_BODY).await?;
         let x = crate::xml::parse(&body)
-            .map_err(|_| UpstreamError::Local("unreadable copy result".into()))?;
+            .map_err(|_| UpstreamError::BadAnswer("unreadable copy result".into()))?;
         if let Some(e) = error_in_body(&x) {
             return Err(e);
         }
@@ -305,8 +319,8 @@ impl Gateway {
             .trim_matches('"')
             .to_owned();
         if etag != meta.etag {
-            return Err(UpstreamError::Local(format!(
-                "upstream copy ETag {etag} differs from {}",
+            return Err(UpstreamError::BadAnswer(format!(
+                "copy ETag {etag} differs from {}",
                 meta.etag
             )));
         }

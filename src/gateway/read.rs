@@ -295,7 +295,10 @@ impl Gateway {
         }
         let resp = self
             .upstream
-            .send(&UpstreamRequest::new(Method::GET, &ub, Some(&uk)))
+            .send(
+                &UpstreamRequest::new(Method::GET, &ub, Some(&uk))
+                    .header("x-amz-checksum-mode", "ENABLED"),
+            )
             .await
             .map_err(miss_error)?;
         let headers = resp.headers().clone();
@@ -334,7 +337,10 @@ impl Gateway {
         let (ub, uk) = self.upstream.map(bucket, key);
         let resp = self
             .upstream
-            .send(&UpstreamRequest::new(Method::GET, &ub, Some(&uk)))
+            .send(
+                &UpstreamRequest::new(Method::GET, &ub, Some(&uk))
+                    .header("x-amz-checksum-mode", "ENABLED"),
+            )
             .await
             .map_err(miss_error)?;
         let fill = Fill {

@@ -10,7 +10,7 @@ use super::Gateway;
 use crate::limits::{OUTBOX_BATCH, OUTBOX_IDLE_WAIT, OUTBOX_READ_RETRY, REPLAY_MIN_BACKOFF};
 use crate::store::outbox::OutboxOp;
 use crate::store::{ObjectMeta, StoreError};
-use crate::upstream::{UpstreamError, backoff};
+use crate::upstream::{Disposition, UpstreamError, backoff};
 
 /// What replaying one entry does upstream.
 #[allow(
@@ -67,7 +67,7 @@ impl Gateway {
         };
         match replay_step(op, current, local) {
             ReplayStep::Skip => {}
-            ReplayStep::Push(meta) => self.push_object(bucket, key, &meta).await?,
+            ReplayStep::Push(meta) => self.push_object(bucket, key, &meta, false).await?,
             ReplayStep::DeleteUpstream => self.delete_upstream(bucket, key).await?,
             ReplayStep::Revert(etag) => self.revert_upstream(bucket, key, &etag).await?,
         }
@@ -78,9 +78,16 @@ impl Gateway {
     }
 
     /// The replay worker: drains the outbox in order, backing off while the upstream fails.
+    /// It starts by queueing the dead letters again: the upstream (or its configuration) may
+    /// have changed since they were refused.
     pub fn spawn_worker(self: &Arc<Self>) {
         let gw = Arc::clone(self);
         tokio::spawn(async move {
+            match gw.store.retry_dead_letters(None).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "dead letters queued again for replay"),
+                Err(e) => tracing::error!(error = %e, "cannot queue the dead letters again"),
+            }
             let mut failures = 0u32;
             loop {
                 let batch = match gw.store.outbox_batch(OUTBOX_BATCH).await {
@@ -96,26 +103,35 @@ impl Gateway {
                     continue;
                 }
                 for (seq, entry) in batch {
-                    match gw.replay(seq, &entry.op).await {
-                        Ok(()) => failures = 0,
-                        Err(e) if e.is_permanent() => {
-                            // Retrying cannot help; keep the queue moving and keep the entry.
-                            tracing::error!(seq, op = ?entry.op, error = %e, "upstream refused a replay for good: moved to the dead letters");
-                            if let Err(err) =
-                                gw.store.dead_letter(seq, &entry.op, &e.to_string()).await
-                            {
-                                tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
-                            }
+                    let e = match gw.replay(seq, &entry.op).await {
+                        Ok(()) => {
+                            failures = 0;
+                            continue;
                         }
-                        Err(e) => {
-                            failures = failures.saturating_add(1);
-                            let wait =
-                                backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
-                            tracing::warn!(seq, error = %e, retry_in_ms = wait.as_millis() as u64, "outbox replay failed");
-                            tokio::time::sleep(wait).await;
-                            break;
+                        Err(e) => e,
+                    };
+                    let disposition = gw.disposition(&e);
+                    if disposition == Disposition::Refused {
+                        // Retrying cannot help; keep the queue moving and keep the entry, and
+                        // the object reports `failed`.
+                        tracing::error!(seq, op = ?entry.op, error = %e, "upstream refused a replay for good: moved to the dead letters");
+                        crate::metrics::DEAD_LETTERS.inc();
+                        if let Err(err) = gw.store.dead_letter(seq, &entry.op, &e.to_string()).await
+                        {
+                            tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
                         }
+                        continue;
                     }
+                    failures = failures.saturating_add(1);
+                    let wait = backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
+                    let reason = match disposition {
+                        Disposition::Denied => "the upstream refuses the credentials",
+                        Disposition::Local => "local error",
+                        _ => "upstream unavailable",
+                    };
+                    tracing::warn!(seq, error = %e, reason, retry_in_ms = wait.as_millis() as u64, "outbox replay failed; the entry stays queued");
+                    tokio::time::sleep(wait).await;
+                    break;
                 }
             }
         });

@@ -1,6 +1,12 @@
 //! Writes and deletes in gateway mode, per the write policy (docs/ARCHITECTURE.md, "Where each
-//! policy lives"; README, "Gateway mode"): `through`, `back` and `strict`, and the
-//! reconciliation of a strict write whose outcome is unknown.
+//! policy lives"; README, "Gateway mode"):
+//!
+//! - `strict` and `through` push upstream first, under the key's lock, from the durable blobs,
+//!   then commit locally as `synced`. A refusal (a 4xx retrying cannot change) is the client's
+//!   answer in both, and nothing is stored. When the upstream cannot be reached, `strict`
+//!   fails with 503 (queuing a reconciliation when the write may have landed), while `through`
+//!   commits locally with an outbox entry and answers `pending`.
+//! - `back` commits with an outbox entry and leaves the push to the replay worker.
 
 use http::HeaderMap;
 
@@ -10,7 +16,7 @@ use crate::config::WritePolicy;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::store::outbox::OutboxOp;
 use crate::store::{ObjectMeta, Precondition, SyncState};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Disposition, UpstreamError};
 
 /// A write whose blobs are durable, ready to commit: a new object (`upload` unset) or the
 /// completion of a multipart upload.
@@ -32,7 +38,32 @@ fn unavailable(e: &UpstreamError) -> S3Error {
     )
 }
 
+/// The upstream's definitive refusal of a write, as the client's answer.
+fn refusal(e: &UpstreamError) -> S3Error {
+    tracing::info!(error = %e, "the upstream refused the write");
+    match e {
+        UpstreamError::Status { code, message, .. } => S3Error::refused_upstream(code, message),
+        other => S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!("The upstream refused the write: {other}"),
+        ),
+    }
+}
+
 impl Gateway {
+    /// What an upstream failure means here: a missing upstream bucket is not final while
+    /// `auto_create_buckets` is on (creating it failed this time; it is tried again).
+    pub fn disposition(&self, e: &UpstreamError) -> Disposition {
+        match e.disposition() {
+            Disposition::Refused
+                if e.code() == Some("NoSuchBucket") && self.upstream.config.auto_create_buckets =>
+            {
+                Disposition::Unavailable
+            }
+            d => d,
+        }
+    }
+
     /// A strict write or delete that failed upstream. When the outcome is unknown (a timeout:
     /// the upstream may still apply it), a reconciliation is queued so the upstream ends up
     /// matching the local state again (the local version, or undoing exactly this write).
@@ -54,6 +85,9 @@ impl Gateway {
                 Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
             }
         }
+        if self.disposition(e) == Disposition::Refused {
+            return refusal(e);
+        }
         unavailable(e)
     }
 
@@ -69,63 +103,47 @@ impl Gateway {
             upload,
         } = w;
         let store = &self.store;
-        match self.write_policy(headers)? {
-            WritePolicy::Strict => {
-                let guard = self.key_lock(bucket, key).await;
-                // Checked before the upstream is touched (and again in the commit).
-                store.check_precondition(bucket, key, &precondition).await?;
-                if let Err(e) = self.replicate_new(bucket, key, &meta, origin).await {
-                    drop(guard);
-                    return Err(self.strict_failed(bucket, key, Some(&meta.etag), &e).await);
-                }
-                meta.sync = SyncState::Synced;
-                let (meta, _) = store
-                    .commit(bucket, key, meta, precondition, false, upload)
-                    .await?;
-                Ok(meta)
-            }
-            policy => {
-                meta.sync = SyncState::Pending;
-                let (mut meta, seq) = store
-                    .commit(bucket, key, meta, precondition, true, upload)
-                    .await?;
-                if policy == WritePolicy::Through
-                    && let Some(seq) = seq
-                {
-                    let guard = self.key_lock(bucket, key).await;
-                    // Still the key's newest entry (a newer write may have landed meanwhile)?
-                    let current = store
-                        .entry_is_current(bucket, key, seq)
-                        .await
-                        .unwrap_or(false);
-                    let result = if current {
-                        self.replicate_new(bucket, key, &meta, origin).await
-                    } else {
-                        Ok(())
-                    };
-                    let op = OutboxOp::Put {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                        etag: meta.etag.clone(),
-                    };
-                    match result {
-                        Ok(()) => {
-                            if let Err(e) = store.finish_entry(seq, &op).await {
-                                tracing::error!(seq, error = %e, "cannot record a replicated write");
-                            } else if current {
-                                meta.sync = SyncState::Synced;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::info!(bucket, key, error = %e, "upstream unavailable: write queued")
-                        }
-                    }
-                    drop(guard);
-                }
-                self.kick();
-                Ok(meta)
-            }
+        let policy = self.write_policy(headers)?;
+        if policy == WritePolicy::Back {
+            meta.sync = SyncState::Pending;
+            let (meta, _) = store
+                .commit(bucket, key, meta, precondition, true, upload)
+                .await?;
+            self.kick();
+            return Ok(meta);
         }
+        let guard = self.key_lock(bucket, key).await;
+        // Checked before the upstream is touched (and again in the commit).
+        store.check_precondition(bucket, key, &precondition).await?;
+        // A through write is tried once: when the upstream is down the outbox retries it, and
+        // the client gets its answer in the time of one attempt.
+        let once = policy == WritePolicy::Through;
+        let pushed = self.replicate_new(bucket, key, &meta, origin, once).await;
+        let queue = match pushed {
+            Ok(()) => false,
+            Err(e) if policy == WritePolicy::Strict => {
+                drop(guard);
+                return Err(self.strict_failed(bucket, key, Some(&meta.etag), &e).await);
+            }
+            Err(e) if self.disposition(&e) == Disposition::Refused => return Err(refusal(&e)),
+            Err(e) => {
+                tracing::info!(bucket, key, error = %e, "upstream unavailable: write queued");
+                true
+            }
+        };
+        meta.sync = if queue {
+            SyncState::Pending
+        } else {
+            SyncState::Synced
+        };
+        let (meta, _) = store
+            .commit(bucket, key, meta, precondition, queue, upload)
+            .await?;
+        drop(guard);
+        if queue {
+            self.kick();
+        }
+        Ok(meta)
     }
 
     /// Deletes locally at once and replicates the delete (a tombstone waits in the outbox

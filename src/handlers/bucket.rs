@@ -69,7 +69,13 @@ pub async fn create_bucket(
             },
         )
         .await?;
-    ctx.replication.bucket_created(bucket).await;
+    if let Err(e) = ctx.replication.bucket_created(bucket).await {
+        // Nothing diverges: the bucket exists on both sides or on neither.
+        if let Err(undo) = ctx.store.delete_bucket(bucket).await {
+            tracing::error!(bucket, error = %undo, "cannot undo a bucket the upstream refused");
+        }
+        return Err(e);
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header("location", format!("/{bucket}"))

@@ -12,7 +12,6 @@ use super::{S3Response, checksum_element, with_checksum, with_object_state};
 use crate::body::ResponseBody;
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::limits::{check_key, check_object_size};
 use crate::replication::{Origin, Write};
 use crate::router::CopySource;
 use crate::store::{ObjectMeta, SyncState};
@@ -26,7 +25,7 @@ pub async fn copy_object(
     source: &CopySource,
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
-    check_key(&ctx.config.limits, key)?;
+    ctx.config.limits.check_key(key)?;
     let src = ctx
         .replication
         .copy_source(&source.bucket, &source.key)
@@ -63,7 +62,7 @@ pub async fn copy_object(
              changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    check_object_size(&ctx.config.limits, src.size)?;
+    ctx.config.limits.check_object_size(src.size)?;
     let attrs = object_attributes(&ctx.config.limits, headers)?;
     let precondition = parse_write_precondition(headers)?;
     let alg = copy_checksum(headers, &src)?;

@@ -134,7 +134,13 @@ pub async fn list_objects(
     let show_owner = !v2 || p.fetch_owner;
     write_contents(&mut w, &page, &enc, show_owner.then_some(owner.as_str()));
     w.close("ListBucketResult");
-    xml_response(w.finish())
+    let mut resp = xml_response(w.finish())?;
+    if page.from_local_index {
+        // The upstream did not answer: say so rather than silently drop what only it holds.
+        resp.headers_mut()
+            .insert("x-lifeboat-list", http::HeaderValue::from_static("local"));
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

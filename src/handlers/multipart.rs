@@ -18,7 +18,6 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::checksum::{self, Checksum, ChecksumAlgorithm};
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::limits::{check_key, check_object_size};
 use crate::replication::{Origin, Write};
 use crate::router::{CopySource, UploadListParams};
 use crate::store::{ObjectMeta, PartMeta, Segment, SyncState, UploadMeta};
@@ -42,7 +41,7 @@ pub async fn create(
     headers: &HeaderMap,
 ) -> S3Result<S3Response> {
     let limits = &ctx.config.limits;
-    check_key(limits, key)?;
+    limits.check_key(key)?;
     let attrs = object_attributes(limits, headers)?;
     let alg = checksum_algorithm(headers)?;
     let checksum = alg.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
@@ -133,6 +132,12 @@ pub async fn upload_part(
         PartChecksum::Default(upload.checksum)
     };
     let plan = plan_upload(ctx, headers, payload, version, rule)?;
+    ctx.store
+        .check_space(
+            plan.declared_len.unwrap_or(0),
+            ctx.config.storage.min_free_bytes,
+        )
+        .await?;
     let got = receive(ctx, &plan, body, ctx.config.limits.max_object_size).await?;
     let etag = hex::encode(got.md5);
     let size = got.size;
@@ -212,7 +217,7 @@ pub async fn upload_part_copy(
         .await?;
     check_copy_conditions(headers, &src)?;
     let (offset, len) = copy_range(headers, src.size)?;
-    check_object_size(&ctx.config.limits, len)?;
+    ctx.config.limits.check_object_size(len)?;
     let (blob, digests) = ctx
         .store
         .copy_range(
@@ -399,7 +404,7 @@ pub async fn complete(
         validated_ms: now_ms(),
         sse: upload.sse,
     };
-    check_object_size(limits, size)?;
+    limits.check_object_size(size)?;
     let write = Write {
         bucket,
         key,

@@ -21,7 +21,7 @@ use crate::body::ResponseBody;
 use crate::checksum::{BodyHashes, ChecksumAlgorithm};
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::limits::{MAX_FORM_FIELD, MAX_FORM_FIELDS, check_key, entity_too_large};
+use crate::limits::{MAX_FORM_FIELD, MAX_FORM_FIELDS};
 use crate::replication::{Origin, Write};
 use crate::store::{ContentHeaders, ObjectMeta, Precondition};
 use crate::xml::XmlWriter;
@@ -135,7 +135,7 @@ pub async fn post_object(
         if key.is_empty() {
             return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
         }
-        check_key(&ctx.config.limits, &key)?;
+        ctx.config.limits.check_key(&key)?;
         if let Some(slot) = form.fields.iter_mut().find(|(k, _)| k == "key") {
             slot.1.clone_from(&key);
         }
@@ -156,10 +156,10 @@ pub async fn post_object(
         while let Some(chunk) = field.chunk().await.map_err(form_error)? {
             let chunk: Bytes = chunk;
             if writer.len() + chunk.len() as u64 > max {
-                return Err(entity_too_large(max));
+                return Err(S3Error::entity_too_large(max));
             }
             hashes.update(&chunk);
-            writer.write(&chunk).await.map_err(S3Error::internal)?;
+            writer.write(&chunk).await.map_err(S3Error::from_io)?;
         }
         let size = writer.len();
         if let Some((lo, _)) = policy.length_range

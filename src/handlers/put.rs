@@ -21,10 +21,16 @@ pub async fn put_object(
     version: Version,
     body: &mut RequestBody,
 ) -> S3Result<S3Response> {
-    crate::limits::check_key(&ctx.config.limits, key)?;
+    ctx.config.limits.check_key(key)?;
     // Checked before the body is read, so 100-continue clients never send it.
     let plan = plan_upload(ctx, headers, payload, version, PartChecksum::Object)?;
     ctx.store.bucket(bucket).await?;
+    ctx.store
+        .check_space(
+            plan.declared_len.unwrap_or(0),
+            ctx.config.storage.min_free_bytes,
+        )
+        .await?;
     let got = receive(ctx, &plan, body, ctx.config.limits.max_object_size).await?;
     let blob = ctx.store.finish_blob(got.writer).await?;
     let meta = ObjectMeta {

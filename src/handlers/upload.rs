@@ -15,7 +15,6 @@ use crate::body::RequestBody;
 use crate::checksum::{self, BodyHashes, Checksum, ChecksumAlgorithm};
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::limits::{check_object_size, entity_too_large};
 use crate::store::{BlobWriter, ContentHeaders, Precondition};
 
 /// Everything about an upload that the headers say, checked before the body is read.
@@ -122,7 +121,7 @@ pub fn plan_upload(
         return Err(S3ErrorCode::MissingContentLength.into());
     }
     if let Some(n) = declared_len {
-        check_object_size(limits, n)?;
+        limits.check_object_size(n)?;
     }
 
     let attrs = object_attributes(limits, headers)?;
@@ -157,10 +156,10 @@ pub async fn receive(
         .with_sha256(ctx.replication.needs_sha256());
     while let Some(chunk) = body.next().await? {
         if writer.len() + chunk.len() as u64 > max {
-            return Err(entity_too_large(max));
+            return Err(S3Error::entity_too_large(max));
         }
         hashes.update(&chunk);
-        writer.write(&chunk).await.map_err(S3Error::internal)?;
+        writer.write(&chunk).await.map_err(S3Error::from_io)?;
     }
     let size = writer.len();
     if plan.declared_len.is_some_and(|n| n != size) {

@@ -5,18 +5,21 @@
 //! "a cache fill never hides queued work", "only the key's newest entry marks it synced".
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
 use super::error::StoreError;
 use super::meta::{BucketMeta, ObjectMeta, PartMeta, Precondition, SyncState, UploadMeta};
 use super::objects::{self, ListPage, ListQuery};
-use super::outbox::{self, OutboxEntry, OutboxOp, OutboxStats};
+use super::outbox::{self, DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
 use super::{schema, uploads};
 
 pub struct Catalog {
-    db: Database,
+    path: PathBuf,
+    /// `None` only while it is being re-opened.
+    db: RwLock<Option<Database>>,
 }
 
 /// What completing an upload replaced and left over: blobs to remove after the commit.
@@ -54,18 +57,63 @@ fn put_and_queue(
 
 impl Catalog {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            path: path.to_owned(),
+            db: RwLock::new(Some(Self::open_db(path)?)),
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database, StoreError> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         schema::create_tables(&txn)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(db)
+    }
+
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Corrupt(
+                "the catalog could not be re-opened".into(),
+            )),
+        }
+    }
+
+    /// After a failed commit (a full disk, an I/O error) redb refuses every later write until
+    /// the database is opened again: it is re-opened here at once, so the next write (once
+    /// space is freed) works without a restart.
+    fn reopen(&self) {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        *guard = None; // the old handle must close (and release its file lock) first
+        match Self::open_db(&self.path) {
+            Ok(db) => {
+                *guard = Some(db);
+                tracing::warn!("the catalog was re-opened after a failed write");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot re-open the catalog"),
+        }
+        drop(guard);
+    }
+
+    /// Re-opens the catalog if it is closed (a re-open failed, e.g. while the disk was full).
+    fn ensure_open(&self) {
+        let closed = self.db.read().unwrap_or_else(|p| p.into_inner()).is_none();
+        if closed {
+            self.reopen();
+        }
     }
 
     fn read<T>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        f(&self.db.begin_read()?)
+        self.ensure_open();
+        self.with_db(|db| f(&db.begin_read()?))
     }
 
     /// Runs `f` in a write transaction, committed when `f` succeeds and aborted when it fails.
@@ -73,10 +121,17 @@ impl Catalog {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write()?;
-        let out = f(&txn)?;
-        txn.commit()?;
-        Ok(out)
+        self.ensure_open();
+        let result = self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let out = f(&txn)?;
+            txn.commit()?;
+            Ok(out)
+        });
+        if matches!(result, Err(StoreError::Index(_) | StoreError::NoSpace(_))) {
+            self.reopen();
+        }
+        result
     }
 
     pub fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
@@ -292,11 +347,84 @@ impl Catalog {
         })
     }
 
-    /// Moves an entry the upstream refused for good to the dead letters.
+    /// Moves an entry the upstream refused for good to the dead letters; the object (still at
+    /// that version) reports `failed`.
     pub fn dead_letter(&self, seq: u64, op: &OutboxOp, reason: &str) -> Result<(), StoreError> {
-        self.write(|txn| match outbox::take(txn, seq, op)? {
-            Some(entry) => outbox::record_dead_letter(txn, seq, &entry, reason),
-            None => Ok(()),
+        self.write(|txn| {
+            let Some(entry) = outbox::take(txn, seq, op)? else {
+                return Ok(());
+            };
+            outbox::record_dead_letter(txn, seq, &entry, reason)?;
+            if let OutboxOp::Put { bucket, key, etag } = op
+                && let Some(mut meta) = objects::current(txn, bucket, key)?
+                && meta.etag == *etag
+            {
+                meta.sync = SyncState::Failed;
+                objects::replace(txn, bucket, key, &meta)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        self.read(outbox::dead_letters)
+    }
+
+    /// Queues dead letters for replay again (all, or those numbered `only`): each whose local
+    /// state still stands (the version it names, or the key's absence for a delete) goes back
+    /// into the outbox; one made moot by a later write is dropped. Returns how many were queued.
+    pub fn retry_dead_letters(
+        &self,
+        only: Option<&[u64]>,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        self.write(|txn| {
+            let mut queued = 0;
+            let seqs: Vec<u64> = match only {
+                Some(s) => s.to_vec(),
+                None => outbox::dead_letter_seqs(txn)?,
+            };
+            for seq in seqs {
+                let Some(letter) = outbox::take_dead_letter(txn, seq)? else {
+                    continue;
+                };
+                let op = letter.entry.op;
+                let (bucket, key) = op.bucket_key();
+                let (bucket, key) = (bucket.to_owned(), key.to_owned());
+                let current = objects::current(txn, &bucket, &key)?;
+                let stands = match (&op, &current) {
+                    (OutboxOp::Put { etag, .. }, Some(m)) => m.etag == *etag,
+                    (OutboxOp::Delete { .. } | OutboxOp::Revert { .. }, None) => true,
+                    _ => false,
+                };
+                if !stands || outbox::newest(txn, &bucket, &key)?.is_some() {
+                    continue; // a later write or delete speaks for the key
+                }
+                if let (OutboxOp::Put { .. }, Some(mut meta)) = (&op, current) {
+                    meta.sync = SyncState::Pending;
+                    objects::replace(txn, &bucket, &key, &meta)?;
+                }
+                outbox::enqueue(txn, op, now_ms)?;
+                queued += 1;
+            }
+            Ok(queued)
+        })
+    }
+
+    /// Forgets dead letters (all, or those numbered `only`); returns how many.
+    pub fn drop_dead_letters(&self, only: Option<&[u64]>) -> Result<usize, StoreError> {
+        let seqs: Vec<u64> = match only {
+            Some(s) => s.to_vec(),
+            None => self.dead_letters()?.into_iter().map(|(s, _)| s).collect(),
+        };
+        self.write(|txn| {
+            let mut n = 0;
+            for seq in seqs {
+                if outbox::take_dead_letter(txn, seq)?.is_some() {
+                    n += 1;
+                }
+            }
+            Ok(n)
         })
     }
 

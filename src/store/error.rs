@@ -18,19 +18,41 @@ pub enum StoreError {
     PreconditionFailed,
     #[error("a part changed while the upload was being completed")]
     PartChanged,
+    /// The disk is full (or would be: `storage.min_free_bytes`).
+    #[error("no space left: {0}")]
+    NoSpace(String),
     #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("catalog: {0}")]
     Index(Box<redb::Error>),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }
 
+/// Whether an I/O error says the disk is full.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        if is_no_space(&e) {
+            StoreError::NoSpace(e.to_string())
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
 macro_rules! catalog_error {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Index(Box::new(e.into()))
+                let e: redb::Error = e.into();
+                match &e {
+                    redb::Error::Io(io) if is_no_space(io) => StoreError::NoSpace(io.to_string()),
+                    _ => StoreError::Index(Box::new(e)),
+                }
             }
         }
     )*};

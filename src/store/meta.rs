@@ -52,6 +52,8 @@ pub enum SyncState {
     Pending,
     /// The upstream holds this version.
     Synced,
+    /// The upstream refused this version for good; its outbox entry is a dead letter.
+    Failed,
 }
 
 impl SyncState {
@@ -60,6 +62,7 @@ impl SyncState {
             SyncState::LocalOnly => "local-only",
             SyncState::Pending => "pending",
             SyncState::Synced => "synced",
+            SyncState::Failed => "failed",
         }
     }
 }

@@ -21,6 +21,7 @@ mod objects;
 pub mod outbox;
 mod readers;
 mod schema;
+mod space;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -30,12 +31,12 @@ use crate::checksum::{BodyDigests, ChecksumAlgorithm};
 
 pub use blob::{BlobDirs, BlobWriter, DurableBlob};
 use catalog::Catalog;
-pub use error::StoreError;
+pub use error::{StoreError, is_no_space};
 pub use meta::{
     BucketMeta, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment, SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
-use outbox::{OutboxEntry, OutboxOp, OutboxStats};
+use outbox::{DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
 
@@ -82,6 +83,7 @@ impl Store {
             }),
         };
         store.recover()?;
+        space::create_reserve(data_dir);
         Ok(store)
     }
 
@@ -300,22 +302,48 @@ impl Store {
 
     /// Deletes `bucket/key`; absent keys are not an error (S3 answers 204 either way). With
     /// `tombstone` (the time), the delete is queued for the upstream in the same transaction.
+    ///
+    /// A delete must work on a full disk, since it frees space: when its commit finds no
+    /// room, the reserve file is released and the commit tried again.
     pub async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
         tombstone: Option<i64>,
     ) -> Result<Option<u64>, StoreError> {
-        let (b, k) = (bucket.to_owned(), key.to_owned());
-        let (old, seq) = self
-            .blocking(move |ix| ix.delete_object(&b, &k, tombstone))
-            .await?;
+        let attempt = || {
+            let (b, k) = (bucket.to_owned(), key.to_owned());
+            self.blocking(move |ix| ix.delete_object(&b, &k, tombstone))
+        };
+        let (old, seq) = match attempt().await {
+            Err(StoreError::NoSpace(_)) if space::release_reserve(self.data_dir()) => {
+                tracing::warn!("disk full: released the reserve so a delete can commit");
+                attempt().await?
+            }
+            other => other?,
+        };
         if let Some(old) = old {
             for blob in old.blobs() {
                 self.remove_blob(blob).await;
             }
+            let dir = self.data_dir().to_owned();
+            let _ = tokio::task::spawn_blocking(move || space::create_reserve(&dir)).await;
         }
         Ok(seq)
+    }
+
+    /// `NoSpace` unless `needed` bytes fit on the data disk with `min_free` to spare.
+    pub async fn check_space(&self, needed: u64, min_free: u64) -> Result<(), StoreError> {
+        let dir = self.data_dir().to_owned();
+        let available = tokio::task::spawn_blocking(move || space::available(&dir))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        if needed.saturating_add(min_free) > available {
+            return Err(StoreError::NoSpace(format!(
+                "{needed} bytes do not fit: {available} available, storage.min_free_bytes = {min_free}"
+            )));
+        }
+        Ok(())
     }
 
     /// See `Catalog::delete_if_synced`; removes the deleted copy's blobs.
@@ -462,6 +490,23 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (op, reason) = (op.clone(), reason.to_owned());
         self.blocking(move |c| c.dead_letter(seq, &op, &reason))
+            .await
+    }
+
+    pub async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        self.blocking(|c| c.dead_letters()).await
+    }
+
+    /// See `Catalog::retry_dead_letters`.
+    pub async fn retry_dead_letters(&self, only: Option<Vec<u64>>) -> Result<usize, StoreError> {
+        let now = crate::time::now_ms();
+        self.blocking(move |c| c.retry_dead_letters(only.as_deref(), now))
+            .await
+    }
+
+    /// See `Catalog::drop_dead_letters`.
+    pub async fn drop_dead_letters(&self, only: Option<Vec<u64>>) -> Result<usize, StoreError> {
+        self.blocking(move |c| c.drop_dead_letters(only.as_deref()))
             .await
     }
 

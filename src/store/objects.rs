@@ -29,6 +29,9 @@ pub struct ListPage {
     pub is_truncated: bool,
     /// The last key or common prefix returned; where the next page starts.
     pub last: Option<String>,
+    /// Set in gateway mode when the upstream did not answer the listing and it came from the
+    /// local index instead (objects only upstream are missing from it).
+    pub from_local_index: bool,
 }
 
 /// The object stored under `k` in `table`, if any.

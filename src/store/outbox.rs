@@ -118,6 +118,13 @@ pub fn take(
     Ok(Some(entry))
 }
 
+/// An entry the upstream refused for good, kept with the reason for the operator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub entry: OutboxEntry,
+    pub reason: String,
+}
+
 /// Keeps an entry the upstream refused for good, with the reason, for the operator.
 pub fn record_dead_letter(
     txn: &WriteTransaction,
@@ -125,10 +132,44 @@ pub fn record_dead_letter(
     entry: &OutboxEntry,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let record = serde_json::json!({ "entry": entry, "reason": reason });
+    let record = DeadLetter {
+        entry: entry.clone(),
+        reason: reason.to_owned(),
+    };
     txn.open_table(DEAD_LETTERS)?
         .insert(seq, encode(&record)?.as_slice())?;
     Ok(())
+}
+
+/// Every dead letter, by the sequence number it had in the outbox.
+pub fn dead_letters(txn: &ReadTransaction) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+    let table = txn.open_table(DEAD_LETTERS)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.push((k.value(), decode(v.value())?));
+    }
+    Ok(out)
+}
+
+/// The sequence numbers of every dead letter, as a write transaction sees them.
+pub fn dead_letter_seqs(txn: &WriteTransaction) -> Result<Vec<u64>, StoreError> {
+    let table = txn.open_table(DEAD_LETTERS)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        out.push(entry?.0.value());
+    }
+    Ok(out)
+}
+
+/// Removes a dead letter; returns it.
+pub fn take_dead_letter(
+    txn: &WriteTransaction,
+    seq: u64,
+) -> Result<Option<DeadLetter>, StoreError> {
+    let mut table = txn.open_table(DEAD_LETTERS)?;
+    let removed = table.remove(seq)?;
+    removed.map(|v| decode(v.value())).transpose()
 }
 
 /// The first `limit` entries in replay order.

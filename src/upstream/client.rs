@@ -16,8 +16,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::breaker::Breaker;
-use super::error::{CIRCUIT_OPEN, error_from};
-use super::{Upstream, UpstreamError, UpstreamRequest, backoff};
+use super::error::error_from;
+use super::retry::{Disposition, backoff};
+use super::{Upstream, UpstreamError, UpstreamRequest};
 use crate::body::ResponseBody;
 use crate::config::UpstreamConfig;
 use crate::limits::{UPSTREAM_POOL_IDLE, UPSTREAM_POOL_MAX_IDLE, UPSTREAM_PROGRESS_TICK};
@@ -42,6 +43,13 @@ impl Progress {
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64 + 1
     }
+
+    /// Records that the whole body has been handed to the connection (the first time only).
+    fn mark_done(&self) {
+        let _ =
+            self.done_ms
+                .compare_exchange(0, self.now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 /// A request body that records its progress.
@@ -62,23 +70,25 @@ impl http_body::Body for Tracked {
         let now = self.progress.now_ms();
         match &polled {
             std::task::Poll::Ready(Some(Ok(_))) => {
-                self.progress.last_ms.store(now, Ordering::Relaxed)
+                self.progress.last_ms.store(now, Ordering::Relaxed);
+                // hyper stops polling a body that reports its end, so its last frame is when
+                // the upload is done: the first-byte timeout runs from here.
+                if self.inner.is_end_stream() {
+                    self.progress.mark_done();
+                }
             }
-            std::task::Poll::Ready(None) => {
-                let _ = self.progress.done_ms.compare_exchange(
-                    0,
-                    now,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
+            std::task::Poll::Ready(None) => self.progress.mark_done(),
             _ => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        let end = self.inner.is_end_stream();
+        if end {
+            self.progress.mark_done();
+        }
+        end
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -154,39 +164,51 @@ impl Upstream {
     }
 
     /// Sends a request, retrying idempotent ones on outages with jittered exponential backoff.
+    /// Sends a request, retrying idempotent ones on outages with jittered exponential backoff
+    /// (`retry.rs` says which failures are retried and which count against the breaker).
     pub async fn send(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
-        let attempts = if r.idempotent() {
+        let attempts = if r.idempotent() && !r.once {
             self.config.retries + 1
         } else {
             1
         };
-        let mut last = UpstreamError::Unreachable("no attempt made".into());
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
-            }
+        let mut attempt = 0;
+        loop {
             let Some(permit) = self.breaker.allow(Instant::now()) else {
-                return Err(UpstreamError::Unreachable(CIRCUIT_OPEN.into()));
+                return Err(UpstreamError::CircuitOpen);
             };
-            match self.send_once(r).await {
+            let e = match self.send_once(r).await {
                 Ok(resp) => {
                     permit.success();
                     return Ok(resp);
                 }
+                Err(e) => e,
+            };
+            match e.disposition() {
                 // Lifeboat's own problem: the upstream was not involved.
-                Err(e @ UpstreamError::Local(_)) => return Err(e),
-                Err(e) if !e.is_outage() => {
+                Disposition::Local => return Err(e),
+                // The upstream is up and said no.
+                Disposition::Refused => {
                     permit.success();
                     return Err(e);
                 }
-                Err(e) => {
+                // The same credentials would get the same answer: no retry, but the circuit
+                // opens, so a wrong secret does not cost every request a round trip.
+                Disposition::Denied => {
+                    permit.failure(&e.to_string(), Instant::now());
+                    return Err(e);
+                }
+                Disposition::Unavailable => {
                     permit.failure(&e.to_string(), Instant::now());
                     tracing::debug!(attempt, error = %e, "upstream request failed");
-                    last = e;
+                    attempt += 1;
+                    if attempt >= attempts {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
                 }
             }
         }
-        Err(last)
     }
 
     async fn send_once(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
@@ -204,15 +226,21 @@ impl Upstream {
                     let now = progress.now_ms();
                     let done = progress.done_ms.load(Ordering::Relaxed);
                     if done > 0 && now.saturating_sub(done) > first_byte {
-                        return Err(UpstreamError::Unreachable("timed out waiting for the first byte".into()));
+                        return Err(UpstreamError::NoAnswer(self.config.first_byte_timeout));
                     }
                     if done == 0 && now.saturating_sub(progress.last_ms.load(Ordering::Relaxed)) > idle.max(first_byte) {
-                        return Err(UpstreamError::Unreachable("upload stalled".into()));
+                        return Err(UpstreamError::UploadStalled);
                     }
                 }
             }
         }
-        .map_err(|e| UpstreamError::Unreachable(format!("{e:?}")))?;
+        .map_err(|e| {
+            if e.is_connect() {
+                UpstreamError::Connect(e.to_string())
+            } else {
+                UpstreamError::Protocol(format!("{e:?}"))
+            }
+        })?;
         let status = resp.status();
         if status.is_success()
             || status == StatusCode::NOT_MODIFIED
@@ -234,14 +262,14 @@ impl Upstream {
         loop {
             let frame = tokio::time::timeout(self.config.idle_timeout, body.frame())
                 .await
-                .map_err(|_| UpstreamError::Unreachable("upstream body stalled".into()))?;
+                .map_err(|_| UpstreamError::BodyBroken("stalled".into()))?;
             match frame {
                 None => break,
-                Some(Err(e)) => return Err(UpstreamError::Unreachable(e.to_string())),
+                Some(Err(e)) => return Err(UpstreamError::BodyBroken(e.to_string())),
                 Some(Ok(f)) => {
                     if let Ok(d) = f.into_data() {
                         if out.len() + d.len() > limit {
-                            return Err(UpstreamError::Local("upstream response too large".into()));
+                            return Err(UpstreamError::BadAnswer("response too large".into()));
                         }
                         out.extend_from_slice(&d);
                     }

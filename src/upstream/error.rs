@@ -1,6 +1,5 @@
-//! What an upstream failure means, and the retry policy: an outage (unreachable, 5xx, 429)
-//! is retried and queued; a refusal (another 4xx) is the client's answer or a dead letter; a
-//! request that was sent but not answered may have been applied (`maybe_applied`).
+//! Upstream failures typed by what happened (`UpstreamError`), and how an error answer becomes
+//! one. What each failure means for retries is `retry.rs`.
 
 use std::time::Duration;
 
@@ -8,53 +7,84 @@ use http::Response;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::retry::{Disposition, status_disposition};
 use crate::limits::{UPSTREAM_ERROR_BODY, UPSTREAM_ERROR_BODY_TIMEOUT};
 
+/// An upstream failure, by what happened. What each means for retries, the breaker and the
+/// outbox is `retry::Disposition`, decided in one place (`UpstreamError::disposition`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
-    /// Connect error, timeout, reset, or the circuit is open: the upstream is not there.
-    #[error("upstream unreachable: {0}")]
-    Unreachable(String),
-    /// The upstream answered with an error.
+    /// The connection could not be made (refused, unreachable, connect timeout): nothing sent.
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    /// The circuit breaker is open: nothing was sent.
+    #[error("the upstream's circuit is open")]
+    CircuitOpen,
+    /// The request was sent, but no response came within the first-byte timeout.
+    #[error("the upstream sent no answer within {0:?}")]
+    NoAnswer(Duration),
+    /// The request body stalled on its way up (the upstream stopped reading it).
+    #[error("the upload to the upstream stalled")]
+    UploadStalled,
+    /// The response body stalled or broke off.
+    #[error("the upstream's response body broke off: {0}")]
+    BodyBroken(String),
+    /// The connection failed after it was made (a reset, an HTTP protocol error).
+    #[error("the upstream connection failed: {0}")]
+    Protocol(String),
+    /// The upstream answered with an error status (and its S3 code when the body had one).
     #[error("upstream answered {status} {code}: {message}")]
     Status {
         status: u16,
         code: String,
         message: String,
     },
-    #[error("upstream request could not be built: {0}")]
+    /// The upstream answered something Lifeboat cannot use (unreadable or inconsistent).
+    #[error("unusable upstream answer: {0}")]
+    BadAnswer(String),
+    /// Lifeboat's own problem (a local I/O error, a request it cannot build): never the
+    /// upstream's fault, and never final.
+    #[error("local error while talking to the upstream: {0}")]
     Local(String),
 }
 
 impl UpstreamError {
-    /// Failures that say the upstream is down or overloaded rather than "no".
+    /// What the failure means; see `retry.rs`.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            UpstreamError::Connect(_)
+            | UpstreamError::CircuitOpen
+            | UpstreamError::NoAnswer(_)
+            | UpstreamError::UploadStalled
+            | UpstreamError::BodyBroken(_)
+            | UpstreamError::Protocol(_)
+            | UpstreamError::BadAnswer(_) => Disposition::Unavailable,
+            UpstreamError::Status { status, code, .. } => status_disposition(*status, code),
+            UpstreamError::Local(_) => Disposition::Local,
+        }
+    }
+
+    /// The upstream is down or overloaded (rather than saying "no").
     pub fn is_outage(&self) -> bool {
-        match self {
-            UpstreamError::Unreachable(_) => true,
-            UpstreamError::Status { status, .. } => *status >= 500 || *status == 429,
-            UpstreamError::Local(_) => false,
-        }
+        self.disposition() == Disposition::Unavailable
     }
 
-    /// A refusal that retrying will not change (a 4xx other than 408 and 429, or a request
-    /// Lifeboat cannot build): replaying it again and again would only block the queue.
+    /// A refusal that retrying the same request cannot change.
     pub fn is_permanent(&self) -> bool {
-        match self {
-            UpstreamError::Status { status, .. } => {
-                (400..500).contains(status) && *status != 408 && *status != 429
-            }
-            UpstreamError::Local(_) => true,
-            UpstreamError::Unreachable(_) => false,
-        }
+        self.disposition() == Disposition::Refused
     }
 
-    /// Whether the upstream may have applied the request although it failed (it was sent, but
-    /// no answer came back in time). A refused connection or an open circuit sent nothing.
+    /// Whether the upstream may have applied the request although it failed: it was sent, but
+    /// no (complete) answer came back. A failed connect or an open circuit sent nothing; an
+    /// answer, even an error, is an outcome.
     pub fn maybe_applied(&self) -> bool {
-        match self {
-            UpstreamError::Unreachable(m) => m != CIRCUIT_OPEN && !m.contains("Connect"),
-            UpstreamError::Status { .. } | UpstreamError::Local(_) => false,
-        }
+        matches!(
+            self,
+            UpstreamError::NoAnswer(_)
+                | UpstreamError::UploadStalled
+                | UpstreamError::BodyBroken(_)
+                | UpstreamError::Protocol(_)
+        )
     }
 
     pub fn code(&self) -> Option<&str> {
@@ -70,24 +100,6 @@ impl UpstreamError {
             _ => None,
         }
     }
-}
-
-pub(super) const CIRCUIT_OPEN: &str = "circuit open";
-
-/// The first retry waits up to this long; each further one doubles it.
-const BACKOFF_BASE_MS: u64 = 100;
-/// No wait is longer: it keeps a client's write from waiting long on an upstream that is down.
-const BACKOFF_CAP_MS: u64 = 5_000;
-/// Added to every wait, so that a jitter of 0 still yields the CPU.
-const BACKOFF_FLOOR_MS: u64 = 10;
-
-/// Exponential backoff with full jitter: `BACKOFF_BASE_MS` × 2^attempt, capped at
-/// `BACKOFF_CAP_MS`, times `jitter` in [0, 1).
-pub fn backoff(attempt: u32, jitter: f64) -> Duration {
-    let base = BACKOFF_BASE_MS
-        .saturating_mul(1 << attempt.min(6))
-        .min(BACKOFF_CAP_MS);
-    Duration::from_millis(((base as f64) * jitter.clamp(0.0, 1.0)) as u64 + BACKOFF_FLOOR_MS)
 }
 
 pub(super) async fn error_from(resp: Response<Incoming>) -> UpstreamError {
@@ -131,26 +143,31 @@ pub(super) async fn error_from(resp: Response<Incoming>) -> UpstreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn error_classes() {
-        let status = |s: u16| UpstreamError::Status {
+        let status = |s: u16, code: &str| UpstreamError::Status {
             status: s,
-            code: String::new(),
+            code: code.into(),
             message: String::new(),
         };
-        assert!(status(503).is_outage() && !status(503).is_permanent());
-        assert!(status(429).is_outage() && !status(429).is_permanent());
-        assert!(status(403).is_permanent() && !status(403).is_outage());
-        let timeout = UpstreamError::Unreachable("timed out waiting for the first byte".into());
-        assert!(timeout.maybe_applied());
-        assert!(!UpstreamError::Unreachable(CIRCUIT_OPEN.into()).maybe_applied());
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        assert!(backoff(1, 0.0) < backoff(1, 0.99));
-        assert!(backoff(3, 0.99) > backoff(1, 0.99));
-        assert!(backoff(30, 1.0) <= Duration::from_millis(5_010));
+        assert!(status(503, "SlowDown").is_outage() && !status(503, "").is_permanent());
+        assert!(status(429, "").is_outage() && !status(429, "").is_permanent());
+        assert!(status(400, "KeyTooLongError").is_permanent());
+        for (s, code) in [
+            (403, "AccessDenied"),
+            (403, "InvalidAccessKeyId"),
+            (403, "SignatureDoesNotMatch"),
+        ] {
+            let e = status(s, code);
+            assert_eq!(e.disposition(), Disposition::Denied, "{code}");
+            assert!(!e.is_permanent() && !e.is_outage(), "{code}");
+        }
+        assert!(UpstreamError::NoAnswer(Duration::from_secs(3)).maybe_applied());
+        assert!(UpstreamError::Protocol("reset".into()).maybe_applied());
+        assert!(!UpstreamError::CircuitOpen.maybe_applied());
+        assert!(!UpstreamError::Connect("refused".into()).maybe_applied());
+        let local = UpstreamError::Local("too many open files".into());
+        assert_eq!(local.disposition(), Disposition::Local);
+        assert!(!local.is_permanent(), "a local error is never final");
     }
 }

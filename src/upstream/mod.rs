@@ -6,7 +6,8 @@
 //!   memory;
 //! - `signing`: turning an `UpstreamRequest` into a signed HTTP request (SigV4, built from the
 //!   same pure functions that verify clients);
-//! - `error`: what a failure means (outage, refusal, unknown outcome) and the backoff policy;
+//! - `error`: failures typed by what happened; `retry`: what each means (retry, breaker, outbox)
+//!   and the backoff;
 //! - `breaker`: the circuit breaker in front of it all.
 //!
 //! Toward the upstream Lifeboat speaks the plain dialect every S3 server accepts (README,
@@ -16,6 +17,7 @@
 pub mod breaker;
 mod client;
 mod error;
+mod retry;
 mod signing;
 
 use bytes::Bytes;
@@ -27,7 +29,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use crate::config::UpstreamConfig;
 use breaker::Breaker;
 use client::Tracked;
-pub use error::{UpstreamError, backoff};
+pub use error::UpstreamError;
+pub use retry::{Disposition, backoff};
 
 /// Where a request body comes from; retries re-open it, so nothing is replayed from memory.
 #[derive(Debug, Clone)]
@@ -53,6 +56,9 @@ pub struct UpstreamRequest {
     pub body: BodySource,
     /// Hex SHA-256 of the body; `None` for an empty body.
     pub sha256: Option<String>,
+    /// One attempt only, even when idempotent (a caller with its own fallback, such as a
+    /// `through` write that is queued when the upstream fails).
+    pub once: bool,
 }
 
 impl UpstreamRequest {
@@ -65,7 +71,14 @@ impl UpstreamRequest {
             headers: Vec::new(),
             body: BodySource::Empty,
             sha256: None,
+            once: false,
         }
+    }
+
+    /// One attempt only (see `once`) when `once` is true.
+    pub fn once(mut self, once: bool) -> Self {
+        self.once = once;
+        self
     }
 
     pub fn query(mut self, k: &str, v: impl Into<String>) -> Self {

@@ -64,8 +64,15 @@ async fn write_through_back_and_strict() {
     let (status, sync) = put(lb, "/media/back", &body, &[("x-lifeboat-write", "back")]);
     assert_eq!((status, sync.as_deref()), (200, Some("pending")));
     until_upstream(&direct, "media", "back", Some(&md5_hex(&body))).await;
-    let (_, _, sync, _) = get(lb, "/media/back");
-    assert_eq!(sync.as_deref(), Some("synced"));
+    // The worker records the replay just after the upstream has the object.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(lb, "/media/back").2.as_deref() != Some("synced") {
+        assert!(
+            Instant::now() < deadline,
+            "back write never reported synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     assert_eq!(
         put(
@@ -799,8 +806,14 @@ async fn measure_outbox_drain_and_hit_overhead() {
     );
 }
 
-/// An entry the upstream refuses for good (here: a bucket name only Lifeboat accepts) goes to
-/// the dead letters instead of blocking every write queued behind it.
+/// A key only Lifeboat accepts: a `.` path segment, which SeaweedFS refuses (`InvalidRequest`)
+/// and so does MinIO's code in the JuiceFS gateway (`XMinioInvalidObjectName`).
+fn refused_key() -> String {
+    "dot/./seg".to_owned()
+}
+
+/// An entry the upstream refuses for good goes to the dead letters instead of blocking every
+/// write queued behind it, and the object then reports `x-lifeboat-sync: failed`.
 #[tokio::test]
 async fn a_permanent_refusal_does_not_block_the_outbox() {
     let Some(s) = setup("write = \"back\"\n") else {
@@ -808,15 +821,50 @@ async fn a_permanent_refusal_does_not_block_the_outbox() {
     };
     let direct = s.up.client();
     let s3 = s.lb.client();
-    s3.create_bucket().bucket("x").send().await.unwrap();
+    s3.create_bucket().bucket("refusals").send().await.unwrap();
     s3.create_bucket().bucket("fine").send().await.unwrap();
-    assert_eq!(put(&s.lb, "/x/refused", b"kept locally", &[]).0, 200);
+    let refused = format!("/refusals/{}", refused_key());
+    assert_eq!(put(&s.lb, &refused, b"kept locally", &[]).0, 200);
     assert_eq!(put(&s.lb, "/fine/after", b"behind it", &[]).0, 200);
     until_upstream(&direct, "fine", "after", Some(&md5_hex(b"behind it"))).await;
-    // The refused object is still served locally, and still says it is not upstream.
-    let (status, _, sync, got) = get(&s.lb, "/x/refused");
+    // The refused object is still served locally, and says it will not reach the upstream.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _, sync, got) = get(&s.lb, &refused);
+        assert_eq!((status, got.as_slice()), (200, &b"kept locally"[..]));
+        if sync.as_deref() == Some("failed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reported failed: {sync:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// In `through` mode the upstream's definitive refusal is the client's answer, and nothing is
+/// stored: the write does not linger locally as `pending` forever.
+#[tokio::test]
+async fn a_through_write_the_upstream_refuses_is_refused() {
+    let Some(s) = setup("") else {
+        return;
+    };
+    s.lb.client()
+        .create_bucket()
+        .bucket("refusals")
+        .send()
+        .await
+        .unwrap();
+    let refused = format!("/refusals/{}", refused_key());
+    let (status, _) = put(&s.lb, &refused, b"refused upstream", &[]);
+    assert!(
+        (400..500).contains(&status),
+        "the upstream's 4xx, got {status}"
+    );
+    // Nothing stored locally: the read goes to the upstream, which refuses that key too.
+    let (status, cache, ..) = get(&s.lb, &refused);
+    assert!(status >= 400 && cache.is_none(), "{status} {cache:?}");
+    // A later write of an acceptable key is unaffected.
     assert_eq!(
-        (status, sync.as_deref(), got.as_slice()),
-        (200, Some("pending"), &b"kept locally"[..])
+        put(&s.lb, "/refusals/ok", b"fine", &[]),
+        (200, Some("synced".into()))
     );
 }
