@@ -68,6 +68,17 @@ impl Gateway {
                 .await
                 .map(|_| ())
         };
+        // An open circuit opened by refused credentials is a refusal too.
+        let result = match result {
+            Err(UpstreamError::CircuitOpen) if self.upstream.credentials_refused() => {
+                Err(UpstreamError::Status {
+                    status: 403,
+                    code: "AccessDenied".into(),
+                    message: "the upstream refused this gateway's credentials".into(),
+                })
+            }
+            other => other,
+        };
         match result {
             Ok(()) => Ok(()),
             Err(e) if create && self.disposition(&e) != Disposition::Unavailable => {

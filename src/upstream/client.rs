@@ -159,6 +159,7 @@ impl Upstream {
             authority,
             base_path,
             breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            credentials_refused: std::sync::atomic::AtomicBool::new(false),
             config,
         })
     }
@@ -180,6 +181,7 @@ impl Upstream {
             let e = match self.send_once(r).await {
                 Ok(resp) => {
                     permit.success();
+                    self.note_credentials(false);
                     return Ok(resp);
                 }
                 Err(e) => e,
@@ -190,12 +192,14 @@ impl Upstream {
                 // The upstream is up and said no.
                 Disposition::Refused => {
                     permit.success();
+                    self.note_credentials(false);
                     return Err(e);
                 }
                 // The same credentials would get the same answer: no retry, but the circuit
                 // opens, so a wrong secret does not cost every request a round trip.
                 Disposition::Denied => {
                     permit.failure(&e.to_string(), Instant::now());
+                    self.note_credentials(true);
                     return Err(e);
                 }
                 Disposition::Unavailable => {

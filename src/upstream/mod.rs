@@ -103,9 +103,23 @@ pub struct Upstream {
     base_path: String,
     pub config: UpstreamConfig,
     pub breaker: Breaker,
+    /// Set while the upstream's last verdict was a refusal of the credentials (`Denied`), so
+    /// that callers that meet an open circuit still know why it opened.
+    credentials_refused: std::sync::atomic::AtomicBool,
 }
 
 impl Upstream {
+    /// Whether the upstream refused the credentials last time it answered.
+    pub fn credentials_refused(&self) -> bool {
+        self.credentials_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note_credentials(&self, refused: bool) {
+        self.credentials_refused
+            .store(refused, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The upstream bucket and key for a gateway bucket and key (the bucket map).
     pub fn map(&self, bucket: &str, key: &str) -> (String, String) {
         match &self.config.bucket {

@@ -7,6 +7,7 @@ mod buckets;
 mod cli;
 mod copy;
 mod crash;
+mod faults;
 mod gateway;
 mod gateway_local;
 mod harness;

@@ -303,7 +303,10 @@ fn make_certs(dir: &Path) {
     ]);
 }
 
-/// What the fault proxy does to new connections.
+/// What the fault proxy does. A fault applies to connections accepted while it is set; a
+/// forwarding connection opened under another setting is closed at its next chunk (so a pooled
+/// connection cannot dodge the fault), except that `Blackhole` swallows it instead, as a
+/// network partition would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Fault {
@@ -316,6 +319,16 @@ pub enum Fault {
     Stall = 3,
     /// Forward, but cut the response after its first 1000 bytes.
     CutBody = 4,
+    /// Accept and read everything, answer nothing, on new and open connections alike.
+    Blackhole = 5,
+    /// Forward, but flip one byte of the response body.
+    FlipByte = 6,
+    /// Answer every request with a 500 InternalError.
+    Error500 = 7,
+    /// Answer every request with 403 AccessDenied (refused credentials).
+    Deny403 = 8,
+    /// Read the first 16 KiB of the request, then reset.
+    ResetMidRequest = 9,
 }
 
 /// A TCP proxy to the upstream whose behaviour can be switched while it runs.
@@ -335,7 +348,7 @@ impl FaultProxy {
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let fault = m.load(Ordering::SeqCst);
-                tokio::spawn(handle(client, target, fault));
+                tokio::spawn(handle(client, target, fault, Arc::clone(&m)));
             }
         });
         Self { port, mode }
@@ -346,21 +359,104 @@ impl FaultProxy {
     }
 }
 
-async fn handle(mut client: tokio::net::TcpStream, target: u16, fault: u8) {
+/// How long a blackholed connection is held before the proxy lets it go.
+const BLACKHOLE_HOLD: Duration = Duration::from_secs(120);
+
+/// Reads and discards until the peer goes away or `BLACKHOLE_HOLD` passes.
+async fn swallow(mut r: impl tokio::io::AsyncRead + Unpin) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(BLACKHOLE_HOLD, async {
+        while r.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+}
+
+/// An S3 error answer, then close.
+async fn answer(client: &mut tokio::net::TcpStream, status: &str, code: &str) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(200), client.read(&mut buf)).await;
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error>"
+    );
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(resp.as_bytes()).await;
+}
+
+/// Forwards one direction while `mode` stays `opened_as`; a `Blackhole` swallows what comes,
+/// any other change closes the connection.
+async fn forward(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mode: Arc<AtomicU8>,
+    opened_as: u8,
+) {
+    let flip = opened_as == Fault::FlipByte as u8;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut head_done = false;
+    let mut flipped = !flip;
+    let mut window: Vec<u8> = Vec::new();
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let now = mode.load(Ordering::SeqCst);
+        if now == Fault::Blackhole as u8 {
+            // Keep the writer open (a partition sends no FIN) and drop what arrives.
+            swallow(r).await;
+            drop(w);
+            return;
+        }
+        if now != opened_as {
+            return;
+        }
+        let chunk = &mut buf[..n];
+        if !flipped {
+            // Flip the first body byte after the response head.
+            let start = window.len();
+            window.extend_from_slice(chunk);
+            if !head_done && let Some(p) = window.windows(4).position(|x| x == b"\r\n\r\n") {
+                head_done = true;
+                let body_at = p + 4;
+                if body_at < window.len() && body_at >= start {
+                    chunk[body_at - start] ^= 0x01;
+                    flipped = true;
+                }
+            } else if head_done && !chunk.is_empty() {
+                chunk[0] ^= 0x01;
+                flipped = true;
+            }
+        }
+        if w.write_all(chunk).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(mut client: tokio::net::TcpStream, target: u16, fault: u8, mode: Arc<AtomicU8>) {
     match fault {
         1 => {
             let _ = client.set_zero_linger();
             drop(client);
         }
-        2 => {
-            let mut buf = vec![0u8; 64 * 1024];
-            let _ = tokio::time::timeout(Duration::from_millis(200), client.read(&mut buf)).await;
-            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
-            let resp = format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = client.write_all(resp.as_bytes()).await;
+        2 => answer(&mut client, "503 Service Unavailable", "SlowDown").await,
+        7 => answer(&mut client, "500 Internal Server Error", "InternalError").await,
+        8 => answer(&mut client, "403 Forbidden", "AccessDenied").await,
+        5 => swallow(client).await,
+        9 => {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut got = 0;
+            while got < buf.len() {
+                match client.read(&mut buf[got..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            let _ = client.set_zero_linger();
+            drop(client);
         }
         3 => {
             let mut buf = vec![0u8; 64 * 1024];
@@ -401,11 +497,14 @@ async fn handle(mut client: tokio::net::TcpStream, target: u16, fault: u8) {
             tokio::select! { _ = up => {}, _ = down => {} }
         }
         _ => {
-            let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-            else {
+            let Ok(upstream) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
                 return;
             };
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            let (cr, cw) = client.into_split();
+            let (ur, uw) = upstream.into_split();
+            let up = forward(cr, uw, Arc::clone(&mode), fault);
+            let down = forward(ur, cw, mode, fault);
+            tokio::select! { () = up => {}, () = down => {} }
         }
     }
 }
