@@ -467,3 +467,55 @@ async fn a_refused_write_is_a_visible_dead_letter_until_dropped() {
     assert!(dead_letters(&data_dir, &["drop", "--all"]).contains("dropped 0"));
     let _ = &mut r;
 }
+
+/// Measures, with the default config, how long 500 writes queued during a blackhole take to
+/// reach the upstream once it is back (`cargo test --release --test integration
+/// measure_blackhole -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_blackhole_drain_of_500_writes() {
+    let Some(r) = rig("").await else { return };
+    r.proxy.set(Fault::Blackhole);
+    let mut times = Vec::new();
+    for i in 0..500 {
+        let started = Instant::now();
+        let (status, _) = put(&r.lb, &format!("/faults/q{i:03}"), &data(4096, i), &[]);
+        assert_eq!(status, 200);
+        times.push(started.elapsed());
+    }
+    let first = times[0];
+    let p50 = median(times[10..].to_vec());
+    r.proxy.set(Fault::Pass);
+    let back = Instant::now();
+    let direct = r.up.client();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut n = 0;
+        let mut token = None;
+        loop {
+            let page = direct
+                .list_objects_v2()
+                .bucket("faults")
+                .prefix("q")
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .unwrap();
+            n += page.contents().len();
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        if n == 500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} of 500 reached the upstream");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "blackhole, default config: first write {first:?}, p50 with the circuit open {p50:?}; \
+         500 queued writes on the upstream {:?} after it came back",
+        back.elapsed()
+    );
+}
