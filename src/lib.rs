@@ -19,6 +19,7 @@ pub mod limits;
 pub mod metrics;
 pub mod replication;
 pub mod router;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod time;

@@ -59,6 +59,9 @@ pub const UPSTREAM_ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keep-alive connections to the upstream: idle time and count per host.
 pub const UPSTREAM_POOL_IDLE: Duration = Duration::from_secs(60);
 pub const UPSTREAM_POOL_MAX_IDLE: usize = 32;
+/// A request body larger than this may still sit in socket buffers when it counts as sent, so
+/// its answer gets the idle timeout rather than the (shorter) first-byte timeout.
+pub const UPSTREAM_LARGE_BODY: u64 = 1 << 20;
 /// How often a request in flight checks its upload progress against the timeouts.
 pub const UPSTREAM_PROGRESS_TICK: Duration = Duration::from_millis(100);
 

@@ -493,7 +493,7 @@ fn authenticate_presigned(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use proptest::prelude::*;
     use std::time::UNIX_EPOCH;
 

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The permission an operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

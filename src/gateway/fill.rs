@@ -52,7 +52,7 @@ pub fn relay(gw: &Gateway, resp: Response<Incoming>) -> ResponseBody {
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+                        let _ = tokio::time::timeout(idle, tx.send(Err(e))).await;
                         return;
                     }
                 }
@@ -132,13 +132,28 @@ fn declared_checksum(headers: &HeaderMap) -> Option<(ChecksumAlgorithm, String)>
     })
 }
 
-/// Whether the ETag is the MD5 of the body: a single-part object not encrypted with KMS or a
-/// customer key (AWS documents other ETags for those).
-fn etag_is_md5(headers: &HeaderMap, etag: &str) -> bool {
+/// The ETag as an MD5 of the body, when it is one: 32 hex digits (not a multipart `…-N` or
+/// another server's scheme), of an object not encrypted with KMS or a customer key (AWS
+/// documents other ETags for those).
+fn etag_md5(headers: &HeaderMap, etag: &str) -> Option<String> {
     let kms =
         header(headers, "x-amz-server-side-encryption").is_some_and(|v| v.starts_with("aws:kms"));
     let sse_c = headers.contains_key("x-amz-server-side-encryption-customer-algorithm");
-    !etag.contains('-') && !kms && !sse_c
+    let e = etag.trim_start_matches("W/").trim_matches('"');
+    let hex32 = e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex32 && !kms && !sse_c).then(|| e.to_ascii_lowercase())
+}
+
+/// Sends a failure to the client, without waiting longer than `idle` on one that stopped
+/// reading (the fill holds the key's lock).
+async fn fail_client(
+    client: &Option<mpsc::Sender<std::io::Result<Bytes>>>,
+    e: std::io::Error,
+    idle: Duration,
+) {
+    if let Some(tx) = client {
+        let _ = tokio::time::timeout(idle, tx.send(Err(e))).await;
+    }
 }
 
 /// Hands a chunk to the client. False when the client went away; a client too slow to take
@@ -209,9 +224,7 @@ impl Fill {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    if let Some(tx) = &client {
-                        let _ = tx.send(Err(e)).await;
-                    }
+                    fail_client(&client, e, idle).await;
                     return;
                 }
             }
@@ -227,7 +240,7 @@ impl Fill {
         };
         let mismatch = if expected_len.is_some_and(|n| n != received) {
             Some("length")
-        } else if etag_is_md5(&headers, &etag) && etag != md5 {
+        } else if etag_md5(&headers, &etag).is_some_and(|e| e != md5) {
             Some("ETag (MD5)")
         } else if let Some((alg, value)) = &declared
             && computed(*alg).as_deref() != Some(value.as_str())
@@ -239,14 +252,9 @@ impl Fill {
         if let Some(what) = mismatch {
             crate::metrics::UPSTREAM_INTEGRITY_ERRORS.inc();
             tracing::error!(bucket = %self.bucket, key = %self.key, mismatch = what, received, "upstream integrity error: the body does not match what the upstream declared; not served whole, not cached");
-            if let Some(tx) = &client {
-                let _ = tx
-                    .send(Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "upstream integrity error",
-                    )))
-                    .await;
-            }
+            let e =
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "upstream integrity error");
+            fail_client(&client, e, idle).await;
             return;
         }
         if let Some(last) = held.take()

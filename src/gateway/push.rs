@@ -165,7 +165,8 @@ impl Gateway {
         let result = self.push_parts(&ub, &uk, &upload_id, meta, once).await;
         if result.is_err() {
             let abort = UpstreamRequest::new(Method::DELETE, &ub, Some(&uk))
-                .query("uploadId", upload_id.clone());
+                .query("uploadId", upload_id.clone())
+                .once(once);
             let _ = self.upstream.send(&abort).await;
         }
         result
@@ -268,7 +269,10 @@ impl Gateway {
             etag,
         } = origin
         {
-            match self.copy_upstream(sb, sk, etag, bucket, key, meta).await {
+            match self
+                .copy_upstream((sb, sk, etag), bucket, key, meta, once)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 // Down: the upload would fail too. Anything else (a refusal, or an answer
                 // Lifeboat cannot use): upload the bytes instead.
@@ -283,19 +287,22 @@ impl Gateway {
 
     /// CopyObject on the upstream, carrying the local object's headers; accepted only when the
     /// upstream's resulting ETag equals the local one (so both sides agree).
+    /// `source` is the source's bucket, key and the ETag of the version copied locally.
     async fn copy_upstream(
         &self,
-        src_bucket: &str,
-        src_key: &str,
-        src_etag: &str,
+        (src_bucket, src_key, src_etag): (&str, &str, &str),
         bucket: &str,
         key: &str,
         meta: &ObjectMeta,
+        once: bool,
     ) -> Result<(), UpstreamError> {
         let (sb, sk) = self.upstream.map(src_bucket, src_key);
         let (ub, uk) = self.upstream.map(bucket, key);
         let r = self
-            .with_object_headers(UpstreamRequest::new(Method::PUT, &ub, Some(&uk)), meta)
+            .with_object_headers(
+                UpstreamRequest::new(Method::PUT, &ub, Some(&uk)).once(once),
+                meta,
+            )
             .header(
                 "x-amz-copy-source",
                 format!(

@@ -119,6 +119,12 @@ impl Gateway {
         // the client gets its answer in the time of one attempt.
         let once = policy == WritePolicy::Through;
         let pushed = self.replicate_new(bucket, key, &meta, origin, once).await;
+        // Whether the upstream has (or may have) this version, whatever happens locally now.
+        let upstream_has_it = match &pushed {
+            Ok(()) => true,
+            Err(e) => e.maybe_applied(),
+        };
+        let etag = meta.etag.clone();
         let queue = match pushed {
             Ok(()) => false,
             Err(e) if policy == WritePolicy::Strict => {
@@ -136,9 +142,26 @@ impl Gateway {
         } else {
             SyncState::Synced
         };
-        let (meta, _) = store
+        let committed = store
             .commit(bucket, key, meta, precondition, queue, upload)
-            .await?;
+            .await;
+        let meta = match committed {
+            Ok((meta, _)) => meta,
+            Err(e) => {
+                // The upstream is ahead of the local state (a full disk, a precondition lost
+                // to a concurrent write): queue what makes it match the local state again.
+                if upstream_has_it {
+                    match store
+                        .enqueue_reconcile(bucket, key, Some(&etag), crate::time::now_ms())
+                        .await
+                    {
+                        Ok(_) => self.kick(),
+                        Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         drop(guard);
         if queue {
             self.kick();

@@ -86,33 +86,51 @@ impl Catalog {
 
     /// After a failed commit (a full disk, an I/O error) redb refuses every later write until
     /// the database is opened again: it is re-opened here at once, so the next write (once
-    /// space is freed) works without a restart.
-    fn reopen(&self) {
+    /// space is freed) works without a restart. Opening may itself need a little space (redb
+    /// repairs the file): on a full disk the reserve file is released for it.
+    fn reopen(&self) -> Result<(), StoreError> {
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
         *guard = None; // the old handle must close (and release its file lock) first
-        match Self::open_db(&self.path) {
+        let opened = match Self::open_db(&self.path) {
+            Err(StoreError::NoSpace(_))
+                if self
+                    .path
+                    .parent()
+                    .is_some_and(super::space::release_reserve) =>
+            {
+                tracing::warn!("disk full: released the reserve to re-open the catalog");
+                Self::open_db(&self.path)
+            }
+            other => other,
+        };
+        match opened {
             Ok(db) => {
                 *guard = Some(db);
                 tracing::warn!("the catalog was re-opened after a failed write");
+                Ok(())
             }
-            Err(e) => tracing::error!(error = %e, "cannot re-open the catalog"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot re-open the catalog");
+                Err(e)
+            }
         }
-        drop(guard);
     }
 
-    /// Re-opens the catalog if it is closed (a re-open failed, e.g. while the disk was full).
-    fn ensure_open(&self) {
+    /// Re-opens the catalog if it is closed (a re-open failed, e.g. while the disk was full);
+    /// the failure to open, `NoSpace` on a full disk, is this request's answer.
+    fn ensure_open(&self) -> Result<(), StoreError> {
         let closed = self.db.read().unwrap_or_else(|p| p.into_inner()).is_none();
         if closed {
-            self.reopen();
+            self.reopen()?;
         }
+        Ok(())
     }
 
     fn read<T>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.ensure_open();
+        self.ensure_open()?;
         self.with_db(|db| f(&db.begin_read()?))
     }
 
@@ -121,7 +139,7 @@ impl Catalog {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.ensure_open();
+        self.ensure_open()?;
         let result = self.with_db(|db| {
             let txn = db.begin_write()?;
             let out = f(&txn)?;
@@ -129,7 +147,7 @@ impl Catalog {
             Ok(out)
         });
         if matches!(result, Err(StoreError::Index(_) | StoreError::NoSpace(_))) {
-            self.reopen();
+            let _ = self.reopen();
         }
         result
     }
@@ -351,11 +369,15 @@ impl Catalog {
     /// that version) reports `failed`.
     pub fn dead_letter(&self, seq: u64, op: &OutboxOp, reason: &str) -> Result<(), StoreError> {
         self.write(|txn| {
+            let (b, k) = op.bucket_key();
+            let newest = outbox::newest(txn, b, k)? == Some(seq);
             let Some(entry) = outbox::take(txn, seq, op)? else {
                 return Ok(());
             };
             outbox::record_dead_letter(txn, seq, &entry, reason)?;
-            if let OutboxOp::Put { bucket, key, etag } = op
+            // Only while no newer write of the key is queued (it speaks for the key).
+            if newest
+                && let OutboxOp::Put { bucket, key, etag } = op
                 && let Some(mut meta) = objects::current(txn, bucket, key)?
                 && meta.etag == *etag
             {

@@ -21,7 +21,10 @@ use super::retry::{Disposition, backoff};
 use super::{Upstream, UpstreamError, UpstreamRequest};
 use crate::body::ResponseBody;
 use crate::config::UpstreamConfig;
-use crate::limits::{UPSTREAM_POOL_IDLE, UPSTREAM_POOL_MAX_IDLE, UPSTREAM_PROGRESS_TICK};
+use crate::limits::{
+    UPSTREAM_LARGE_BODY as LARGE_BODY, UPSTREAM_POOL_IDLE, UPSTREAM_POOL_MAX_IDLE,
+    UPSTREAM_PROGRESS_TICK,
+};
 
 /// Upload progress of a request body, so that the first-byte timeout starts once the body is
 /// sent and a stalled upload is caught by the idle timeout.
@@ -164,7 +167,6 @@ impl Upstream {
         })
     }
 
-    /// Sends a request, retrying idempotent ones on outages with jittered exponential backoff.
     /// Sends a request, retrying idempotent ones on outages with jittered exponential backoff
     /// (`retry.rs` says which failures are retried and which count against the breaker).
     pub async fn send(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
@@ -174,9 +176,12 @@ impl Upstream {
             1
         };
         let mut attempt = 0;
+        // A failure after which the upstream may hold the request: reported over a later,
+        // emptier one (an open circuit, a refused connect), so the caller can reconcile.
+        let mut maybe_applied: Option<UpstreamError> = None;
         loop {
             let Some(permit) = self.breaker.allow(Instant::now()) else {
-                return Err(UpstreamError::CircuitOpen);
+                return Err(maybe_applied.unwrap_or(UpstreamError::CircuitOpen));
             };
             let e = match self.send_once(r).await {
                 Ok(resp) => {
@@ -204,10 +209,18 @@ impl Upstream {
                 }
                 Disposition::Unavailable => {
                     permit.failure(&e.to_string(), Instant::now());
+                    self.note_credentials(false);
                     tracing::debug!(attempt, error = %e, "upstream request failed");
+                    let e = match maybe_applied.take() {
+                        Some(earlier) if !e.maybe_applied() => earlier,
+                        _ => e,
+                    };
                     attempt += 1;
                     if attempt >= attempts {
                         return Err(e);
+                    }
+                    if e.maybe_applied() {
+                        maybe_applied = Some(e);
                     }
                     tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
                 }
@@ -217,7 +230,15 @@ impl Upstream {
 
     async fn send_once(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
         let (req, progress) = self.build(r)?;
-        let first_byte = self.config.first_byte_timeout.as_millis() as u64;
+        // A large body may still be draining from the socket buffers when hyper has taken its
+        // last frame: such a request gets the idle timeout for its answer too.
+        let large = matches!(&r.body, super::BodySource::File { len, .. } if *len > LARGE_BODY);
+        let first_byte = if large {
+            self.config.first_byte_timeout.max(self.config.idle_timeout)
+        } else {
+            self.config.first_byte_timeout
+        };
+        let first_byte_ms = first_byte.as_millis() as u64;
         let idle = self.config.idle_timeout.as_millis() as u64;
         let response = self.client.request(req);
         tokio::pin!(response);
@@ -229,10 +250,10 @@ impl Upstream {
                 () = tokio::time::sleep(UPSTREAM_PROGRESS_TICK) => {
                     let now = progress.now_ms();
                     let done = progress.done_ms.load(Ordering::Relaxed);
-                    if done > 0 && now.saturating_sub(done) > first_byte {
-                        return Err(UpstreamError::NoAnswer(self.config.first_byte_timeout));
+                    if done > 0 && now.saturating_sub(done) > first_byte_ms {
+                        return Err(UpstreamError::NoAnswer(first_byte));
                     }
-                    if done == 0 && now.saturating_sub(progress.last_ms.load(Ordering::Relaxed)) > idle.max(first_byte) {
+                    if done == 0 && now.saturating_sub(progress.last_ms.load(Ordering::Relaxed)) > idle.max(first_byte_ms) {
                         return Err(UpstreamError::UploadStalled);
                     }
                 }

@@ -153,6 +153,16 @@ mod tests {
         assert!(status(503, "SlowDown").is_outage() && !status(503, "").is_permanent());
         assert!(status(429, "").is_outage() && !status(429, "").is_permanent());
         assert!(status(400, "KeyTooLongError").is_permanent());
+        assert!(status(501, "NotImplemented").is_permanent());
+        assert!(
+            status(200, "InternalError").is_outage(),
+            "an error in a 200 body"
+        );
+        assert_eq!(
+            status(403, "").disposition(),
+            Disposition::Refused,
+            "a HEAD's 403"
+        );
         for (s, code) in [
             (403, "AccessDenied"),
             (403, "InvalidAccessKeyId"),

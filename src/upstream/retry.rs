@@ -4,8 +4,8 @@
 //! | disposition | examples | request path | breaker | outbox |
 //! |---|---|---|---|---|
 //! | `Unavailable` | connect failed, no answer, reset, 5xx, 429, `SlowDown` | idempotent requests retried (`upstream.retries`) with backoff | failure | stays queued, backoff |
-//! | `Denied` | 401/403: `AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch` | not retried (the same credentials get the same answer) | failure: a wrong secret opens the circuit | stays queued, backoff: fixing the secret must not lose writes |
-//! | `Refused` | any other 4xx (`KeyTooLongError`, `InvalidRequest`, …) | the client's answer (`through`, `strict`) | success: the upstream is up | dead letter, object `failed` |
+//! | `Denied` | 401, or a 403 with `AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch` | not retried (the same credentials get the same answer) | failure: a wrong secret opens the circuit | stays queued, backoff: fixing the secret must not lose writes |
+//! | `Refused` | any other 4xx (`KeyTooLongError`, `InvalidRequest`, a HEAD's bare 403, …), 501 | the client's answer (`through`, `strict`) | success: the upstream is up | dead letter, object `failed` |
 //! | `Local` | Lifeboat's own I/O error | returned | not counted | stays queued, backoff: never final |
 //!
 //! Only idempotent requests are retried on the request path, and a `through` write is tried
@@ -23,16 +23,24 @@ pub enum Disposition {
     Local,
 }
 
-/// Codes that say the upstream is overloaded or timed out itself, whatever the status.
-const THROTTLING: [&str; 4] = [
+/// Codes that say the upstream is overloaded, timed out or failed itself, whatever the status
+/// (CompleteMultipartUpload and CopyObject can answer 200 with `InternalError` in the body;
+/// `OperationAborted` is a conflicting operation in progress; `NoSuchUpload` during a push is
+/// Lifeboat's own upstream upload gone, which a fresh push replaces).
+const TRANSIENT: [&str; 7] = [
     "SlowDown",
     "Throttling",
     "RequestTimeout",
     "ServiceUnavailable",
+    "InternalError",
+    "OperationAborted",
+    "NoSuchUpload",
 ];
 
-/// Codes that refuse the credentials or the signature: a configuration problem that an operator
-/// fixes, never a verdict on the data.
+/// Codes that refuse the credentials, the signature or the authorization: a configuration
+/// problem that an operator fixes, never a verdict on the data. A 403 without a code (the
+/// answer to a HEAD, which has no body) is not counted: a HEAD of a bucket someone else owns
+/// says nothing about this gateway's credentials.
 const DENIED: [&str; 6] = [
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -44,9 +52,12 @@ const DENIED: [&str; 6] = [
 
 /// The disposition of an error answer.
 pub fn status_disposition(status: u16, code: &str) -> Disposition {
-    if status >= 500 || status == 429 || status == 408 || THROTTLING.contains(&code) {
+    if status == 501 || code == "NotImplemented" {
+        // The upstream does not do it: retrying changes nothing.
+        Disposition::Refused
+    } else if status >= 500 || status == 429 || status == 408 || TRANSIENT.contains(&code) {
         Disposition::Unavailable
-    } else if status == 401 || status == 403 || DENIED.contains(&code) {
+    } else if status == 401 || DENIED.contains(&code) {
         Disposition::Denied
     } else {
         Disposition::Refused

@@ -510,7 +510,10 @@ async fn measure_blackhole_drain_of_500_writes() {
         if n == 500 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {n} of 500 reached the upstream");
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of 500 reached the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
