@@ -71,6 +71,10 @@ pub const OUTBOX_BATCH: usize = 64;
 pub const OUTBOX_IDLE_WAIT: Duration = Duration::from_secs(5);
 /// Wait after the outbox could not be read (a local disk problem).
 pub const OUTBOX_READ_RETRY: Duration = Duration::from_secs(1);
+/// Consecutive local failures (not the upstream's) of one outbox entry before it moves to the
+/// dead letters: enough to ride out a passing problem (file descriptors, a busy disk) with
+/// backoff, few enough that a lasting one (a blob gone from disk) does not hold the queue.
+pub const MAX_LOCAL_FAILURES: u32 = 10;
 /// Shortest wait after a failed replay, so a flapping upstream is not hammered.
 pub const REPLAY_MIN_BACKOFF: Duration = Duration::from_millis(200);
 

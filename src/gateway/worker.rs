@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use super::Gateway;
-use crate::limits::{OUTBOX_BATCH, OUTBOX_IDLE_WAIT, OUTBOX_READ_RETRY, REPLAY_MIN_BACKOFF};
+use crate::limits::{
+    MAX_LOCAL_FAILURES, OUTBOX_BATCH, OUTBOX_IDLE_WAIT, OUTBOX_READ_RETRY, REPLAY_MIN_BACKOFF,
+};
 use crate::store::outbox::OutboxOp;
 use crate::store::{ObjectMeta, StoreError};
 use crate::upstream::{Disposition, UpstreamError, backoff};
@@ -89,6 +91,8 @@ impl Gateway {
                 Err(e) => tracing::error!(error = %e, "cannot queue the dead letters again"),
             }
             let mut failures = 0u32;
+            // Local failures of the entry at the head of the queue, and which entry that is.
+            let mut local_failures = (0u64, 0u32);
             loop {
                 let batch = match gw.store.outbox_batch(OUTBOX_BATCH).await {
                     Ok(b) => b,
@@ -110,7 +114,18 @@ impl Gateway {
                         }
                         Err(e) => e,
                     };
-                    let disposition = gw.disposition(&e);
+                    let mut disposition = gw.disposition(&e);
+                    if disposition == Disposition::Local {
+                        // A transient local error (too many open files) passes; one that
+                        // persists (a blob gone from disk) must not hold the queue forever.
+                        local_failures = match local_failures {
+                            (s, n) if s == seq => (s, n.saturating_add(1)),
+                            _ => (seq, 1),
+                        };
+                        if local_failures.1 >= MAX_LOCAL_FAILURES {
+                            disposition = Disposition::Refused;
+                        }
+                    }
                     if disposition == Disposition::Refused {
                         // Retrying cannot help; keep the queue moving and keep the entry, and
                         // the object reports `failed`.
