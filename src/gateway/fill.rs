@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::Gateway;
 use crate::body::ResponseBody;
-use crate::checksum::{BodyHashes, ChecksumAlgorithm};
+use crate::checksum::{BodyHashes, Checksum, ChecksumAlgorithm};
 use crate::limits::CHANNEL_DEPTH;
 use crate::store::{ContentHeaders, ObjectMeta, Segment, Store, SyncState};
 use crate::time::{now_ms, parse_http_date_ms};
@@ -129,6 +129,21 @@ fn declared_checksum(headers: &HeaderMap) -> Option<(ChecksumAlgorithm, String)>
     ChecksumAlgorithm::ALL.into_iter().find_map(|alg| {
         let v = header(headers, alg.header())?;
         (!composite && !v.contains('-')).then(|| (alg, v.to_owned()))
+    })
+}
+
+/// A composite checksum the upstream declared for a multipart object (`…-N`, checksum type
+/// COMPOSITE): the client's choice, kept with a cached copy so a read reports it as AWS would.
+fn composite_checksum(headers: &HeaderMap) -> Option<Checksum> {
+    let composite =
+        header(headers, "x-amz-checksum-type").is_some_and(|t| t.eq_ignore_ascii_case("COMPOSITE"));
+    ChecksumAlgorithm::ALL.into_iter().find_map(|alg| {
+        let v = header(headers, alg.header())?;
+        (composite || v.contains('-')).then(|| Checksum {
+            algorithm: alg,
+            value: v.to_owned(),
+            composite: true,
+        })
     })
 }
 
@@ -270,13 +285,18 @@ impl Fill {
         };
         // The upstream's own full-object checksum is kept with the copy (the client that
         // uploaded it may have chosen it); else the CRC64NVME computed here.
-        let checksum = match &declared {
-            Some((alg, _)) => [digests.extra.clone(), Some(digests.checksum.clone())]
-                .into_iter()
-                .flatten()
-                .find(|c| c.algorithm == *alg)
-                .unwrap_or_else(|| digests.checksum.clone()),
-            None => digests.checksum.clone(),
+        let checksum = match composite_checksum(&headers) {
+            // A composite checksum covers the parts, not the body: kept as the upstream
+            // reports it (the object's length and ETag were checked above).
+            Some(c) => c,
+            None => match &declared {
+                Some((alg, _)) => [digests.extra.clone(), Some(digests.checksum.clone())]
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.algorithm == *alg)
+                    .unwrap_or_else(|| digests.checksum.clone()),
+                None => digests.checksum.clone(),
+            },
         };
         let get = |n: &str| header(&headers, n).map(str::to_owned);
         let user_metadata = headers

@@ -44,6 +44,37 @@ pub struct Gateway {
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Buckets known to exist locally, so a request does not look its bucket up again.
     known_buckets: Mutex<HashSet<String>>,
+    /// Whether the upstream takes `x-amz-checksum-*` headers on writes.
+    checksums: ChecksumSupport,
+}
+
+/// What Lifeboat has found out about the upstream's support for the checksum headers: unknown
+/// until the first write that carries them, then yes or no for the life of the process.
+#[derive(Default)]
+pub struct ChecksumSupport(std::sync::atomic::AtomicU8);
+
+impl ChecksumSupport {
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+
+    fn load(&self) -> u8 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether to send them (unknown counts as yes: that is how it is found out).
+    pub fn allowed(&self) -> bool {
+        self.load() != Self::NO
+    }
+
+    pub fn known(&self) -> bool {
+        self.load() != Self::UNKNOWN
+    }
+
+    pub fn note(&self, accepted: bool) {
+        let v = if accepted { Self::YES } else { Self::NO };
+        self.0.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Gateway {
@@ -56,6 +87,7 @@ impl Gateway {
             wake: Notify::new(),
             locks: Mutex::new(HashMap::new()),
             known_buckets: Mutex::new(HashSet::new()),
+            checksums: ChecksumSupport::default(),
         }))
     }
 

@@ -7,7 +7,7 @@
 use http::Method;
 
 use super::Gateway;
-use crate::checksum;
+use crate::checksum::{self, ChecksumAlgorithm};
 use crate::limits::{HASH_BUFFER, UPSTREAM_SMALL_BODY};
 use crate::store::{ObjectMeta, Segment};
 use crate::upstream::{BodySource, UpstreamError, UpstreamRequest, header};
@@ -118,15 +118,44 @@ impl Gateway {
         meta: &ObjectMeta,
         once: bool,
     ) -> Result<(), UpstreamError> {
-        match self.push_once(bucket, key, meta, once).await {
+        let checksum = self.checksum_to_send(meta);
+        let result = match self.push_once(bucket, key, meta, once, checksum).await {
             Err(e)
                 if e.code() == Some("NoSuchBucket") && self.upstream.config.auto_create_buckets =>
             {
                 self.create_upstream_bucket(bucket).await?;
-                self.push_once(bucket, key, meta, once).await
+                self.push_once(bucket, key, meta, once, checksum).await
             }
             other => other,
+        };
+        match result {
+            Ok(()) => {
+                if checksum.is_some() {
+                    self.checksums.note(true);
+                }
+                Ok(())
+            }
+            // Found out once per upstream: one that refuses the checksum headers gets today's
+            // plain dialect from now on.
+            Err(e) if checksum.is_some() && e.is_permanent() && !self.checksums.known() => {
+                let plain = self.push_once(bucket, key, meta, once, None).await;
+                if plain.is_ok() {
+                    tracing::info!(error = %e, "the upstream refuses x-amz-checksum-* headers: not sending them");
+                    self.checksums.note(false);
+                }
+                plain
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    /// The client's checksum to send along, when the upstream may take it: CRC32, CRC32C,
+    /// SHA-1 and SHA-256 (CRC64NVME is what a fill computes anyway, and not every upstream
+    /// that takes the others knows it).
+    fn checksum_to_send(&self, meta: &ObjectMeta) -> Option<ChecksumAlgorithm> {
+        let c = meta.checksum.as_ref()?;
+        (self.checksums.allowed() && c.algorithm != ChecksumAlgorithm::Crc64Nvme)
+            .then_some(c.algorithm)
     }
 
     async fn push_once(
@@ -135,6 +164,7 @@ impl Gateway {
         key: &str,
         meta: &ObjectMeta,
         once: bool,
+        checksum: Option<ChecksumAlgorithm>,
     ) -> Result<(), UpstreamError> {
         let (ub, uk) = self.upstream.map(bucket, key);
         if !meta.multipart {
@@ -146,23 +176,35 @@ impl Gateway {
                 r = self.with_segment(r, seg).await?;
             }
             r = with_md5(r, &meta.etag);
+            if let (Some(alg), Some(c)) = (checksum, &meta.checksum)
+                && !c.composite
+            {
+                r = r.header(alg.header(), c.value.clone());
+            }
             self.upstream.send(&r).await?;
             return Ok(());
         }
         // Same part boundaries upstream, so the upstream's ETag equals ours.
-        let create = self.with_object_headers(
+        let mut create = self.with_object_headers(
             UpstreamRequest::new(Method::POST, &ub, Some(&uk))
                 .query("uploads", "")
                 .once(once),
             meta,
         );
+        if let (Some(alg), Some(c)) = (checksum, &meta.checksum) {
+            create = create
+                .header("x-amz-checksum-algorithm", alg.name())
+                .header("x-amz-checksum-type", c.type_name());
+        }
         let resp = self.upstream.send(&create).await?;
         let body = self.upstream.read_body(resp, UPSTREAM_SMALL_BODY).await?;
         let upload_id = crate::xml::parse(&body)
             .ok()
             .and_then(|x| x.child_text("UploadId").map(str::to_owned))
             .ok_or_else(|| UpstreamError::BadAnswer("no UploadId".into()))?;
-        let result = self.push_parts(&ub, &uk, &upload_id, meta, once).await;
+        let result = self
+            .push_parts(&ub, &uk, &upload_id, meta, once, checksum)
+            .await;
         if result.is_err() {
             let abort = UpstreamRequest::new(Method::DELETE, &ub, Some(&uk))
                 .query("uploadId", upload_id.clone())
@@ -179,6 +221,7 @@ impl Gateway {
         upload_id: &str,
         meta: &ObjectMeta,
         once: bool,
+        checksum: Option<ChecksumAlgorithm>,
     ) -> Result<(), UpstreamError> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, seg) in meta.segments.iter().enumerate() {
@@ -187,12 +230,22 @@ impl Gateway {
                 .query("partNumber", n.clone())
                 .query("uploadId", upload_id)
                 .once(once);
-            let r = with_md5(self.with_segment(r, seg).await?, &seg.etag);
+            let mut r = with_md5(self.with_segment(r, seg).await?, &seg.etag);
+            // Each part's checksum, in the upload's algorithm, travels with it and in Complete.
+            let part_checksum = checksum.zip(seg.checksum.as_deref());
+            if let Some((alg, v)) = part_checksum {
+                r = r.header(alg.header(), v);
+            }
             let resp = self.upstream.send(&r).await?;
             let etag = header(resp.headers(), "etag").unwrap_or("").to_owned();
             xml.push_str(&format!(
-                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag>"
             ));
+            if let Some((alg, v)) = part_checksum {
+                let element = format!("Checksum{}", alg.name());
+                xml.push_str(&format!("<{element}>{v}</{element}>"));
+            }
+            xml.push_str("</Part>");
         }
         xml.push_str("</CompleteMultipartUpload>");
         let mut r = UpstreamRequest::new(Method::POST, ub, Some(uk)).query("uploadId", upload_id);

@@ -78,7 +78,7 @@ pub struct UpstreamObject {
     /// 200, 206 (a ranged or part miss), or 304 (the upstream evaluated forwarded conditions).
     pub status: StatusCode,
     /// The object's headers as the upstream sent them: content headers, ETag, Last-Modified,
-    /// Content-Length and Content-Range, user metadata.
+    /// Content-Length and Content-Range, user metadata, checksums (when asked for).
     pub headers: HeaderMap,
     pub etag: String,
     pub last_modified_ms: i64,
@@ -107,7 +107,10 @@ fn object_headers(upstream: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in upstream {
         let n = name.as_str();
-        if OBJECT_HEADERS.contains(&n) || n.starts_with("x-amz-meta-") {
+        if OBJECT_HEADERS.contains(&n)
+            || n.starts_with("x-amz-meta-")
+            || n.starts_with("x-amz-checksum-")
+        {
             out.append(name.clone(), value.clone());
         }
     }
@@ -158,7 +161,8 @@ fn miss_error(e: UpstreamError) -> S3Error {
 }
 
 /// Headers a partial miss forwards to the upstream.
-const FORWARDED: [&str; 5] = [
+const FORWARDED: [&str; 6] = [
+    "x-amz-checksum-mode",
     "range",
     "if-match",
     "if-none-match",

@@ -17,3 +17,4 @@ mod multipart;
 mod objects;
 mod post;
 mod upstream;
+mod upstream_checksums;
