@@ -94,22 +94,9 @@ fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode 
             Action::Drop(some(seq))
         }
     };
-    let config = match Config::load(path.as_deref(), &process_env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("lifeboat: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lifeboat: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_current_thread())
+    else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(&config, action)) {
         Ok(text) => {
@@ -123,6 +110,23 @@ fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode 
     }
 }
 
+/// Loads the configuration and builds the runtime a command runs on; says why on stderr when
+/// either fails.
+fn prepare(
+    path: Option<PathBuf>,
+    mut builder: tokio::runtime::Builder,
+) -> Option<(Config, tokio::runtime::Runtime)> {
+    let config = Config::load(path.as_deref(), &process_env)
+        .map_err(|e| eprintln!("lifeboat: {e}"))
+        .ok()?;
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("lifeboat: cannot start the runtime: {e}"))
+        .ok()?;
+    Some((config, runtime))
+}
+
 fn serve(path: Option<PathBuf>) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -131,22 +135,8 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match Config::load(path.as_deref(), &process_env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("lifeboat: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lifeboat: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(lifeboat::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,

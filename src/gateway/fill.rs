@@ -21,7 +21,7 @@ use crate::checksum::{BodyHashes, Checksum, ChecksumAlgorithm};
 use crate::limits::CHANNEL_DEPTH;
 use crate::store::{ContentHeaders, ObjectMeta, Segment, Store, SyncState};
 use crate::time::{now_ms, parse_http_date_ms};
-use crate::upstream::{UpstreamRequest, header};
+use crate::upstream::{UpstreamError, UpstreamRequest, header};
 
 /// The upstream's Content-Length, if it sent one.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -82,29 +82,29 @@ async fn next_data(body: &mut Incoming, idle: Duration) -> std::io::Result<Optio
     }
 }
 
+impl Gateway {
+    /// GETs a whole object from the upstream, with its stored checksums, to fill the cache.
+    pub async fn fetch_whole(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let (ub, uk) = self.upstream.map(bucket, key);
+        let r = UpstreamRequest::new(Method::GET, &ub, Some(&uk))
+            .header("x-amz-checksum-mode", "ENABLED");
+        self.upstream.send(&r).await
+    }
+}
+
 /// Fetches a whole object into the cache in the background (after a Range miss).
 pub async fn prefetch(gw: Arc<Gateway>, bucket: String, key: String) {
     let guard = gw.key_lock(&bucket, &key).await;
     if gw.store.object(&bucket, &key).await.is_ok() {
         return;
     }
-    let (ub, uk) = gw.upstream.map(&bucket, &key);
-    match gw
-        .upstream
-        .send(
-            &UpstreamRequest::new(Method::GET, &ub, Some(&uk))
-                .header("x-amz-checksum-mode", "ENABLED"),
-        )
-        .await
-    {
+    match gw.fetch_whole(&bucket, &key).await {
         Ok(resp) => {
-            let fill = Fill {
-                store: gw.store.clone(),
-                gw: Arc::clone(&gw),
-                bucket,
-                key,
-                guard,
-            };
+            let fill = Fill::new(&gw, &bucket, &key, guard);
             fill.run(resp, None).await;
         }
         Err(e) => tracing::debug!(error = %e, "background fetch failed"),
@@ -192,6 +192,16 @@ async fn forward(
 }
 
 impl Fill {
+    pub fn new(gw: &Arc<Gateway>, bucket: &str, key: &str, guard: OwnedMutexGuard<()>) -> Self {
+        Self {
+            store: gw.store.clone(),
+            gw: Arc::clone(gw),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            guard,
+        }
+    }
+
     /// Streams the upstream body into a blob and to the client. The last chunk is held back
     /// until the whole body has been checked against every declared digest (the length, the
     /// ETag when it is an MD5, a full-object `x-amz-checksum-*`), so a corrupted body reaches

@@ -44,8 +44,10 @@ pub struct Gateway {
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Buckets known to exist locally, so a request does not look its bucket up again.
     known_buckets: Mutex<HashSet<String>>,
-    /// Whether the upstream takes `x-amz-checksum-*` headers on writes.
+    /// Whether the upstream takes `x-amz-checksum-*` headers on single-part writes, and on
+    /// multipart uploads (older servers take the first and not the second).
     checksums: ChecksumSupport,
+    checksums_multipart: ChecksumSupport,
 }
 
 /// What Lifeboat has found out about the upstream's support for the checksum headers: unknown
@@ -54,7 +56,7 @@ pub struct Gateway {
 pub struct ChecksumSupport(std::sync::atomic::AtomicU8);
 
 impl ChecksumSupport {
-    const UNKNOWN: u8 = 0;
+    // 0 (the default): not known yet.
     const YES: u8 = 1;
     const NO: u8 = 2;
 
@@ -65,10 +67,6 @@ impl ChecksumSupport {
     /// Whether to send them (unknown counts as yes: that is how it is found out).
     pub fn allowed(&self) -> bool {
         self.load() != Self::NO
-    }
-
-    pub fn known(&self) -> bool {
-        self.load() != Self::UNKNOWN
     }
 
     pub fn note(&self, accepted: bool) {
@@ -88,6 +86,7 @@ impl Gateway {
             locks: Mutex::new(HashMap::new()),
             known_buckets: Mutex::new(HashSet::new()),
             checksums: ChecksumSupport::default(),
+            checksums_multipart: ChecksumSupport::default(),
         }))
     }
 

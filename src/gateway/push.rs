@@ -128,20 +128,26 @@ impl Gateway {
             }
             other => other,
         };
+        let support = if meta.multipart {
+            &self.checksums_multipart
+        } else {
+            &self.checksums
+        };
         match result {
             Ok(()) => {
                 if checksum.is_some() {
-                    self.checksums.note(true);
+                    support.note(true);
                 }
                 Ok(())
             }
-            // Found out once per upstream: one that refuses the checksum headers gets today's
-            // plain dialect from now on.
-            Err(e) if checksum.is_some() && e.is_permanent() && !self.checksums.known() => {
+            // Found out per upstream (single-part and multipart apart): a refusal of a write
+            // that carried checksums is tried once without them; if that succeeds, the
+            // upstream gets today's plain dialect for that shape from then on.
+            Err(e) if checksum.is_some() && e.is_permanent() => {
                 let plain = self.push_once(bucket, key, meta, once, None).await;
                 if plain.is_ok() {
-                    tracing::info!(error = %e, "the upstream refuses x-amz-checksum-* headers: not sending them");
-                    self.checksums.note(false);
+                    tracing::info!(multipart = meta.multipart, error = %e, "the upstream refuses x-amz-checksum-* headers: not sending them");
+                    support.note(false);
                 }
                 plain
             }
@@ -154,8 +160,13 @@ impl Gateway {
     /// that takes the others knows it).
     fn checksum_to_send(&self, meta: &ObjectMeta) -> Option<ChecksumAlgorithm> {
         let c = meta.checksum.as_ref()?;
-        (self.checksums.allowed() && c.algorithm != ChecksumAlgorithm::Crc64Nvme)
-            .then_some(c.algorithm)
+        let shape_ok = if meta.multipart {
+            self.checksums_multipart.allowed() && meta.segments.iter().all(|s| s.checksum.is_some())
+        } else {
+            // A cached copy of an upstream multipart object has only its composite value.
+            self.checksums.allowed() && !c.composite
+        };
+        (shape_ok && c.algorithm != ChecksumAlgorithm::Crc64Nvme).then_some(c.algorithm)
     }
 
     async fn push_once(

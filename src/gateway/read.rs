@@ -298,22 +298,12 @@ impl Gateway {
             return self.local(r, CacheStatus::Hit).await;
         }
         let resp = self
-            .upstream
-            .send(
-                &UpstreamRequest::new(Method::GET, &ub, Some(&uk))
-                    .header("x-amz-checksum-mode", "ENABLED"),
-            )
+            .fetch_whole(r.bucket, r.key)
             .await
             .map_err(miss_error)?;
         let headers = resp.headers().clone();
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        let fill = Fill {
-            store: self.store.clone(),
-            gw: Arc::clone(self),
-            bucket: r.bucket.to_owned(),
-            key: r.key.to_owned(),
-            guard,
-        };
+        let fill = Fill::new(self, r.bucket, r.key, guard);
         // The client's conditions are evaluated when the answer is rendered; a 304 drops the
         // body, and the fill, which then sees nobody listening, caches nothing.
         tokio::spawn(fill.run(resp, Some(tx)).in_current_span());
@@ -338,22 +328,8 @@ impl Gateway {
         if let Ok(meta) = self.store.object(bucket, key).await {
             return Ok(meta);
         }
-        let (ub, uk) = self.upstream.map(bucket, key);
-        let resp = self
-            .upstream
-            .send(
-                &UpstreamRequest::new(Method::GET, &ub, Some(&uk))
-                    .header("x-amz-checksum-mode", "ENABLED"),
-            )
-            .await
-            .map_err(miss_error)?;
-        let fill = Fill {
-            store: self.store.clone(),
-            gw: Arc::clone(self),
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            guard,
-        };
+        let resp = self.fetch_whole(bucket, key).await.map_err(miss_error)?;
+        let fill = Fill::new(self, bucket, key, guard);
         fill.run(resp, None).await;
         self.store.object(bucket, key).await.map_err(|e| match e {
             StoreError::NoSuchKey => unavailable(),

@@ -212,7 +212,10 @@ pub fn serve_local(
         })?;
         if checksum_mode
             && let (Some(c), Some(v)) = (&meta.checksum, &seg.checksum)
-            && (c.composite || !meta.multipart)
+            // A part's own checksum: of a composite multipart object, or of a single-part one
+            // (its only part). A full-object multipart checksum says nothing of a part, and a
+            // cached copy of an upstream multipart object knows only its composite value.
+            && c.composite == meta.multipart
         {
             b = b.header(c.algorithm.header(), v);
         }

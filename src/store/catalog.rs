@@ -55,6 +55,37 @@ fn put_and_queue(
     Ok((old, seq))
 }
 
+/// Whether a dead letter's local state still stands: the version it names is the local one, or,
+/// for a delete or a revert, the key is still absent locally.
+fn stands(txn: &ReadTransaction, op: &OutboxOp) -> Result<bool, StoreError> {
+    let (bucket, key) = op.bucket_key();
+    let current = match objects::object(txn, bucket, key) {
+        Ok(m) => Some(m),
+        Err(StoreError::NoSuchKey | StoreError::NoSuchBucket) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(match (op, current) {
+        (OutboxOp::Put { etag, .. }, Some(m)) => m.etag == *etag,
+        (OutboxOp::Delete { .. } | OutboxOp::Revert { .. }, None) => true,
+        _ => false,
+    })
+}
+
+/// The dead letters of one key whose local state still stands, newest first.
+fn standing_dead_letters(
+    txn: &ReadTransaction,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<OutboxOp>, StoreError> {
+    let mut out = Vec::new();
+    for (_, letter) in outbox::dead_letters(txn)?.into_iter().rev() {
+        if letter.entry.op.bucket_key() == (bucket, key) && stands(txn, &letter.entry.op)? {
+            out.push(letter.entry.op);
+        }
+    }
+    Ok(out)
+}
+
 impl Catalog {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
@@ -300,12 +331,53 @@ impl Catalog {
         self.read(outbox::stats)
     }
 
+    /// The key's local change the upstream does not have: its queued entry, else a dead
+    /// letter that still speaks for the key (a write refused for good whose version is still
+    /// the local one, or a refused delete of a key still absent locally), so that a read never
+    /// fetches back an object deleted here and a listing still shows a `failed` one.
     pub fn pending_op(&self, bucket: &str, key: &str) -> Result<Option<OutboxOp>, StoreError> {
-        self.read(|txn| outbox::pending_op(txn, bucket, key))
+        self.read(|txn| {
+            let queued = outbox::pending_op(txn, bucket, key)?;
+            if matches!(queued, Some(OutboxOp::Put { .. } | OutboxOp::Delete { .. })) {
+                return Ok(queued);
+            }
+            // A refused delete outranks a revert: the object must not come back.
+            let dead = standing_dead_letters(txn, bucket, key)?;
+            let delete = dead.iter().find(|op| matches!(op, OutboxOp::Delete { .. }));
+            Ok(delete
+                .cloned()
+                .or(queued)
+                .or_else(|| dead.into_iter().next()))
+        })
     }
 
+    /// Every local change under a bucket's key prefix the upstream does not have (queued
+    /// entries, and dead letters that still speak for their keys), for merged listings.
     pub fn pending_under(&self, bucket: &str, prefix: &str) -> Result<Vec<OutboxOp>, StoreError> {
-        self.read(|txn| outbox::pending_under(txn, bucket, prefix))
+        self.read(|txn| {
+            let ops = outbox::pending_under(txn, bucket, prefix)?;
+            let mut by_key: std::collections::BTreeMap<String, OutboxOp> = ops
+                .into_iter()
+                .map(|op| (op.bucket_key().1.to_owned(), op))
+                .collect();
+            for (_, letter) in outbox::dead_letters(txn)?.into_iter().rev() {
+                let op = letter.entry.op;
+                let (b, k) = op.bucket_key();
+                if b != bucket || !k.starts_with(prefix) || !stands(txn, &op)? {
+                    continue;
+                }
+                // A queued put or delete speaks for the key; else a refused delete wins.
+                let keep = match by_key.get(k) {
+                    None => true,
+                    Some(OutboxOp::Revert { .. }) => matches!(op, OutboxOp::Delete { .. }),
+                    Some(_) => false,
+                };
+                if keep {
+                    by_key.insert(k.to_owned(), op);
+                }
+            }
+            Ok(by_key.into_values().collect())
+        })
     }
 
     pub fn entry_is_current(&self, bucket: &str, key: &str, seq: u64) -> Result<bool, StoreError> {

@@ -12,7 +12,8 @@
 //!
 //! Toward the upstream Lifeboat speaks the plain dialect every S3 server accepts (README,
 //! "Gateway mode", upstream dialect): plain bodies, a real `x-amz-content-sha256`,
-//! `Content-MD5` on PUTs, and no `x-amz-checksum-*` headers.
+//! `Content-MD5` on PUTs, and the client's `x-amz-checksum-*` only where the upstream has not
+//! refused them (gateway/push.rs).
 
 pub mod breaker;
 mod client;

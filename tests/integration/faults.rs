@@ -458,6 +458,16 @@ async fn a_refused_write_is_a_visible_dead_letter_until_dropped() {
         assert!(Instant::now() < deadline, "never reported failed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The upstream answers the listing; the failed object is still listed (it is only here).
+    let listed =
+        r.lb.client()
+            .list_objects_v2()
+            .bucket("faults")
+            .send()
+            .await
+            .unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.contains(&"dot/./seg"), "{keys:?}");
     r.lb.kill9();
     let data_dir = r.lb.data_dir.clone();
     let listed = dead_letters(&data_dir, &["list"]);
