@@ -58,10 +58,11 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A block of `n` consecutive free ports (for weed's internal servers).
+/// A block of `n` consecutive free ports (for weed's internal servers), below Linux's
+/// ephemeral range (32768 on), so other tests' connections do not take them meanwhile.
 fn free_block(n: u16) -> u16 {
     loop {
-        let base = 20_000 + (rand_u16() % 30_000);
+        let base = 10_000 + (rand_u16() % 20_000);
         if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -115,8 +116,23 @@ impl UpstreamServer {
             access_key,
             secret_key,
         };
-        s.spawn();
-        s
+        // A port checked free can still be taken before weed binds it (tests run side by
+        // side): a server that exits at start is started again on other ports.
+        for _ in 0..3 {
+            s.spawn();
+            match s.wait_ready() {
+                Ok(()) => return s,
+                Err(log)
+                    if log.contains("not available") || log.contains("address already in use") =>
+                {
+                    s.kill();
+                    s.port = free_port();
+                    s.base = free_block(8);
+                }
+                Err(log) => panic!("upstream did not start:\n{log}"),
+            }
+        }
+        panic!("upstream did not start after three tries for free ports");
     }
 
     pub fn endpoint(&self) -> String {
@@ -150,10 +166,10 @@ impl UpstreamServer {
             .spawn()
             .expect("start upstream");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&self) {
+    /// Waits until the server answers; the server's log when it exits or never answers.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
@@ -165,13 +181,17 @@ impl UpstreamServer {
                 );
                 let mut buf = [0u8; 12];
                 if s.write_all(req.as_bytes()).is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
-                    return;
+                    return Ok(());
                 }
             }
-            if Instant::now() > deadline {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().is_ok_and(|st| st.is_some()));
+            if exited || Instant::now() > deadline {
                 let log =
                     std::fs::read_to_string(self.dir.join("upstream.log")).unwrap_or_default();
-                panic!("upstream did not start:\n{log}");
+                return Err(log);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -215,6 +235,9 @@ impl UpstreamServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+        if let Err(log) = self.wait_ready() {
+            panic!("upstream did not start again:\n{log}");
+        }
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {
