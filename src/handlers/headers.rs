@@ -310,12 +310,36 @@ pub fn object_attributes(limits: &LimitsConfig, headers: &HeaderMap) -> S3Result
 }
 
 /// `aws-chunked` is a transfer detail, not part of the object's Content-Encoding.
+/// The rest of the list is kept exactly as sent (`aws-chunked, deflate, gzip` → `deflate,
+/// gzip`).
 fn strip_aws_chunked(enc: Option<String>) -> Option<String> {
     let enc = enc?;
     let rest: Vec<&str> = enc
         .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .filter(|e| !e.trim().eq_ignore_ascii_case("aws-chunked"))
         .collect();
-    (!rest.is_empty()).then(|| rest.join(","))
+    let kept = rest.join(",");
+    let kept = kept.trim();
+    (!kept.is_empty()).then(|| kept.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_removed_and_the_rest_kept_as_sent() {
+        let strip = |s: &str| strip_aws_chunked(Some(s.to_owned()));
+        assert_eq!(
+            strip("aws-chunked, deflate, gzip").as_deref(),
+            Some("deflate, gzip")
+        );
+        assert_eq!(strip("gzip,aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(
+            strip("deflate, aws-chunked, gzip").as_deref(),
+            Some("deflate, gzip")
+        );
+        assert_eq!(strip("aws-chunked"), None);
+        assert_eq!(strip("br").as_deref(), Some("br"));
+    }
 }

@@ -197,7 +197,13 @@ impl Precondition {
         match (self, current) {
             (Precondition::None, _) | (Precondition::IfNoneMatch, None) => Ok(()),
             (Precondition::IfNoneMatch, Some(_)) => Err(StoreError::PreconditionFailed),
+            // `If-Match: *` (RFC 7232): true when any version exists, so a missing key fails
+            // the precondition; a named ETag on a missing key is `NoSuchKey`, as AWS answers.
+            (Precondition::IfMatch(etag), None) if etag == "*" => {
+                Err(StoreError::PreconditionFailed)
+            }
             (Precondition::IfMatch(_), None) => Err(StoreError::NoSuchKey),
+            (Precondition::IfMatch(etag), Some(_)) if etag == "*" => Ok(()),
             (Precondition::IfMatch(etag), Some(cur)) if *etag != cur.etag => {
                 Err(StoreError::PreconditionFailed)
             }

@@ -481,3 +481,46 @@ async fn acls_tagging_and_versioning() {
     let e = s3.get_bucket_cors().bucket("b").send().await.unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
 }
+
+/// `If-Match: *` (RFC 7232): true when the key exists, so it overwrites an existing object and
+/// is 412 on a missing key.
+#[tokio::test]
+async fn if_match_star_overwrites_an_existing_key_and_refuses_a_missing_one() {
+    let (_lb, s3) = crate::harness::setup_with_bucket("b").await;
+    let missing = s3
+        .put_object()
+        .bucket("b")
+        .key("star")
+        .if_match("*")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"one"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::harness::code(&missing), "PreconditionFailed");
+    s3.put_object()
+        .bucket("b")
+        .key("star")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"one"))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("b")
+        .key("star")
+        .if_match("*")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"two"))
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket("b")
+        .key("star")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"two"
+    );
+}

@@ -340,3 +340,27 @@ async fn a_304_carries_etag_last_modified_and_x_cache_on_a_miss_and_a_hit() {
     assert_eq!(lm_hit, lm, "both paths report the upstream's Last-Modified");
     assert_eq!(cache.as_deref(), Some("HIT"));
 }
+
+/// `If-Match: *` behaves in gateway mode as in local-only mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_star_in_gateway_mode() {
+    let pair = Pair::start().await;
+    let s3 = pair.a.client();
+    let put = |body: &'static [u8], star: bool| {
+        let mut r = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("star")
+            .body(ByteStream::from_static(body));
+        if star {
+            r = r.if_match("*");
+        }
+        r.send()
+    };
+    let missing = put(b"one", true).await.unwrap_err();
+    assert_eq!(crate::harness::code(&missing), "PreconditionFailed");
+    put(b"one", false).await.unwrap();
+    put(b"two", true).await.unwrap();
+    assert_eq!(bytes_on(&s3, "star").await, b"two");
+    until_b(&pair.b.client(), "star", Some(&md5_hex(b"two"))).await;
+}
