@@ -410,6 +410,16 @@ fn route_object(
     copy_source: Option<&str>,
 ) -> Result<Operation, S3Error> {
     let m = method.clone();
+    // Objects here have no versions but the one AWS calls `null` (an unversioned bucket's).
+    if let Some(v) = q.get("versionId")
+        && v != "null"
+    {
+        return Err(S3Error::invalid_argument(
+            "Invalid version id specified",
+            "versionId",
+            v,
+        ));
+    }
     let part_number = q.get("partNumber").map(parse_part_number).transpose()?;
     if let Some(upload_id) = q.get("uploadId").map(str::to_owned) {
         return match m {
@@ -671,6 +681,19 @@ mod tests {
             Some(want("b", "dir/k"))
         );
         assert!(parse_copy_source("b/k?versionId=abc").is_err());
+        let q = |v: &str| vec![("versionId".to_owned(), v.to_owned())];
+        let object = t(Some("b"), Some("k"));
+        assert!(route(&Method::GET, &object, &q("null"), None, false).is_ok());
+        assert!(route(&Method::DELETE, &object, &q("null"), None, false).is_ok());
+        let e = route(
+            &Method::HEAD,
+            &object,
+            &q("3HL4kqtJlcpXroDTDmJ"),
+            None,
+            false,
+        )
+        .err();
+        assert_eq!(e.map(|e| e.code), Some(S3ErrorCode::InvalidArgument));
         assert!(parse_copy_source("justbucket").is_err());
         let op = route(
             &Method::PUT,

@@ -357,3 +357,54 @@ async fn empty_object() {
     assert_eq!(g.content_length(), Some(0));
     assert_eq!(g.e_tag(), Some("\"d41d8cd98f00b204e9800998ecf8427e\""));
 }
+
+/// An unversioned object's only version is `null`: `versionId=null` on GET, HEAD and DELETE
+/// addresses it (as AWS answers for a bucket that never had versioning); any other id is
+/// `400 InvalidArgument`.
+#[tokio::test]
+async fn version_id_null_addresses_the_only_version() {
+    let (_lb, s3) = crate::harness::setup_with_bucket("b").await;
+    s3.put_object()
+        .bucket("b")
+        .key("v")
+        .body(ByteStream::from_static(b"only"))
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket("b")
+        .key("v")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"only"
+    );
+    s3.head_object()
+        .bucket("b")
+        .key("v")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    let e = s3
+        .get_object()
+        .bucket("b")
+        .key("v")
+        .version_id("abc")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::harness::code(&e), "InvalidArgument");
+    s3.delete_object()
+        .bucket("b")
+        .key("v")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert!(s3.head_object().bucket("b").key("v").send().await.is_err());
+}
