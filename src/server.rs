@@ -23,7 +23,9 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::handlers::{S3Response, acl, bucket, copy, delete, get, list, multipart, post, put};
+use crate::handlers::{
+    S3Response, acl, bucket, copy, delete, get, list, multipart, multipart_list, post, put,
+};
 use crate::limits::{
     ACCEPT_RETRY, HEADER_BUFFER_FACTOR, HEADER_READ_TIMEOUT, MAX_HEADER_COUNT, MIN_HEADER_BUFFER,
     SHUTDOWN_GRACE, UPLOAD_SWEEP_MAX,
@@ -416,7 +418,7 @@ async fn dispatch(
             list::list_objects(ctx, bucket, params, true).await
         }
         Operation::ListMultipartUploads { bucket, params } => {
-            multipart::list_uploads(ctx, bucket, params).await
+            multipart_list::list_uploads(ctx, bucket, params).await
         }
         Operation::DeleteObjects { bucket } => {
             delete::delete_objects(ctx, user, bucket, headers, &mut body).await
@@ -506,6 +508,6 @@ async fn dispatch(
             upload_id,
             max_parts,
             marker,
-        } => multipart::list_parts(ctx, bucket, key, upload_id, *max_parts, *marker).await,
+        } => multipart_list::list_parts(ctx, bucket, key, upload_id, *max_parts, *marker).await,
     }
 }

@@ -12,6 +12,7 @@ pub mod get;
 pub mod headers;
 pub mod list;
 pub mod multipart;
+pub mod multipart_list;
 pub mod post;
 pub mod put;
 pub mod upload;

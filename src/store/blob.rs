@@ -30,6 +30,35 @@ impl BlobDirs {
         }
     }
 
+    /// Start-up recovery: removes every temp file and every blob not in `referenced`; returns
+    /// how many of each.
+    pub fn remove_unreferenced(
+        &self,
+        referenced: &std::collections::HashSet<String>,
+    ) -> std::io::Result<(usize, usize)> {
+        let mut removed_tmp = 0usize;
+        for entry in std::fs::read_dir(&self.tmp)? {
+            std::fs::remove_file(entry?.path())?;
+            removed_tmp += 1;
+        }
+        let mut removed_orphans = 0usize;
+        for fan in std::fs::read_dir(&self.blobs)? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(fan.path())? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !referenced.contains(&name) {
+                    std::fs::remove_file(entry.path())?;
+                    removed_orphans += 1;
+                }
+            }
+        }
+        Ok((removed_tmp, removed_orphans))
+    }
+
     pub fn path_of(&self, id: &str) -> PathBuf {
         let fan = id.get(..2).unwrap_or("00");
         self.blobs.join(fan).join(id)

@@ -507,11 +507,11 @@ impl Catalog {
 
     /// Forgets dead letters (all, or those numbered `only`); returns how many.
     pub fn drop_dead_letters(&self, only: Option<&[u64]>) -> Result<usize, StoreError> {
-        let seqs: Vec<u64> = match only {
-            Some(s) => s.to_vec(),
-            None => self.dead_letters()?.into_iter().map(|(s, _)| s).collect(),
-        };
         self.write(|txn| {
+            let seqs = match only {
+                Some(s) => s.to_vec(),
+                None => outbox::dead_letter_seqs(txn)?,
+            };
             let mut n = 0;
             for seq in seqs {
                 if outbox::take_dead_letter(txn, seq)?.is_some() {

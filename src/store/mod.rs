@@ -97,27 +97,8 @@ impl Store {
 
     /// Removes temp files and blobs that no metadata references.
     fn recover(&self) -> Result<(), StoreError> {
-        let mut removed_tmp = 0usize;
-        for entry in std::fs::read_dir(&self.inner.dirs.tmp)? {
-            std::fs::remove_file(entry?.path())?;
-            removed_tmp += 1;
-        }
         let referenced = self.inner.catalog.referenced_blobs()?;
-        let mut removed_orphans = 0usize;
-        for fan in std::fs::read_dir(&self.inner.dirs.blobs)? {
-            let fan = fan?;
-            if !fan.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(fan.path())? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !referenced.contains(&name) {
-                    std::fs::remove_file(entry.path())?;
-                    removed_orphans += 1;
-                }
-            }
-        }
+        let (removed_tmp, removed_orphans) = self.inner.dirs.remove_unreferenced(&referenced)?;
         if removed_tmp + removed_orphans > 0 {
             tracing::info!(
                 removed_tmp,

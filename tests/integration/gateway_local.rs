@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use crate::harness::{
     AK, Lifeboat, SK, data, delete, get, lifeboat, md5_hex, put, until_upstream_within,
@@ -234,48 +233,14 @@ async fn an_object_only_on_the_upstream_is_a_miss_then_a_hit() {
 async fn a_multipart_upload_reaches_the_upstream_with_the_same_etag() {
     let pair = Pair::start().await;
     let (s3, direct) = (pair.a.client(), pair.b.client());
-    let id = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("mp")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
-    let mut parts = Vec::new();
-    for (n, body) in [(1, data(5 << 20, 5)), (2, data(1000, 6))] {
-        let out = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key("mp")
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
-    }
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key("mp")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let done = crate::harness::multipart_upload(
+        &s3,
+        BUCKET,
+        "mp",
+        vec![data(5 << 20, 5), data(1000, 6)],
+        None,
+    )
+    .await;
     let etag = done.e_tag().unwrap().trim_matches('"').to_owned();
     assert!(etag.ends_with("-2"), "a two-part ETag: {etag}");
     until_b(&direct, "mp", Some(&etag)).await;

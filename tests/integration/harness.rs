@@ -390,3 +390,61 @@ pub async fn until_upstream_within(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A whole multipart upload through `client`: Create, one UploadPart per body (with `checksum`
+/// on Create and on each part when given), Complete. Returns Complete's answer.
+pub async fn multipart_upload(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    bodies: Vec<Vec<u8>>,
+    checksum: Option<aws_sdk_s3::types::ChecksumAlgorithm>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let id = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .set_checksum_algorithm(checksum.clone())
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let mut parts = Vec::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .set_checksum_algorithm(checksum.clone())
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .set_checksum_crc32(out.checksum_crc32().map(str::to_owned))
+                .build(),
+        );
+    }
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+}

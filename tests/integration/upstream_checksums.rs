@@ -4,7 +4,7 @@
 //! SeaweedFS does; the JuiceFS gateway's 2021 MinIO code predates them, so it is skipped there.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
 
 use crate::harness::{data, lifeboat};
 use crate::upstream::{Kind, UpstreamServer, available, kind};
@@ -49,51 +49,14 @@ async fn a_second_node_refills_an_object_with_the_clients_checksum() {
         .unwrap();
     let crc32 = put.checksum_crc32().unwrap().to_owned();
 
-    let id = sa
-        .create_multipart_upload()
-        .bucket("sums")
-        .key("multi")
-        .checksum_algorithm(ChecksumAlgorithm::Crc32)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
-    let mut parts = Vec::new();
-    for (n, body) in [(1, data(5 << 20, 2)), (2, data(1000, 3))] {
-        let out = sa
-            .upload_part()
-            .bucket("sums")
-            .key("multi")
-            .upload_id(&id)
-            .part_number(n)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .checksum_crc32(out.checksum_crc32().unwrap())
-                .build(),
-        );
-    }
-    let done = sa
-        .complete_multipart_upload()
-        .bucket("sums")
-        .key("multi")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let done = crate::harness::multipart_upload(
+        &sa,
+        "sums",
+        "multi",
+        vec![data(5 << 20, 2), data(1000, 3)],
+        Some(ChecksumAlgorithm::Crc32),
+    )
+    .await;
     let composite = done.checksum_crc32().unwrap().to_owned();
     assert!(composite.ends_with("-2"), "{composite}");
 
