@@ -231,9 +231,14 @@ impl Upstream {
     async fn send_once(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {
         let (req, progress) = self.build(r)?;
         // A large body may still be draining from the socket buffers when hyper has taken its
-        // last frame: such a request gets the idle timeout for its answer too.
+        // last frame, and CompleteMultipartUpload and server-side copies do their work before
+        // they answer (AWS documents minutes for a large Complete): such requests get the idle
+        // timeout for their answer too.
         let large = matches!(&r.body, super::BodySource::File { len, .. } if *len > LARGE_BODY);
-        let first_byte = if large {
+        let completes =
+            r.method == http::Method::POST && r.query.iter().any(|(k, _)| k == "uploadId");
+        let copies = r.headers.iter().any(|(k, _)| k == "x-amz-copy-source");
+        let first_byte = if large || completes || copies {
             self.config.first_byte_timeout.max(self.config.idle_timeout)
         } else {
             self.config.first_byte_timeout
