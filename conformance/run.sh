@@ -69,7 +69,7 @@ if [ "${CONFORMANCE_UPSTREAM:-}" = "seaweedfs" ]; then
     echo "== upstream: SeaweedFS on 127.0.0.1:$UP_PORT (gateway mode)"
 fi
 
-env NO_COLOR=1 LIFEBOAT_ADDRESS=127.0.0.1:0 \
+env NO_COLOR=1 LIFEBOAT_ADDRESS=127.0.0.1:0 LIFEBOAT_ADMIN_ADDRESS=127.0.0.1:0 \
     LIFEBOAT_DATA_DIR="$WORK/data" \
     LIFEBOAT_ACCESS_KEY="$ACCESS_KEY" \
     LIFEBOAT_SECRET_KEY="$SECRET_KEY" \
@@ -79,14 +79,15 @@ SERVER_PID=$!
 
 ENDPOINT=""
 for _ in $(seq 1 200); do # up to ~20 s
-    # Only look at a complete (newline-terminated) first line.
-    if [ "$(wc -l <"$WORK/server.out")" -ge 1 ]; then
-        line=$(head -n 1 "$WORK/server.out")
+    # The admin listener's line comes first, then the S3 listener's; only complete
+    # (newline-terminated) lines count.
+    if [ "$(wc -l <"$WORK/server.out")" -ge 2 ]; then
+        line=$(sed -n 2p "$WORK/server.out")
         if [[ $line =~ ^lifeboat\ listening\ on\ (http://127\.0\.0\.1:[0-9]+)$ ]]; then
             ENDPOINT=${BASH_REMATCH[1]}
             break
         fi
-        echo "run.sh: unexpected first stdout line from lifeboat: $line" >&2
+        echo "run.sh: unexpected second stdout line from lifeboat: $line" >&2
         break
     fi
     kill -0 "$SERVER_PID" 2>/dev/null || break

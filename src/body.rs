@@ -92,6 +92,7 @@ impl RequestBody {
                     let Ok(data) = frame.into_data() else {
                         continue; // HTTP trailers: not used by S3 clients
                     };
+                    crate::metrics::received(data.len());
                     if let Some((h, _)) = &mut self.sha256 {
                         h.update(&data);
                     }
@@ -346,5 +347,41 @@ pub fn stream_std_file(mut file: std::fs::File, len: u64) -> ResponseBody {
     ResponseBody::Stream {
         rx,
         remaining: Some(len),
+    }
+}
+
+/// A client response body that counts the bytes it sends (`lifeboat_sent_bytes_total`).
+pub struct CountedBody(pub ResponseBody);
+
+impl CountedBody {
+    /// The response with its body counted.
+    pub fn wrap(r: http::Response<ResponseBody>) -> http::Response<CountedBody> {
+        r.map(CountedBody)
+    }
+}
+
+impl Body for CountedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let polled = Pin::new(&mut self.get_mut().0).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            crate::metrics::sent(data.len());
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
     }
 }

@@ -55,9 +55,12 @@ macro_rules! s3_error_codes {
 
 s3_error_codes! {
     AccessDenied => FORBIDDEN, "Access Denied";
+    // A refused CORS preflight; S3's wording, its typo ("evalution") included.
+    AccessForbidden => FORBIDDEN, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";
     AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter or another presigned parameter.";
     BadDigest => BAD_REQUEST, "The Content-MD5 you specified did not match what we received.";
+    BadRequest => BAD_REQUEST, "Bad Request";
     BucketAlreadyExists => CONFLICT, "The requested bucket name is not available. Please select a different name and try again.";
     BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => CONFLICT, "The bucket you tried to delete is not empty";
@@ -85,6 +88,9 @@ s3_error_codes! {
     MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
     MissingContentLength => LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist";
+    // The wire's wording; the error table's differs ("The specified bucket does not have a CORS
+    // configuration.").
+    NoSuchCORSConfiguration => NOT_FOUND, "The CORS configuration does not exist";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
     NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
     NotModified => NOT_MODIFIED, "Not Modified";
@@ -157,7 +163,7 @@ impl S3Error {
 
     /// `507 InsufficientStorage`: the disk is full, or would be (`storage.min_free_bytes`).
     pub fn insufficient_storage(detail: &str) -> Self {
-        crate::metrics::INSUFFICIENT_STORAGE.inc();
+        crate::metrics::insufficient_storage();
         tracing::warn!(detail, "write refused: not enough disk space");
         Self::new(S3ErrorCode::InsufficientStorage)
     }
@@ -256,16 +262,19 @@ mod tests {
 
     /// Every row of the table against the status AWS's error-code list gives for it
     /// (`ErrorResponses.html`, "List of error codes"), written out independently of the table.
+    /// `AccessForbidden` and `BadRequest` are not in that list: their statuses are those S3
+    /// answers a refused CORS preflight with.
     #[test]
     fn every_code_has_the_aws_status_a_name_and_a_message() {
         use S3ErrorCode::*;
         let expected = |c: S3ErrorCode| -> u16 {
             match c {
                 AccessDenied
+                | AccessForbidden
                 | InvalidAccessKeyId
                 | RequestTimeTooSkewed
                 | SignatureDoesNotMatch => 403,
-                NoSuchBucket | NoSuchKey | NoSuchUpload => 404,
+                NoSuchBucket | NoSuchCORSConfiguration | NoSuchKey | NoSuchUpload => 404,
                 MethodNotAllowed => 405,
                 BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => 409,
                 MissingContentLength => 411,
@@ -279,7 +288,7 @@ mod tests {
                 _ => 400,
             }
         };
-        assert_eq!(S3ErrorCode::ALL.len(), 41);
+        assert_eq!(S3ErrorCode::ALL.len(), 44);
         for &c in S3ErrorCode::ALL {
             assert_eq!(c.status().as_u16(), expected(c), "{c:?}");
             assert_eq!(c.as_str(), format!("{c:?}"), "the code is AWS's name");

@@ -5,12 +5,14 @@
 //! (SigV4, payload modes, grants) → `handlers` → `replication` (local-only, or `gateway`) →
 //! `store` (blobs plus the catalog) and `upstream`. docs/ARCHITECTURE.md is the map.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod checksum;
 pub mod conditional;
 pub mod config;
 pub mod context;
+pub mod cors;
 pub mod dead_letters;
 pub mod error;
 pub mod gateway;

@@ -39,6 +39,10 @@ pub const MIN_HEADER_BUFFER: usize = 64 * 1024;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Largest JSON body the admin API reads (its requests are a few hundred bytes).
+pub const MAX_ADMIN_BODY: usize = 64 * 1024;
+/// Longest pause inside an admin request body.
+pub const ADMIN_BODY_IDLE: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 

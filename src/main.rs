@@ -30,6 +30,21 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// What the running server is doing: outbox, upstream circuit, local use (admin API).
+    Status {
+        /// TOML configuration file (for the admin address, token and an admin user).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The admin API's URL (default: http:// + server.admin_address).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Add object counts per bucket.
+        #[arg(long)]
+        buckets: bool,
+    },
     /// Outbox entries the upstream refused for good (run with the server stopped).
     DeadLetters {
         /// TOML configuration file (for the data directory).
@@ -76,6 +91,12 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => serve(config),
+        Command::Status {
+            config,
+            admin,
+            json,
+            buckets,
+        } => status(config, admin, json, buckets),
         Command::DeadLetters { config, command } => dead_letters(config, command),
     }
 }
@@ -101,6 +122,34 @@ fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode 
     match runtime.block_on(run(&config, action)) {
         Ok(text) => {
             print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(path: Option<PathBuf>, admin: Option<String>, json: bool, buckets: bool) -> ExitCode {
+    use lifeboat::admin::cli;
+    let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_current_thread())
+    else {
+        return ExitCode::FAILURE;
+    };
+    let base = cli::base_url(&config, admin.as_deref());
+    let path = if buckets {
+        "/storage/status?detail=buckets"
+    } else {
+        "/storage/status"
+    };
+    match runtime.block_on(cli::get_json(&config, &base, path)) {
+        Ok(doc) if json => {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(doc) => {
+            print!("{}", cli::table(&doc));
             ExitCode::SUCCESS
         }
         Err(e) => {

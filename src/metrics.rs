@@ -1,28 +1,381 @@
-//! Counters of events an operator must be able to see (the admin API exports them; until then
-//! they are also logged where they happen). Plain atomics: cheap on every path, no locking.
+//! Prometheus metrics, built with `prometheus-client` (one registry for the process). Events are
+//! counted where they happen, through the small functions below; the gauges that describe the
+//! store (outbox, usage, dead letters) are set from the catalog's totals just before each
+//! scrape (`render`). Label values are fixed words (operation names, status classes, outcomes),
+//! never a bucket or a key, so every label set stays bounded. README, "Metrics", lists them all.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-/// A monotonically increasing event count.
-pub struct Counter(AtomicU64);
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
-impl Counter {
-    const fn new() -> Self {
-        Self(AtomicU64::new(0))
-    }
+use crate::store::{OutboxStats, Usage};
+use crate::upstream::breaker::CircuitState;
 
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
 
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+type Histograms = Family<OperationLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Histograms,
+    received_bytes: Counter,
+    sent_bytes: Counter,
+    cache: Family<ResultLabel, Counter>,
+    upstream_requests: Family<UpstreamLabels, Counter>,
+    upstream_seconds: Histograms,
+    circuit_state: Gauge,
+    circuit_changes: Family<StateLabel, Counter>,
+    outbox_depth: Gauge,
+    outbox_oldest: Gauge<f64, AtomicU64>,
+    replays: Family<ResultLabel, Counter>,
+    dead_letters: Gauge,
+    dead_lettered: Counter,
+    local_bytes: Gauge,
+    budget_bytes: Gauge,
+    objects: Family<StateLabel, Gauge>,
+    object_bytes: Family<StateLabel, Gauge>,
+    integrity_errors: Counter,
+    insufficient_storage: Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut r = Registry::with_prefix("lifeboat");
+        let m = Self {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            received_bytes: Counter::default(),
+            sent_bytes: Counter::default(),
+            cache: Family::default(),
+            upstream_requests: Family::default(),
+            upstream_seconds: Family::new_with_constructor(latency_histogram),
+            circuit_state: Gauge::default(),
+            circuit_changes: Family::default(),
+            outbox_depth: Gauge::default(),
+            outbox_oldest: Gauge::default(),
+            replays: Family::default(),
+            dead_letters: Gauge::default(),
+            dead_lettered: Counter::default(),
+            local_bytes: Gauge::default(),
+            budget_bytes: Gauge::default(),
+            objects: Family::default(),
+            object_bytes: Family::default(),
+            integrity_errors: Counter::default(),
+            insufficient_storage: Counter::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        r.register(
+            "requests",
+            "S3 requests by operation and status class (2xx, 3xx, 4xx, 5xx)",
+            m.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "S3 request latency (to the response head) by operation",
+            m.request_seconds.clone(),
+        );
+        r.register(
+            "received_bytes",
+            "Request body bytes received from S3 clients",
+            m.received_bytes.clone(),
+        );
+        r.register(
+            "sent_bytes",
+            "Response body bytes sent to S3 clients",
+            m.sent_bytes.clone(),
+        );
+        r.register(
+            "cache_results",
+            "Gateway reads by cache result (hit, miss, stale)",
+            m.cache.clone(),
+        );
+        r.register(
+            "upstream_requests",
+            "Upstream requests by operation and outcome (ok, 4xx, 5xx, timeout, connect_error, error)",
+            m.upstream_requests.clone(),
+        );
+        r.register(
+            "upstream_request_duration_seconds",
+            "Upstream request latency (to the response head) by operation",
+            m.upstream_seconds.clone(),
+        );
+        r.register(
+            "upstream_circuit_state",
+            "The upstream circuit: 0 closed, 1 half-open, 2 open",
+            m.circuit_state.clone(),
+        );
+        r.register(
+            "upstream_circuit_changes",
+            "Changes of the upstream circuit, by the state entered",
+            m.circuit_changes.clone(),
+        );
+        r.register(
+            "outbox_depth",
+            "Writes and deletes queued for the upstream",
+            m.outbox_depth.clone(),
+        );
+        r.register(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest queued entry (0 when the outbox is empty)",
+            m.outbox_oldest.clone(),
+        );
+        r.register(
+            "outbox_replays",
+            "Outbox replays by result (done, failed)",
+            m.replays.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Entries the upstream refused for good, kept for the operator",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "dead_lettered",
+            "Entries moved to the dead letters",
+            m.dead_lettered.clone(),
+        );
+        r.register(
+            "local_bytes",
+            "Bytes of the objects held on local disk",
+            m.local_bytes.clone(),
+        );
+        r.register(
+            "local_budget_bytes",
+            "The cache budget (storage.max_bytes)",
+            m.budget_bytes.clone(),
+        );
+        r.register(
+            "objects",
+            "Objects on local disk by sync state",
+            m.objects.clone(),
+        );
+        r.register(
+            "object_bytes",
+            "Bytes of the objects on local disk by sync state",
+            m.object_bytes.clone(),
+        );
+        r.register(
+            "upstream_integrity_errors",
+            "Upstream bodies whose length, ETag or checksum did not match",
+            m.integrity_errors.clone(),
+        );
+        r.register(
+            "insufficient_storage",
+            "Writes refused with 507 InsufficientStorage",
+            m.insufficient_storage.clone(),
+        );
+        Self { registry: r, ..m }
     }
 }
 
-/// Upstream bodies whose length, ETag or checksum did not match what the upstream declared.
-pub static UPSTREAM_INTEGRITY_ERRORS: Counter = Counter::new();
-/// Outbox entries moved to the dead letters (refused for good by the upstream).
-pub static DEAD_LETTERS: Counter = Counter::new();
-/// Writes refused with `507 InsufficientStorage` (the disk or `storage.min_free_bytes`).
-pub static INSUFFICIENT_STORAGE: Counter = Counter::new();
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// One S3 request answered.
+pub fn request(operation: &'static str, status: u16, elapsed: Duration) {
+    let m = &*METRICS;
+    m.requests
+        .get_or_create(&RequestLabels {
+            operation,
+            status: status_class(status),
+        })
+        .inc();
+    m.request_seconds
+        .get_or_create(&OperationLabel { operation })
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn received(bytes: usize) {
+    METRICS.received_bytes.inc_by(bytes as u64);
+}
+
+pub fn sent(bytes: usize) {
+    METRICS.sent_bytes.inc_by(bytes as u64);
+}
+
+/// A gateway read answered from the cache (`hit`), the upstream (`miss`) or a stale copy.
+pub fn cache_result(result: &'static str) {
+    METRICS.cache.get_or_create(&ResultLabel { result }).inc();
+}
+
+/// One upstream request (one attempt) and how it ended.
+pub fn upstream_request(operation: &'static str, outcome: &'static str, elapsed: Duration) {
+    let m = &*METRICS;
+    m.upstream_requests
+        .get_or_create(&UpstreamLabels { operation, outcome })
+        .inc();
+    m.upstream_seconds
+        .get_or_create(&OperationLabel { operation })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// The circuit entered `state`.
+pub fn circuit_changed(state: CircuitState) {
+    let m = &*METRICS;
+    m.circuit_state.set(circuit_value(state));
+    m.circuit_changes
+        .get_or_create(&StateLabel {
+            state: state.as_str(),
+        })
+        .inc();
+}
+
+fn circuit_value(state: CircuitState) -> i64 {
+    match state {
+        CircuitState::Closed => 0,
+        CircuitState::HalfOpen => 1,
+        CircuitState::Open => 2,
+    }
+}
+
+/// An outbox replay finished (`done`) or failed and stays queued (`failed`).
+pub fn replay(result: &'static str) {
+    METRICS.replays.get_or_create(&ResultLabel { result }).inc();
+}
+
+pub fn dead_lettered() {
+    METRICS.dead_lettered.inc();
+}
+
+pub fn integrity_error() {
+    METRICS.integrity_errors.inc();
+}
+
+pub fn insufficient_storage() {
+    METRICS.insufficient_storage.inc();
+}
+
+/// The store's state at the moment of a scrape.
+pub struct Snapshot {
+    pub usage: Usage,
+    pub outbox: OutboxStats,
+    pub budget_bytes: u64,
+    pub circuit: Option<CircuitState>,
+    pub now_ms: i64,
+}
+
+/// The text exposition (OpenMetrics), with the store's gauges set from `snap`.
+pub fn render(snap: &Snapshot) -> String {
+    let m = &*METRICS;
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.outbox_depth.set(gauge(snap.outbox.depth));
+    m.outbox_oldest.set(
+        snap.outbox
+            .oldest_enqueued_ms
+            .map_or(0.0, |t| (snap.now_ms - t).max(0) as f64 / 1000.0),
+    );
+    m.dead_letters.set(gauge(snap.outbox.dead_letters));
+    m.local_bytes.set(gauge(snap.usage.bytes.total()));
+    m.budget_bytes.set(gauge(snap.budget_bytes));
+    if let Some(c) = snap.circuit {
+        m.circuit_state.set(circuit_value(c));
+    }
+    for state in Usage::states() {
+        let label = StateLabel {
+            state: state.as_str(),
+        };
+        m.objects
+            .get_or_create(&label)
+            .set(gauge(snap.usage.objects.get(state)));
+        m.object_bytes
+            .get_or_create(&label)
+            .set(gauge(snap.usage.bytes.get(state)));
+    }
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// The content type of `render`'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_renders_with_bounded_labels() {
+        request("GetObject", 200, Duration::from_millis(3));
+        upstream_request("PutObject", "timeout", Duration::from_millis(5));
+        cache_result("hit");
+        let text = render(&Snapshot {
+            usage: Usage::default(),
+            outbox: OutboxStats {
+                depth: 2,
+                oldest_enqueued_ms: Some(1_000),
+                dead_letters: 0,
+                oldest_dead_letter_ms: None,
+            },
+            budget_bytes: 7,
+            circuit: Some(CircuitState::Open),
+            now_ms: 3_000,
+        });
+        for needle in [
+            "lifeboat_build_info{version=",
+            "lifeboat_requests_total{operation=\"GetObject\",status=\"2xx\"} 1",
+            "lifeboat_upstream_requests_total{operation=\"PutObject\",outcome=\"timeout\"} 1",
+            "lifeboat_outbox_depth 2",
+            "lifeboat_outbox_oldest_age_seconds 2.0",
+            "lifeboat_upstream_circuit_state 2",
+            "lifeboat_objects{state=\"pending\"} 0",
+            "lifeboat_local_budget_bytes 7",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 pub mod chunked;
 pub mod policy;
 pub mod post_policy;
+pub mod presign;
 pub mod sigv4;
 
 use std::collections::HashMap;
@@ -75,6 +76,9 @@ pub struct RequestParts<'a> {
     pub headers: &'a HeaderMap,
     /// The URI authority, used as `host` when the request has no Host header (HTTP/2).
     pub authority: Option<&'a str>,
+    /// The body's hex SHA-256 as the server computed it, for a request signed without
+    /// `x-amz-content-sha256` (the admin API's small bodies; S3 requests must send it).
+    pub body_sha256: Option<&'a str>,
 }
 
 pub struct AuthSettings {
@@ -235,12 +239,14 @@ pub fn authenticate(
     check_skew(time, now, settings.clock_skew)?;
     check_scope(&cred, &amz_date, malformed)?;
 
-    let payload_hash = header_str(req.headers, "x-amz-content-sha256").ok_or_else(|| {
-        S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "Missing required header for this request: x-amz-content-sha256",
-        )
-    })?;
+    let payload_hash = header_str(req.headers, "x-amz-content-sha256")
+        .or(req.body_sha256)
+        .ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Missing required header for this request: x-amz-content-sha256",
+            )
+        })?;
     let scope = sigv4::scope(cred.date, cred.region, cred.service);
     let key = SigningKey::derive(user.secret_key.expose(), time, cred.region, cred.service);
     let expected = expected_signature(
@@ -540,6 +546,7 @@ mod tests {
             query,
             headers,
             authority: None,
+            body_sha256: None,
         }
     }
 

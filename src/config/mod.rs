@@ -54,6 +54,7 @@ pub struct Config {
     pub users: Vec<User>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamConfig>,
+    pub presign: PresignConfig,
     /// True when the well-known development credentials are in use.
     #[serde(skip)]
     pub dev_credentials: bool,
@@ -65,7 +66,64 @@ pub struct ServerConfig {
     pub admin_address: SocketAddr,
     pub region: String,
     pub domains: Vec<String>,
+    /// The S3 endpoint as clients reach it (behind a proxy); presigned URLs use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// A file holding the admin API's bearer token (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The token read from `admin_token_file`.
+    #[serde(skip)]
+    pub admin_token: Option<Secret>,
+    /// Whether `/metrics` needs admin credentials too.
+    pub metrics_auth: bool,
+    /// Origins allowed by CORS on buckets without CORS rules of their own.
+    pub cors_origins: Vec<String>,
 }
+
+/// Where presigned URLs from the admin API point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PresignTarget {
+    Lifeboat,
+    Upstream,
+}
+
+/// `[presign]`: the rules of `POST /storage/presigned-upload` and `presigned-download`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresignConfig {
+    /// Content types an upload may declare; `type/*` patterns allowed.
+    pub allowed_content_types: Vec<String>,
+    /// Largest upload a URL allows.
+    pub max_size: u64,
+    #[serde(rename = "default_expires", serialize_with = "secs")]
+    pub default_expires: Duration,
+    #[serde(rename = "max_expires", serialize_with = "secs")]
+    pub max_expires: Duration,
+    /// The bucket used when a request names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Key prefix of uploads: `<prefix>/YYYY/MM/<random>-<name>`.
+    pub prefix: String,
+    pub target: PresignTarget,
+    /// Create a missing bucket instead of refusing the request.
+    pub create_bucket: bool,
+}
+
+/// The content types presigned uploads accept by default.
+pub const DEFAULT_UPLOAD_TYPES: &[&str] = &[
+    "image/*",
+    "video/*",
+    "audio/*",
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+    "application/pdf",
+    "application/json",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/gzip",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StorageConfig {
@@ -364,6 +422,18 @@ mod tests {
             admin_address = "127.0.0.2:9101"
             region = "eu-west-1"
             domains = ["s3.example.test", "other.test"]
+            public_url = "https://files.example.test"
+            metrics_auth = true
+            cors_origins = ["https://app.example.test", "https://*.example.test"]
+            [presign]
+            allowed_content_types = ["image/*", "application/pdf"]
+            max_size = "10MiB"
+            default_expires = 600
+            max_expires = 86400
+            bucket = "user-uploads"
+            prefix = "incoming"
+            target = "upstream"
+            create_bucket = true
             [storage]
             data_dir = "/var/lib/lifeboat-test"
             max_bytes = "7GiB"
@@ -416,6 +486,8 @@ mod tests {
             "body_idle_seconds",
             "first_byte_timeout_ms",
             "breaker_cooldown_ms",
+            "max_expires",
+            "cors_origins",
         ] {
             assert!(printed.contains(key), "{key} missing:\n{printed}");
         }

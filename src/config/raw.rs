@@ -70,6 +70,21 @@ pub(super) struct RawConfig {
     pub(super) upstream: Option<RawUpstream>,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) presign: RawPresign,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPresign {
+    pub(super) allowed_content_types: Option<Vec<String>>,
+    pub(super) max_size: Option<RawSize>,
+    pub(super) default_expires: Option<u64>,
+    pub(super) max_expires: Option<u64>,
+    pub(super) bucket: Option<String>,
+    pub(super) prefix: Option<String>,
+    pub(super) target: Option<String>,
+    pub(super) create_bucket: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +94,10 @@ pub(super) struct RawServer {
     pub(super) admin_address: Option<String>,
     pub(super) region: Option<String>,
     pub(super) domains: Option<Vec<String>>,
+    pub(super) public_url: Option<String>,
+    pub(super) admin_token_file: Option<PathBuf>,
+    pub(super) metrics_auth: Option<bool>,
+    pub(super) cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawSize, RawUpstream};
+use super::raw::{RawConfig, RawPresign, RawServer, RawSize, RawUpstream};
 use super::{
-    Config, ConfigError, DEV_ACCESS_KEY, DEV_SECRET_KEY, EnvLookup, LimitsConfig, ReadPolicy,
-    Secret, ServerConfig, StorageConfig, UpstreamConfig, WritePolicy, invalid,
+    Config, ConfigError, DEFAULT_UPLOAD_TYPES, DEV_ACCESS_KEY, DEV_SECRET_KEY, EnvLookup,
+    LimitsConfig, PresignConfig, PresignTarget, ReadPolicy, Secret, ServerConfig, StorageConfig,
+    UpstreamConfig, WritePolicy, invalid,
 };
 use crate::auth::policy::{Action, Grant, User};
 
@@ -48,26 +49,32 @@ fn parse_address(key: &str, addr: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| invalid(key, format!("{addr:?} is not an IP:port address")))
 }
 
-pub(super) fn resolve(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let address = env("LIFEBOAT_ADDRESS")
-        .or(raw.server.address)
+        .or(raw.server.address.take())
         .unwrap_or_else(|| "127.0.0.1:9000".to_owned());
     let address = parse_address("server.address", &address)?;
     let admin_address = env("LIFEBOAT_ADMIN_ADDRESS")
-        .or(raw.server.admin_address)
+        .or(raw.server.admin_address.take())
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
     let admin_address = parse_address("server.admin_address", &admin_address)?;
-    let region = raw.server.region.unwrap_or_else(|| "us-east-1".to_owned());
+    let region = raw
+        .server
+        .region
+        .take()
+        .unwrap_or_else(|| "us-east-1".to_owned());
     if region.is_empty() {
         return Err(invalid("server.region", "must not be empty"));
     }
     let domains = raw
         .server
         .domains
+        .take()
         .unwrap_or_else(|| vec!["s3.localhost".to_owned()])
         .into_iter()
         .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
         .collect();
+    let admin = resolve_admin(&mut raw.server)?;
 
     let storage = StorageConfig {
         data_dir: env("LIFEBOAT_DATA_DIR")
@@ -196,16 +203,23 @@ pub(super) fn resolve(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Conf
         ));
     }
 
+    let presign = resolve_presign(raw.presign)?;
     Ok(Config {
         server: ServerConfig {
             address,
             admin_address,
             region,
             domains,
+            public_url: admin.public_url,
+            admin_token_file: admin.token_file,
+            admin_token: admin.token,
+            metrics_auth: admin.metrics_auth,
+            cors_origins: admin.cors_origins,
         },
         storage,
         users,
         upstream,
+        presign,
         limits,
         dev_credentials,
     })
@@ -304,4 +318,150 @@ fn resolve_upstream(
 
 fn ms(v: Option<u64>, default: u64) -> Duration {
     Duration::from_millis(v.unwrap_or(default))
+}
+
+/// The admin and browser-facing parts of `[server]`.
+struct AdminSettings {
+    public_url: Option<String>,
+    token_file: Option<PathBuf>,
+    token: Option<Secret>,
+    metrics_auth: bool,
+    cors_origins: Vec<String>,
+}
+
+fn resolve_admin(raw: &mut RawServer) -> Result<AdminSettings, ConfigError> {
+    let public_url = raw
+        .public_url
+        .take()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty());
+    if let Some(u) = &public_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return Err(invalid(
+            "server.public_url",
+            "must start with http:// or https://",
+        ));
+    }
+    let token_file = raw.admin_token_file.take();
+    let token = match &token_file {
+        Some(path) => Some(read_token(path)?),
+        None => None,
+    };
+    let cors_origins = raw.cors_origins.take().unwrap_or_default();
+    if let Some(o) = cors_origins.iter().find(|o| o.matches('*').count() > 1) {
+        return Err(invalid(
+            "server.cors_origins",
+            format!("{o:?}: at most one * wildcard"),
+        ));
+    }
+    Ok(AdminSettings {
+        public_url,
+        token_file,
+        token,
+        metrics_auth: raw.metrics_auth.unwrap_or(false),
+        cors_origins,
+    })
+}
+
+/// Reads the admin bearer token; the file must be readable by its owner only.
+fn read_token(path: &std::path::Path) -> Result<Secret, ConfigError> {
+    let key = "server.admin_token_file";
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(invalid(
+                key,
+                format!(
+                    "{} has mode {mode:04o}; it holds a secret, so it must not be readable by \
+                     group or others (chmod 600)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(invalid(
+            key,
+            format!(
+                "{}: the token must be at least 16 characters",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Secret::new(token))
+}
+
+fn resolve_presign(raw: RawPresign) -> Result<PresignConfig, ConfigError> {
+    let allowed_content_types = raw.allowed_content_types.unwrap_or_else(|| {
+        DEFAULT_UPLOAD_TYPES
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect()
+    });
+    let allowed_content_types: Vec<String> = allowed_content_types
+        .into_iter()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    if let Some(t) = allowed_content_types
+        .iter()
+        .find(|t| t.is_empty() || (t.contains('*') && !(t.ends_with("/*") || *t == "*/*")))
+    {
+        return Err(invalid(
+            "presign.allowed_content_types",
+            format!("{t:?}: expected type/subtype, type/* or */*"),
+        ));
+    }
+    let max_expires = Duration::from_secs(raw.max_expires.unwrap_or(604_800));
+    if max_expires.is_zero() || max_expires.as_secs() > crate::auth::MAX_PRESIGNED_EXPIRES {
+        return Err(invalid(
+            "presign.max_expires",
+            "must be between 1 and 604800 seconds (7 days, the SigV4 limit)",
+        ));
+    }
+    let default_expires = Duration::from_secs(raw.default_expires.unwrap_or(3600));
+    if default_expires.is_zero() || default_expires > max_expires {
+        return Err(invalid(
+            "presign.default_expires",
+            "must be at least 1 and at most presign.max_expires",
+        ));
+    }
+    let target = match raw.target.as_deref().unwrap_or("lifeboat") {
+        "lifeboat" => PresignTarget::Lifeboat,
+        "upstream" => PresignTarget::Upstream,
+        other => {
+            return Err(invalid(
+                "presign.target",
+                format!("{other:?}: expected lifeboat or upstream"),
+            ));
+        }
+    };
+    let prefix = raw
+        .prefix
+        .unwrap_or_else(|| "uploads".to_owned())
+        .trim_matches('/')
+        .to_owned();
+    Ok(PresignConfig {
+        allowed_content_types,
+        max_size: raw.max_size.map_or(100_000_000, RawSize::bytes),
+        default_expires,
+        max_expires,
+        bucket: raw.bucket.filter(|b| !b.is_empty()),
+        prefix,
+        target,
+        create_bucket: raw.create_bucket.unwrap_or(false),
+    })
 }

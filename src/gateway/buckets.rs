@@ -30,11 +30,7 @@ impl Gateway {
             .await
             .is_ok()
         {
-            let meta = BucketMeta {
-                created_ms: crate::time::now_ms(),
-                owner: owner.to_owned(),
-                region: region.to_owned(),
-            };
+            let meta = BucketMeta::new(owner, region);
             if self.store.create_bucket(bucket, meta).await.is_ok() {
                 tracing::info!(bucket, "adopted a bucket that exists upstream");
             }

@@ -275,7 +275,7 @@ impl Fill {
             None
         };
         if let Some(what) = mismatch {
-            crate::metrics::UPSTREAM_INTEGRITY_ERRORS.inc();
+            crate::metrics::integrity_error();
             tracing::error!(bucket = %self.bucket, key = %self.key, mismatch = what, received, "upstream integrity error: the body does not match what the upstream declared; not served whole, not cached");
             let e =
                 std::io::Error::new(std::io::ErrorKind::InvalidData, "upstream integrity error");

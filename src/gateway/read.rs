@@ -55,6 +55,15 @@ impl CacheStatus {
             CacheStatus::Stale => "STALE",
         }
     }
+
+    /// The `result` label of `lifeboat_cache_results_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
+        }
+    }
 }
 
 /// An object about to be served: from the local store, or streaming from the upstream.

@@ -109,6 +109,7 @@ impl Gateway {
                 for (seq, entry) in batch {
                     let e = match gw.replay(seq, &entry.op).await {
                         Ok(()) => {
+                            crate::metrics::replay("done");
                             failures = 0;
                             continue;
                         }
@@ -130,13 +131,14 @@ impl Gateway {
                         // Retrying cannot help; keep the queue moving and keep the entry, and
                         // the object reports `failed`.
                         tracing::error!(seq, op = ?entry.op, error = %e, "upstream refused a replay for good: moved to the dead letters");
-                        crate::metrics::DEAD_LETTERS.inc();
+                        crate::metrics::dead_lettered();
                         if let Err(err) = gw.store.dead_letter(seq, &entry.op, &e.to_string()).await
                         {
                             tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
                         }
                         continue;
                     }
+                    crate::metrics::replay("failed");
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
                     let reason = match disposition {

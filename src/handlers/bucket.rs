@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::valid_bucket_name;
 use crate::store::BucketMeta;
-use crate::time::{iso_date, now_ms};
+use crate::time::iso_date;
 use crate::xml::{XmlWriter, parse_location_constraint};
 
 pub async fn list_buckets(ctx: &Context, user: &User) -> S3Result<S3Response> {
@@ -60,14 +60,7 @@ pub async fn create_bucket(
         .extra("ArgumentValue", location));
     }
     ctx.store
-        .create_bucket(
-            bucket,
-            BucketMeta {
-                created_ms: now_ms(),
-                owner: user.owner_id(),
-                region: region.clone(),
-            },
-        )
+        .create_bucket(bucket, BucketMeta::new(user.owner_id(), region.clone()))
         .await?;
     if let Err(e) = ctx.replication.bucket_created(bucket).await {
         // Nothing diverges: the bucket exists on both sides or on neither.

@@ -149,6 +149,7 @@ fn not_modified(
         .header("etag", format!("\"{etag}\""))
         .header("last-modified", http_date(last_modified_ms));
     if let Some(c) = cache {
+        crate::metrics::cache_result(c.label());
         b = b.header("x-cache", c.as_str());
     }
     b.body(ResponseBody::Empty).map_err(S3Error::internal)
@@ -189,6 +190,7 @@ pub fn serve_local(
         &meta,
     );
     if let Some(c) = cache {
+        crate::metrics::cache_result(c.label());
         b = b.header("x-cache", c.as_str());
     }
     if !meta.tags.is_empty() {
@@ -304,6 +306,7 @@ fn serve_upstream(
             b = b.header(*h, v.as_str());
         }
     }
+    crate::metrics::cache_result(CacheStatus::Miss.label());
     b.header("x-lifeboat-sync", SyncState::Synced.as_str())
         .header("x-cache", CacheStatus::Miss.as_str())
         .body(object.body.unwrap_or(ResponseBody::Empty))

@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod bucket;
 pub mod copy;
+pub mod cors;
 pub mod delete;
 pub mod get;
 pub mod headers;

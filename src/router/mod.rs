@@ -44,6 +44,15 @@ pub enum Operation {
     PutBucketAcl {
         bucket: String,
     },
+    GetBucketCors {
+        bucket: String,
+    },
+    PutBucketCors {
+        bucket: String,
+    },
+    DeleteBucketCors {
+        bucket: String,
+    },
     ListObjects {
         bucket: String,
         params: ListParams,
@@ -154,6 +163,9 @@ impl Operation {
             Operation::GetBucketVersioning { .. } => "GetBucketVersioning",
             Operation::GetBucketAcl { .. } => "GetBucketAcl",
             Operation::PutBucketAcl { .. } => "PutBucketAcl",
+            Operation::GetBucketCors { .. } => "GetBucketCors",
+            Operation::PutBucketCors { .. } => "PutBucketCors",
+            Operation::DeleteBucketCors { .. } => "DeleteBucketCors",
             Operation::ListObjects { .. } => "ListObjects",
             Operation::ListObjectsV2 { .. } => "ListObjectsV2",
             Operation::ListMultipartUploads { .. } => "ListMultipartUploads",
@@ -186,12 +198,15 @@ impl Operation {
             | Operation::GetBucketLocation { .. }
             | Operation::GetBucketVersioning { .. }
             | Operation::GetBucketAcl { .. }
+            | Operation::GetBucketCors { .. }
             | Operation::ListObjects { .. }
             | Operation::ListObjectsV2 { .. }
             | Operation::ListMultipartUploads { .. }
             | Operation::ListParts { .. } => Action::List,
             Operation::CreateBucket { .. }
             | Operation::PutBucketAcl { .. }
+            | Operation::PutBucketCors { .. }
+            | Operation::DeleteBucketCors { .. }
             | Operation::PostObject { .. }
             | Operation::PutObject { .. }
             | Operation::CopyObject { .. }
@@ -232,7 +247,10 @@ impl Operation {
             | Operation::GetBucketLocation { bucket }
             | Operation::GetBucketVersioning { bucket }
             | Operation::GetBucketAcl { bucket }
-            | Operation::PutBucketAcl { bucket } => Resource::Bucket(bucket),
+            | Operation::PutBucketAcl { bucket }
+            | Operation::GetBucketCors { bucket }
+            | Operation::PutBucketCors { bucket }
+            | Operation::DeleteBucketCors { bucket } => Resource::Bucket(bucket),
             Operation::ListObjects { bucket, params }
             | Operation::ListObjectsV2 { bucket, params } => Resource::Listing {
                 bucket,
@@ -271,7 +289,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
     "attributes",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -358,6 +375,14 @@ fn route_bucket(
         return match m {
             Method::GET => Ok(Operation::GetBucketAcl { bucket }),
             Method::PUT => Ok(Operation::PutBucketAcl { bucket }),
+            _ => Err(method_not_allowed(method)),
+        };
+    }
+    if q.has("cors") {
+        return match m {
+            Method::GET => Ok(Operation::GetBucketCors { bucket }),
+            Method::PUT => Ok(Operation::PutBucketCors { bucket }),
+            Method::DELETE => Ok(Operation::DeleteBucketCors { bucket }),
             _ => Err(method_not_allowed(method)),
         };
     }

@@ -4,7 +4,7 @@
 //! tables are written here once: "put the row, then enqueue or clear the key's outbox entry",
 //! "a cache fill never hides queued work", "only the key's newest entry marks it synced".
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -14,6 +14,7 @@ use super::error::StoreError;
 use super::meta::{BucketMeta, ObjectMeta, PartMeta, Precondition, SyncState, UploadMeta};
 use super::objects::{self, ListPage, ListQuery};
 use super::outbox::{self, DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
+use super::usage::{self, Usage};
 use super::{schema, uploads};
 
 pub struct Catalog {
@@ -98,6 +99,9 @@ impl Catalog {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         schema::create_tables(&txn)?;
+        if usage::rebuild_if_needed(&txn)? {
+            tracing::info!("counted the objects of the index once (usage totals)");
+        }
         txn.commit()?;
         Ok(db)
     }
@@ -329,6 +333,25 @@ impl Catalog {
 
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.read(outbox::stats)
+    }
+
+    /// Objects and bytes by sync state, over every bucket.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        self.read(usage::total)
+    }
+
+    /// Objects and bytes by sync state, per bucket.
+    pub fn usage_by_bucket(&self) -> Result<BTreeMap<String, Usage>, StoreError> {
+        self.read(usage::by_bucket)
+    }
+
+    /// Changes a bucket's settings in place (its CORS rules).
+    pub fn update_bucket(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BucketMeta),
+    ) -> Result<(), StoreError> {
+        self.write(|txn| objects::update_bucket(txn, name, change))
     }
 
     /// The key's local change the upstream does not have: its queued entry, else a dead
@@ -624,11 +647,7 @@ mod listing_tests {
     fn index_with(keys: &[&str]) -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
         let ix = Catalog::open(&dir.path().join("i.redb")).unwrap();
-        let bm = BucketMeta {
-            created_ms: 0,
-            owner: "o".into(),
-            region: "r".into(),
-        };
+        let bm = BucketMeta::new("o", "r");
         ix.create_bucket("b", &bm).unwrap();
         ix.create_bucket("b2", &bm).unwrap();
         ix.put_object("b2", "zzz", &meta(0), &Precondition::None, false)
@@ -766,11 +785,7 @@ mod outbox_tests {
     fn index() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
         let ix = Catalog::open(&dir.path().join("i.redb")).unwrap();
-        let bm = BucketMeta {
-            created_ms: 0,
-            owner: "o".into(),
-            region: "r".into(),
-        };
+        let bm = BucketMeta::new("o", "r");
         ix.create_bucket("b", &bm).unwrap();
         (dir, ix)
     }

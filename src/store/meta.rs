@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::blob::DurableBlob;
 use super::error::StoreError;
 use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::cors::CorsConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BucketMeta {
@@ -13,6 +14,21 @@ pub struct BucketMeta {
     pub created_ms: i64,
     pub owner: String,
     pub region: String,
+    /// The bucket's CORS rules (PutBucketCors), kept locally.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
+}
+
+impl BucketMeta {
+    /// A bucket created now.
+    pub fn new(owner: impl Into<String>, region: impl Into<String>) -> Self {
+        Self {
+            created_ms: chrono::Utc::now().timestamp_millis(),
+            owner: owner.into(),
+            region: region.into(),
+            cors: None,
+        }
+    }
 }
 
 /// The standard content headers stored with an object and returned on GET and HEAD.

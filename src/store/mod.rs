@@ -23,6 +23,7 @@ mod readers;
 mod schema;
 mod space;
 mod uploads;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,9 +37,11 @@ pub use meta::{
     BucketMeta, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment, SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
-use outbox::{DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
+pub use outbox::OutboxStats;
+use outbox::{DeadLetter, OutboxEntry, OutboxOp};
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
+pub use usage::{ByState, Usage};
 
 /// The local store. Cheap to clone.
 #[derive(Clone)]
@@ -313,6 +316,15 @@ impl Store {
         Ok(seq)
     }
 
+    /// Bytes free on the data disk (for Lifeboat's user).
+    pub async fn free_bytes(&self) -> Result<u64, StoreError> {
+        let dir = self.data_dir().to_owned();
+        tokio::task::spawn_blocking(move || space::available(&dir))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+            .map_err(StoreError::Io)
+    }
+
     /// `NoSpace` unless `needed` bytes fit on the data disk with `min_free` to spare.
     pub async fn check_space(&self, needed: u64, min_free: u64) -> Result<(), StoreError> {
         let dir = self.data_dir().to_owned();
@@ -411,6 +423,29 @@ impl Store {
 
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.blocking(|c| c.outbox_stats()).await
+    }
+
+    /// Objects and bytes by sync state, over every bucket (kept by every write, not scanned).
+    pub async fn usage(&self) -> Result<Usage, StoreError> {
+        self.blocking(|c| c.usage()).await
+    }
+
+    /// Objects and bytes by sync state, per bucket.
+    pub async fn usage_by_bucket(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Usage>, StoreError> {
+        self.blocking(|c| c.usage_by_bucket()).await
+    }
+
+    /// Sets or removes a bucket's CORS rules.
+    pub async fn set_bucket_cors(
+        &self,
+        bucket: &str,
+        cors: Option<crate::cors::CorsConfig>,
+    ) -> Result<(), StoreError> {
+        let b = bucket.to_owned();
+        self.blocking(move |c| c.update_bucket(&b, |m| m.cors = cors))
+            .await
     }
 
     pub async fn pending_op(
@@ -618,11 +653,7 @@ mod tests {
     async fn a_replaced_blob_stays_until_its_last_reader_is_done() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let bm = BucketMeta {
-            created_ms: 0,
-            owner: "o".into(),
-            region: "r".into(),
-        };
+        let bm = BucketMeta::new("o", "r");
         store.create_bucket("b", bm).await.unwrap();
         let old = put(&store, "k", b"old").await;
         let (_, _, guard) = store.open_object("b", "k").await.unwrap();

@@ -11,6 +11,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use super::error::StoreError;
 use super::meta::{BucketMeta, ObjectMeta, Precondition};
 use super::schema::{BUCKETS, OBJECTS, bucket_end, decode, encode, object_key};
+use super::usage;
 
 /// What to list: keys under `prefix`, after `start_after`, rolled up at `delimiter`.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +84,22 @@ pub fn create_bucket(
     Ok(())
 }
 
+/// Changes a bucket's settings in place; `NoSuchBucket` when it does not exist.
+pub fn update_bucket(
+    txn: &WriteTransaction,
+    name: &str,
+    change: impl FnOnce(&mut BucketMeta),
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(BUCKETS)?;
+    let mut meta: BucketMeta = match table.get(name)? {
+        Some(v) => decode(v.value())?,
+        None => return Err(StoreError::NoSuchBucket),
+    };
+    change(&mut meta);
+    table.insert(name, encode(&meta)?.as_slice())?;
+    Ok(())
+}
+
 pub fn delete_bucket(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
     let mut buckets = txn.open_table(BUCKETS)?;
     if buckets.get(name)?.is_none() {
@@ -135,6 +152,8 @@ pub fn put(
     let old = read_object(&table, &k)?;
     precondition.check(old.as_ref())?;
     table.insert(k.as_slice(), encode(meta)?.as_slice())?;
+    drop(table);
+    usage::adjust(txn, bucket, old.as_ref(), Some(meta))?;
     Ok(old)
 }
 
@@ -146,8 +165,11 @@ pub fn replace(
     meta: &ObjectMeta,
 ) -> Result<(), StoreError> {
     let k = object_key(bucket, key);
-    txn.open_table(OBJECTS)?
-        .insert(k.as_slice(), encode(meta)?.as_slice())?;
+    let mut table = txn.open_table(OBJECTS)?;
+    let old = read_object(&table, &k)?;
+    table.insert(k.as_slice(), encode(meta)?.as_slice())?;
+    drop(table);
+    usage::adjust(txn, bucket, old.as_ref(), Some(meta))?;
     Ok(())
 }
 
@@ -160,8 +182,13 @@ pub fn remove(
     require_bucket(txn, bucket)?;
     let mut table = txn.open_table(OBJECTS)?;
     let k = object_key(bucket, key);
-    let removed = table.remove(k.as_slice())?;
-    removed.map(|v| decode(v.value())).transpose()
+    let removed: Option<ObjectMeta> = table
+        .remove(k.as_slice())?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    drop(table);
+    usage::adjust(txn, bucket, removed.as_ref(), None)?;
+    Ok(removed)
 }
 
 /// Changes an object's metadata in place (tags, ACL, validation time).

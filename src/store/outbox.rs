@@ -54,6 +54,9 @@ pub struct OutboxEntry {
 pub struct OutboxStats {
     pub depth: u64,
     pub oldest_enqueued_ms: Option<i64>,
+    /// Entries the upstream refused for good, and when the oldest of them was queued.
+    pub dead_letters: u64,
+    pub oldest_dead_letter_ms: Option<i64>,
 }
 
 /// Adds an entry, superseding the key's older one. Returns its sequence number.
@@ -190,9 +193,16 @@ pub fn stats(txn: &ReadTransaction) -> Result<OutboxStats, StoreError> {
         Some((_, v)) => Some(decode::<OutboxEntry>(v.value())?.enqueued_ms),
         None => None,
     };
+    let dead = txn.open_table(DEAD_LETTERS)?;
+    let oldest_dead_letter_ms = match dead.first()? {
+        Some((_, v)) => Some(decode::<DeadLetter>(v.value())?.entry.enqueued_ms),
+        None => None,
+    };
     Ok(OutboxStats {
         depth,
         oldest_enqueued_ms,
+        dead_letters: dead.len()?,
+        oldest_dead_letter_ms,
     })
 }
 

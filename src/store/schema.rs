@@ -25,6 +25,13 @@ pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Entries the upstream refused for good (a 4xx other than 408/429), kept for the operator.
 pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 
+/// `bucket \0 sync state` → object count and bytes (two big-endian u64s), kept by every
+/// write of `OBJECTS`, so totals never need a scan.
+pub const USAGE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("usage");
+
+/// Set in `COUNTERS` once `USAGE` holds every object (stores from before it are counted once).
+pub const USAGE_BUILT: &str = "usage_v1";
+
 /// The counter that numbers outbox entries.
 pub const OUTBOX_SEQ: &str = "outbox_seq";
 
@@ -38,6 +45,7 @@ pub fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(OUTBOX_KEYS)?;
     txn.open_table(COUNTERS)?;
     txn.open_table(DEAD_LETTERS)?;
+    txn.open_table(USAGE)?;
     Ok(())
 }
 

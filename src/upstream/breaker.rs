@@ -77,6 +77,7 @@ impl Breaker {
                     .is_some_and(|t| now.duration_since(t) >= self.cooldown)
                 {
                     g.state = CircuitState::HalfOpen;
+                    crate::metrics::circuit_changed(CircuitState::HalfOpen);
                     g.probe_in_flight = true;
                     tracing::info!(
                         circuit = "half-open",
@@ -111,6 +112,7 @@ impl Breaker {
                 reason = "a call succeeded",
                 "upstream circuit closed"
             );
+            crate::metrics::circuit_changed(CircuitState::Closed);
         }
         g.state = CircuitState::Closed;
         g.failures = 0;
@@ -136,6 +138,7 @@ impl Breaker {
                 "upstream circuit opened"
             );
             g.state = CircuitState::Open;
+            crate::metrics::circuit_changed(CircuitState::Open);
             g.opened_at = Some(now);
         }
     }

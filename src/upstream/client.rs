@@ -162,6 +162,7 @@ impl Upstream {
             authority,
             base_path,
             breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            health: super::Health::default(),
             credentials_refused: std::sync::atomic::AtomicBool::new(false),
             config,
         })
@@ -183,7 +184,7 @@ impl Upstream {
             let Some(permit) = self.breaker.allow(Instant::now()) else {
                 return Err(maybe_applied.unwrap_or(UpstreamError::CircuitOpen));
             };
-            let e = match self.send_once(r).await {
+            let e = match self.send_measured(r).await {
                 Ok(resp) => {
                     permit.success();
                     self.note_credentials(false);
@@ -226,6 +227,30 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    /// One attempt, counted in the metrics and in `health`.
+    async fn send_measured(
+        &self,
+        r: &UpstreamRequest,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let started = Instant::now();
+        let result = self.send_once(r).await;
+        let elapsed = started.elapsed();
+        let (outcome, answered) = match &result {
+            Ok(_) => ("ok", true),
+            Err(UpstreamError::Status { status, .. }) if *status < 500 => ("4xx", true),
+            Err(UpstreamError::Status { .. }) => ("5xx", true),
+            Err(UpstreamError::NoAnswer(_) | UpstreamError::UploadStalled) => ("timeout", false),
+            Err(UpstreamError::Connect(_)) => ("connect_error", false),
+            Err(UpstreamError::Local(_)) => ("local_error", true),
+            Err(_) => ("error", false),
+        };
+        if outcome != "local_error" {
+            self.health.record(answered, elapsed);
+        }
+        crate::metrics::upstream_request(r.operation(), outcome, elapsed);
+        result
     }
 
     async fn send_once(&self, r: &UpstreamRequest) -> Result<Response<Incoming>, UpstreamError> {

@@ -95,6 +95,74 @@ impl UpstreamRequest {
     fn idempotent(&self) -> bool {
         self.method != Method::POST
     }
+
+    /// The S3 operation this request is, for metrics (a fixed word, never a key).
+    pub fn operation(&self) -> &'static str {
+        let has = |k: &str| self.query.iter().any(|(q, _)| q == k);
+        let copy = self.headers.iter().any(|(h, _)| h == "x-amz-copy-source");
+        match (&self.method, self.key.is_some()) {
+            (&Method::GET, true) if has("uploadId") => "ListParts",
+            (&Method::GET, true) => "GetObject",
+            (&Method::HEAD, true) => "HeadObject",
+            (&Method::PUT, true) if has("partNumber") && copy => "UploadPartCopy",
+            (&Method::PUT, true) if has("partNumber") => "UploadPart",
+            (&Method::PUT, true) if copy => "CopyObject",
+            (&Method::PUT, true) => "PutObject",
+            (&Method::DELETE, true) if has("uploadId") => "AbortMultipartUpload",
+            (&Method::DELETE, true) => "DeleteObject",
+            (&Method::POST, true) if has("uploads") => "CreateMultipartUpload",
+            (&Method::POST, true) if has("uploadId") => "CompleteMultipartUpload",
+            (&Method::GET, false) if has("uploads") => "ListMultipartUploads",
+            (&Method::GET, false) if has("list-type") => "ListObjectsV2",
+            (&Method::GET, false) if self.bucket.is_none() => "ListBuckets",
+            (&Method::GET, false) => "ListObjects",
+            (&Method::HEAD, false) => "HeadBucket",
+            (&Method::PUT, false) => "CreateBucket",
+            (&Method::DELETE, false) => "DeleteBucket",
+            (&Method::POST, false) if has("delete") => "DeleteObjects",
+            _ => "Other",
+        }
+    }
+}
+
+/// What the last upstream attempts showed, for the status document.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The last attempt got an HTTP answer (any status).
+    reachable: std::sync::atomic::AtomicBool,
+    /// Whether any attempt has been made yet.
+    tried: std::sync::atomic::AtomicBool,
+    /// Latency of the last answered attempt, to the response head.
+    latency_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    pub(crate) fn record(&self, answered: bool, latency: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.tried.store(true, Relaxed);
+        self.reachable.store(answered, Relaxed);
+        if answered {
+            self.latency_ms.store(
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                Relaxed,
+            );
+        }
+    }
+
+    /// `None` before the first attempt.
+    pub fn reachable(&self) -> Option<bool> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.tried
+            .load(Relaxed)
+            .then(|| self.reachable.load(Relaxed))
+    }
+
+    pub fn latency_ms(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.tried
+            .load(Relaxed)
+            .then(|| self.latency_ms.load(Relaxed))
+    }
 }
 
 pub struct Upstream {
@@ -104,6 +172,7 @@ pub struct Upstream {
     base_path: String,
     pub config: UpstreamConfig,
     pub breaker: Breaker,
+    pub health: Health,
     /// Set while the upstream's last verdict was a refusal of the credentials (`Denied`), so
     /// that callers that meet an open circuit still know why it opened.
     credentials_refused: std::sync::atomic::AtomicBool,

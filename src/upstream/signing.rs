@@ -14,27 +14,70 @@ use crate::auth::sigv4::{self, SigningKey};
 use crate::body::ResponseBody;
 
 impl Upstream {
+    /// The Host and path of a bucket and key (already mapped) on the upstream, path-style or
+    /// virtual-hosted under the endpoint's base path; the path URI-encoded when `encoded`.
+    fn address(&self, bucket: Option<&str>, key: Option<&str>, encoded: bool) -> (String, String) {
+        let enc = |s: &str, slash| {
+            if encoded {
+                sigv4::uri_encode(s, slash)
+            } else {
+                s.to_owned()
+            }
+        };
+        let (host, mut path) = match (bucket, self.config.path_style) {
+            (Some(b), false) => (format!("{b}.{}", self.authority), String::new()),
+            (Some(b), true) => (self.authority.clone(), format!("/{}", enc(b, true))),
+            (None, _) => (self.authority.clone(), String::new()),
+        };
+        path = format!("{}{path}", self.base_path);
+        match key {
+            Some(k) => {
+                path.push('/');
+                path.push_str(&enc(k, false));
+            }
+            None => path.push('/'),
+        }
+        (host, path)
+    }
+
+    /// A presigned URL for a gateway bucket and key, straight to the upstream, signed with the
+    /// upstream's credentials (the admin API's `[presign] target = "upstream"`).
+    pub fn presign(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+        headers: Vec<(String, String)>,
+        query: Vec<(String, String)>,
+        expires: std::time::Duration,
+    ) -> String {
+        let (bucket, key) = self.map(bucket, key);
+        let (host, path) = self.address(Some(&bucket), Some(&key), false);
+        crate::auth::presign::presign_url(
+            &crate::auth::presign::Signer {
+                access_key: &self.config.access_key,
+                secret_key: &self.config.secret_key,
+                region: &self.config.region,
+            },
+            crate::auth::presign::Presign {
+                method,
+                scheme: &self.scheme,
+                host: &host,
+                path: &path,
+                query,
+                headers,
+                expires,
+                now: SystemTime::now(),
+            },
+        )
+    }
+
     pub(super) fn build(
         &self,
         r: &UpstreamRequest,
     ) -> Result<(Request<Tracked>, Arc<Progress>), UpstreamError> {
         let local = |e: &dyn std::fmt::Display| UpstreamError::Local(e.to_string());
-        let (host, mut path) = match (&r.bucket, self.config.path_style) {
-            (Some(b), false) => (format!("{b}.{}", self.authority), String::new()),
-            (Some(b), true) => (
-                self.authority.clone(),
-                format!("/{}", sigv4::uri_encode(b, true)),
-            ),
-            (None, _) => (self.authority.clone(), String::new()),
-        };
-        path = format!("{}{path}", self.base_path);
-        match &r.key {
-            Some(k) => {
-                path.push('/');
-                path.push_str(&sigv4::uri_encode(k, false));
-            }
-            None => path.push('/'),
-        }
+        let (host, path) = self.address(r.bucket.as_deref(), r.key.as_deref(), true);
         let canonical_query = sigv4::canonical_query(&r.query);
         let uri = if canonical_query.is_empty() {
             format!("{}://{host}{path}", self.scheme)

@@ -479,7 +479,7 @@ async fn acls_tagging_and_versioning() {
     let v = s3.get_bucket_versioning().bucket("b").send().await.unwrap();
     assert!(v.status().is_none());
     let e = s3.get_bucket_cors().bucket("b").send().await.unwrap_err();
-    assert_eq!(code(&e), "NotImplemented");
+    assert_eq!(code(&e), "NoSuchCORSConfiguration");
 }
 
 /// `If-Match: *` (RFC 7232): true when the key exists, so it overwrites an existing object and

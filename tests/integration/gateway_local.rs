@@ -329,3 +329,97 @@ async fn if_match_star_in_gateway_mode() {
     assert_eq!(bytes_on(&s3, "star").await, b"two");
     until_b(&pair.b.client(), "star", Some(&md5_hex(b"two"))).await;
 }
+
+/// The value of an unlabelled or labelled sample in a metrics text, if present.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_document_shows_the_outbox_rising_then_draining() {
+    let mut pair = Pair::start().await;
+    let path = format!("/{BUCKET}/before");
+    assert_eq!(put(&pair.a, &path, b"before the outage", &[]).0, 200);
+    assert_eq!(get(&pair.a, &path).1.as_deref(), Some("HIT"));
+    let doc = pair.a.status();
+    assert_eq!(doc["mode"], "gateway");
+    assert_eq!(doc["write"], "through");
+    assert_eq!(doc["read"], "local-first");
+    assert_eq!(doc["upstream"]["circuit"], "closed", "{doc}");
+    assert_eq!(doc["upstream"]["reachable"], true, "{doc}");
+    assert!(doc["upstream"]["latency_ms"].is_u64(), "{doc}");
+    assert_eq!(doc["outbox"]["depth"], 0);
+    assert_eq!(doc["local"]["objects"]["synced"], 1, "{doc}");
+
+    pair.upstream_down();
+    let a = &pair.a;
+    for i in 0..3 {
+        let (status, sync) = put(a, &format!("/{BUCKET}/during-{i}"), &data(10_000, i), &[]);
+        assert_eq!((status, sync.as_deref()), (200, Some("pending")));
+    }
+    let doc = a.status();
+    assert_eq!(doc["outbox"]["depth"], 3, "{doc}");
+    assert_eq!(doc["local"]["objects"]["pending"], 3, "{doc}");
+    assert_eq!(doc["local"]["objects"]["synced"], 1, "{doc}");
+    assert_eq!(doc["upstream"]["reachable"], false, "{doc}");
+    assert!(doc["upstream"]["last_error"].is_string(), "{doc}");
+    let (status, ready) = a.admin_json(
+        "GET",
+        "/health/ready",
+        crate::harness::AdminAuth::None,
+        &serde_json::Value::Null,
+    );
+    assert_eq!(status, 200, "ready through an outage: {ready}");
+    assert_eq!(ready["upstream"]["reachable"], false);
+    let (_, _, metrics) = a.admin_call("GET", "/metrics", crate::harness::AdminAuth::None, b"");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert_eq!(
+        sample(&metrics, "lifeboat_outbox_depth"),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "lifeboat_objects{state=\"pending\"}"),
+        Some(3.0)
+    );
+    assert!(
+        metrics.contains(
+            "lifeboat_upstream_requests_total{operation=\"PutObject\",outcome=\"connect_error\"}"
+        ) || metrics.contains("outcome=\"error\""),
+        "{metrics}"
+    );
+
+    pair.upstream_up();
+    let a = &pair.a;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let doc = a.status();
+        if doc["outbox"]["depth"] == 0 && doc["local"]["objects"]["synced"] == 4 {
+            assert_eq!(doc["local"]["objects"]["pending"], 0);
+            assert_eq!(doc["upstream"]["reachable"], true, "{doc}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outbox did not drain: {doc}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The gateway's own families, after reads and replays.
+    assert_eq!(
+        get(a, &format!("/{BUCKET}/during-0")).1.as_deref(),
+        Some("HIT")
+    );
+    let (_, _, metrics) = a.admin_call("GET", "/metrics", crate::harness::AdminAuth::None, b"");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    for family in [
+        "lifeboat_cache_results_total{result=\"hit\"}",
+        "lifeboat_outbox_replays_total{result=\"done\"}",
+        "lifeboat_upstream_request_duration_seconds_bucket",
+        "lifeboat_upstream_circuit_state",
+    ] {
+        assert!(metrics.contains(family), "{family} missing:\n{metrics}");
+    }
+    assert!(
+        sample(&metrics, "lifeboat_outbox_replays_total{result=\"done\"}")
+            .is_some_and(|n| n >= 3.0)
+    );
+}

@@ -19,6 +19,8 @@ pub struct Lifeboat {
     child: Option<Child>,
     pub port: u16,
     pub endpoint: String,
+    /// The admin API's base URL (`http://127.0.0.1:PORT`).
+    pub admin: String,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -56,6 +58,7 @@ impl Lifeboat {
         cmd.arg("serve")
             .env_clear()
             .env("LIFEBOAT_ADDRESS", "127.0.0.1:0")
+            .env("LIFEBOAT_ADMIN_ADDRESS", "127.0.0.1:0")
             .env("LIFEBOAT_DATA_DIR", &data_dir)
             .env("LIFEBOAT_ACCESS_KEY", AK)
             .env("LIFEBOAT_SECRET_KEY", SK)
@@ -72,13 +75,24 @@ impl Lifeboat {
         }
         let mut child = cmd.spawn().expect("spawn lifeboat");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let Some(addr) = line.trim().strip_prefix("lifeboat listening on http://") else {
-            let log = std::fs::read_to_string(dir.join("lifeboat.log")).unwrap_or_default();
-            panic!("lifeboat did not start: {line:?}\n{log}");
+        // The admin listener is bound first (it answers health checks during recovery), then
+        // the S3 listener; each prints its address.
+        let mut stdout = BufReader::new(stdout);
+        let mut admin = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read stdout");
+            if let Some(a) = line.trim().strip_prefix("lifeboat admin listening on ") {
+                admin = a.to_owned();
+                continue;
+            }
+            match line.trim().strip_prefix("lifeboat listening on http://") {
+                Some(a) => break a.to_owned(),
+                None => {
+                    let log = std::fs::read_to_string(dir.join("lifeboat.log")).unwrap_or_default();
+                    panic!("lifeboat did not start: {line:?}\n{log}");
+                }
+            }
         };
         let port: u16 = addr
             .rsplit(':')
@@ -89,6 +103,7 @@ impl Lifeboat {
             child: Some(child),
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
+            admin,
             data_dir,
             _tmp: None,
         }
@@ -447,4 +462,93 @@ pub async fn multipart_upload(
         .send()
         .await
         .unwrap()
+}
+
+/// How a test calls the admin API.
+pub enum AdminAuth<'a> {
+    None,
+    Bearer(&'a str),
+    /// SigV4 with the harness's admin user (`AK`/`SK`).
+    SigV4,
+}
+
+impl Lifeboat {
+    /// The admin listener's port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("admin port")
+    }
+
+    /// A raw admin API request; returns (status, head, body).
+    pub fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: AdminAuth<'_>,
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let port = self.admin_port();
+        let req = match auth {
+            AdminAuth::SigV4 => signed_request(port, method, path, body, SystemTime::now()),
+            AdminAuth::None | AdminAuth::Bearer(_) => {
+                let bearer = match auth {
+                    AdminAuth::Bearer(t) => format!("Authorization: Bearer {t}\r\n"),
+                    _ => String::new(),
+                };
+                let mut r = format!(
+                    "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{bearer}\
+                     Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(body);
+                r
+            }
+        };
+        raw(port, &req)
+    }
+
+    /// An admin API call answered with JSON: (status, document).
+    pub fn admin_json(
+        &self,
+        method: &str,
+        path: &str,
+        auth: AdminAuth<'_>,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).expect("json")
+        };
+        let (status, head, resp) = self.admin_call(method, path, auth, &body);
+        let doc = serde_json::from_slice(&resp).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {head}\n{}", String::from_utf8_lossy(&resp))
+        });
+        (status, doc)
+    }
+
+    /// `GET /storage/status` with the admin user's signature.
+    pub fn status(&self) -> serde_json::Value {
+        let (status, doc) = self.admin_json(
+            "GET",
+            "/storage/status",
+            AdminAuth::SigV4,
+            &serde_json::Value::Null,
+        );
+        assert_eq!(status, 200, "{doc}");
+        doc
+    }
+}
+
+/// Writes a bearer token file readable by its owner only.
+pub fn token_file(dir: &Path, token: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("admin-token");
+    std::fs::write(&path, token).expect("write token");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
 }

@@ -2,10 +2,13 @@
 //! raw HTTP where an SDK would never send what is being tested).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod auth;
+mod browser;
 mod buckets;
 mod cli;
 mod copy;
+mod cors;
 mod crash;
 mod faults;
 mod gateway;

@@ -1,224 +1,29 @@
-//! The S3 listener: accepts connections (HTTP/1.1 and HTTP/2 via hyper-util's auto builder),
-//! gives every request an id, authenticates, routes, authorizes and dispatches it, and renders
-//! every failure as S3 XML at this one edge.
-//!
-//! The accept loop is generic over the I/O type so that a rustls acceptor can slide in later.
+//! One S3 request, from its head to its answer: a request id and a span, the header limit,
+//! the CORS preflight, authentication, routing, the grant check and the handler; every failure
+//! rendered as S3 XML here, and one log line and the metrics at the end.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use super::{App, request_id};
+use crate::auth;
 use crate::auth::policy::{Action, Resource};
-use crate::auth::{self, AuthSettings, Users};
 use crate::body::{RequestBody, ResponseBody};
-use crate::config::Config;
-use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{
-    S3Response, acl, bucket, copy, delete, get, list, multipart, multipart_list, post, put,
+    S3Response, acl, bucket, copy, cors, delete, get, list, multipart, multipart_list, post, put,
 };
-use crate::limits::{
-    ACCEPT_RETRY, HEADER_BUFFER_FACTOR, HEADER_READ_TIMEOUT, MAX_HEADER_COUNT, MIN_HEADER_BUFFER,
-    SHUTDOWN_GRACE, UPLOAD_SWEEP_MAX,
-};
-use crate::replication::Replication;
 use crate::router::{self, Operation, Target};
-use crate::store::Store;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
-    #[error("cannot open the store in {path}: {source}")]
-    Store {
-        path: String,
-        source: crate::store::StoreError,
-    },
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// Everything a request needs, shared by all connections.
-pub struct App {
-    ctx: Context,
-    users: Users,
-    auth: AuthSettings,
-}
-
-impl App {
-    /// Builds the shared state; in gateway mode this starts the outbox replay worker.
-    pub fn new(config: Config, store: Store) -> Result<Self, ServerError> {
-        let replication = Replication::start(&config, &store).map_err(ServerError::Refused)?;
-        Ok(Self {
-            users: Users::new(&config.users),
-            auth: AuthSettings {
-                clock_skew: config.limits.clock_skew,
-            },
-            ctx: Context {
-                config,
-                store,
-                replication,
-            },
-        })
-    }
-}
-
-/// Opens the store, binds the listener and serves until SIGINT/SIGTERM.
-pub async fn run(config: Config) -> Result<(), ServerError> {
-    let addr: SocketAddr = config.server.address;
-    if config.dev_credentials {
-        if !addr.ip().is_loopback() {
-            return Err(ServerError::Refused(format!(
-                "refusing to listen on non-loopback {addr} with the well-known development credentials; \
-                 set LIFEBOAT_ACCESS_KEY/LIFEBOAT_SECRET_KEY or [[users]]"
-            )));
-        }
-        tracing::warn!(
-            access_key = crate::config::DEV_ACCESS_KEY,
-            "no users configured: using the well-known development credentials (loopback only)"
-        );
-        eprintln!(
-            "WARNING: no credentials configured; using the development pair\n  access key: {}\n  secret key: {}",
-            crate::config::DEV_ACCESS_KEY,
-            crate::config::DEV_SECRET_KEY
-        );
-    }
-    let data_dir = config.storage.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
-        .await
-        .map_err(|e| ServerError::Refused(e.to_string()))?
-        .map_err(|source| ServerError::Store {
-            path: config.storage.data_dir.display().to_string(),
-            source,
-        })?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            address: addr.to_string(),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind {
-        address: addr.to_string(),
-        source,
-    })?;
-    spawn_upload_cleaner(store.clone(), config.limits.abandoned_upload);
-    let app = Arc::new(App::new(config, store)?);
-    tracing::info!(address = %local, "S3 API listening");
-    // Tests and scripts read this line to learn the port when address ends in :0.
-    println!("lifeboat listening on http://{local}");
-    serve(listener, app, shutdown_signal()).await;
-    Ok(())
-}
-
-/// Aborts multipart uploads older than `max_age`, checking every half of that (at most
-/// hourly, at least every second).
-fn spawn_upload_cleaner(store: Store, max_age: Duration) {
-    let max_age_secs = max_age.as_secs();
-    let every = Duration::from_secs((max_age_secs / 2).clamp(1, UPLOAD_SWEEP_MAX.as_secs()));
-    tokio::spawn(async move {
-        loop {
-            let cutoff = crate::time::now_ms() - (max_age_secs as i64).saturating_mul(1000);
-            match store.abort_uploads_before(cutoff).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(aborted = n, "aborted abandoned multipart uploads"),
-                Err(e) => tracing::warn!(error = %e, "abandoned-upload cleanup failed"),
-            }
-            tokio::time::sleep(every).await;
-        }
-    });
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-/// Accepts connections until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    let limits = &app.ctx.config.limits;
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADER_COUNT)
-        // Headers past our own limit are answered with RequestHeaderSectionTooLarge by the
-        // handler; hyper's own cut-off sits well above it.
-        .max_buf_size((limits.max_header_bytes * HEADER_BUFFER_FACTOR).max(MIN_HEADER_BUFFER));
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let svc = service_fn(move |req| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, std::convert::Infallible>(handle(&app, req, remote).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish in time");
-    }
-}
-
-fn request_id() -> String {
-    format!("{:016X}", rand::random::<u64>())
-}
-
-async fn handle(app: &App, req: Request<Incoming>, remote: SocketAddr) -> Response<ResponseBody> {
+pub(super) async fn handle(
+    app: &App,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let id = request_id();
     let (parts, incoming) = req.into_parts();
@@ -264,6 +69,16 @@ async fn handle(app: &App, req: Request<Incoming>, remote: SocketAddr) -> Respon
         Ok(r) => r,
         Err(e) => error_response(&e, &target, &id, is_head),
     };
+    if parts.method != Method::OPTIONS {
+        cors::decorate(
+            &app.ctx,
+            target.bucket.as_deref(),
+            parts.method.as_str(),
+            &parts.headers,
+            resp.headers_mut(),
+        )
+        .await;
+    }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert("x-amz-request-id", v.clone());
@@ -274,6 +89,7 @@ async fn handle(app: &App, req: Request<Incoming>, remote: SocketAddr) -> Respon
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
+    crate::metrics::request(op_name, resp.status().as_u16(), started.elapsed());
     tracing::info!(
         client = %remote.ip(),
         user = %user_name,
@@ -311,6 +127,28 @@ fn error_response(
     })
 }
 
+/// A presigned upload URL from the admin API without a signed Content-Length carries its size
+/// limit as a signed query parameter: the body must declare its length, within the limit.
+fn check_signed_max_size(query: &[(String, String)], headers: &http::HeaderMap) -> S3Result<()> {
+    let param = crate::admin::presign::MAX_SIZE_PARAM;
+    let Some((_, max)) = query.iter().find(|(k, _)| k == param) else {
+        return Ok(());
+    };
+    let max: u64 = max
+        .parse()
+        .map_err(|_| S3Error::invalid_argument("The size limit is not a number.", param, max))?;
+    let len = headers
+        .get("x-amz-decoded-content-length")
+        .or_else(|| headers.get(http::header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?;
+    if len > max {
+        return Err(S3Error::entity_too_large(max));
+    }
+    Ok(())
+}
+
 fn header_block_size(parts: &http::request::Parts) -> usize {
     let mut n = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
     for (k, v) in &parts.headers {
@@ -331,6 +169,18 @@ async fn dispatch(
     let limits = &ctx.config.limits;
     if header_block_size(parts) > limits.max_header_bytes {
         return Err(S3ErrorCode::RequestHeaderSectionTooLarge.into());
+    }
+    // A browser's CORS preflight carries no credentials.
+    if parts.method == Method::OPTIONS {
+        *op_name = "PreflightRequest";
+        tracing::Span::current().record("op", "PreflightRequest");
+        return cors::preflight(
+            ctx,
+            target.bucket.as_deref(),
+            target.key.as_deref(),
+            &parts.headers,
+        )
+        .await;
     }
     let raw_query = parts.uri.query().unwrap_or("");
     let query = auth::sigv4::parse_query(raw_query);
@@ -364,6 +214,7 @@ async fn dispatch(
             query: &query,
             headers: &parts.headers,
             authority: parts.uri.authority().map(|a| a.as_str()),
+            body_sha256: None,
         },
         &app.users,
         &app.auth,
@@ -395,6 +246,9 @@ async fn dispatch(
             .bucket_used(b, &user.owner_id(), &ctx.config.server.region)
             .await;
     }
+    if matches!(op, Operation::PutObject { .. }) {
+        check_signed_max_size(&query, &parts.headers)?;
+    }
     let payload = &authenticated.payload;
     let headers = &parts.headers;
     let mut body = RequestBody::new(incoming, payload, limits.body_idle);
@@ -408,6 +262,11 @@ async fn dispatch(
         Operation::GetBucketLocation { bucket } => bucket::get_bucket_location(ctx, bucket).await,
         Operation::GetBucketVersioning { bucket } => acl::get_bucket_versioning(ctx, bucket).await,
         Operation::GetBucketAcl { bucket } => acl::get_bucket_acl(ctx, bucket).await,
+        Operation::GetBucketCors { bucket } => cors::get_bucket_cors(ctx, bucket).await,
+        Operation::PutBucketCors { bucket } => {
+            cors::put_bucket_cors(ctx, bucket, headers, &mut body).await
+        }
+        Operation::DeleteBucketCors { bucket } => cors::delete_bucket_cors(ctx, bucket).await,
         Operation::PutBucketAcl { bucket } => {
             acl::put_bucket_acl(ctx, bucket, headers, &mut body).await
         }
