@@ -199,11 +199,6 @@ fn url(
             ("http".to_owned(), SocketAddr::new(ip, a.port()).to_string())
         }
     };
-    // A public URL with a path (a proxy prefix) keeps it in front of the bucket.
-    let (host, base) = match host.split_once('/') {
-        Some((h, p)) => (h.to_owned(), format!("/{}", p.trim_matches('/'))),
-        None => (host, String::new()),
-    };
     Ok(presign_url(
         &Signer {
             access_key: &signer.access_key,
@@ -214,7 +209,7 @@ fn url(
             method,
             scheme: &scheme,
             host: &host,
-            path: &format!("{base}/{bucket}/{key}"),
+            path: &format!("/{bucket}/{key}"),
             query,
             headers,
             expires,

@@ -335,13 +335,18 @@ fn resolve_admin(raw: &mut RawServer) -> Result<AdminSettings, ConfigError> {
         .take()
         .map(|u| u.trim_end_matches('/').to_owned())
         .filter(|u| !u.is_empty());
-    if let Some(u) = &public_url
-        && !(u.starts_with("http://") || u.starts_with("https://"))
-    {
-        return Err(invalid(
-            "server.public_url",
-            "must start with http:// or https://",
-        ));
+    if let Some(u) = &public_url {
+        let rest = u
+            .strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"))
+            .ok_or_else(|| invalid("server.public_url", "must start with http:// or https://"))?;
+        if rest.is_empty() || rest.contains(['/', '?', '#']) {
+            return Err(invalid(
+                "server.public_url",
+                "must be scheme://host[:port] with no path: signatures cover the path, so a \
+                 proxy in front must pass it unchanged",
+            ));
+        }
     }
     let token_file = raw.admin_token_file.take();
     let token = match &token_file {

@@ -483,3 +483,25 @@ async fn metrics_can_require_admin_credentials() {
     let (status, _, _) = lb.admin_call("GET", "/metrics", AdminAuth::Bearer(TOKEN), b"");
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn presigned_urls_name_the_public_url_behind_a_proxy() {
+    let (lb, _dir) = start("public_url = \"https://files.example.test\"");
+    lb.client()
+        .create_bucket()
+        .bucket("media")
+        .send()
+        .await
+        .expect("bucket");
+    let (status, doc) = presign(
+        &lb,
+        "upload",
+        json!({"filename": "a.png", "content_type": "image/png", "bucket": "media"}),
+    );
+    assert_eq!(status, 200, "{doc}");
+    let url = doc["url"].as_str().unwrap_or("");
+    assert!(
+        url.starts_with("https://files.example.test/media/uploads/"),
+        "{url}"
+    );
+}

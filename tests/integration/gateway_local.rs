@@ -423,3 +423,66 @@ async fn the_status_document_shows_the_outbox_rising_then_draining() {
             .is_some_and(|n| n >= 3.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presigned_upload_can_point_straight_at_the_upstream() {
+    use crate::harness::{AdminAuth, raw, token_file};
+    let b = Lifeboat::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "an-admin-token-for-the-upstream-test";
+    let file = token_file(dir.path(), token);
+    let config = format!(
+        "{}[server]\nadmin_token_file = \"{}\"\n[presign]\ntarget = \"upstream\"\n",
+        gateway_config(&b.endpoint),
+        file.display()
+    );
+    let a = lifeboat(dir.path(), &config);
+    a.client()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let ask = |body: serde_json::Value| {
+        a.admin_json(
+            "POST",
+            "/storage/presigned-upload",
+            AdminAuth::Bearer(token),
+            &body,
+        )
+    };
+    let (status, doc) = ask(serde_json::json!({
+        "filename": "direct.txt", "content_type": "text/plain", "bucket": BUCKET,
+    }));
+    assert_eq!(status, 400, "a size is required: {doc}");
+    let body = b"straight to the upstream";
+    let (status, doc) = ask(serde_json::json!({
+        "filename": "direct.txt", "content_type": "text/plain", "bucket": BUCKET, "size": body.len(),
+    }));
+    assert_eq!(status, 200, "{doc}");
+    let url = doc["url"].as_str().unwrap();
+    let path = url
+        .strip_prefix(&b.endpoint)
+        .unwrap_or_else(|| panic!("{url} is not B's"));
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        b.port,
+        body.len()
+    );
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    let (status, head, resp) = raw(b.port, &req);
+    assert_eq!(status, 200, "{head}{}", String::from_utf8_lossy(&resp));
+    let key = doc["key"].as_str().unwrap();
+    assert_eq!(etag_on(&b.client(), key).await, Some(md5_hex(body)));
+    // A lists it, from the upstream, and serves it (a miss, then cached).
+    let listed = a
+        .client()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().iter().any(|o| o.key() == Some(key)));
+    assert!(bytes_on(&a.client(), key).await == body);
+}
