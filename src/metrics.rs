@@ -120,12 +120,12 @@ impl Metrics {
         );
         r.register(
             "received_bytes",
-            "Request body bytes received from S3 clients",
+            "Request body bytes received by S3 requests (POST form uploads not included)",
             m.received_bytes.clone(),
         );
         r.register(
             "sent_bytes",
-            "Response body bytes sent to S3 clients",
+            "Response body bytes sent (S3 and admin API answers)",
             m.sent_bytes.clone(),
         );
         r.register(
@@ -135,7 +135,7 @@ impl Metrics {
         );
         r.register(
             "upstream_requests",
-            "Upstream requests by operation and outcome (ok, 4xx, 5xx, timeout, connect_error, error)",
+            "Upstream attempts by operation and outcome (ok, 4xx, 5xx, timeout, connect_error, error, local_error)",
             m.upstream_requests.clone(),
         );
         r.register(

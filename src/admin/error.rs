@@ -37,7 +37,11 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("the store is still opening (crash recovery); try again shortly")]
     NotReady,
-    #[error("internal error: {0}")]
+    /// The upstream refused something the request needed (creating its bucket).
+    #[error("{0}")]
+    UpstreamRefused(String),
+    /// Lifeboat's own failure; the cause is logged with the request id, not sent.
+    #[error("internal error; the server log has the cause under this request id")]
     Internal(String),
 }
 
@@ -55,6 +59,7 @@ impl ApiError {
             | ApiError::ExpiryNotAllowed(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UpstreamRefused(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +78,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed { .. } => "MethodNotAllowed",
             ApiError::NotReady => "NotReady",
+            ApiError::UpstreamRefused(_) => "UpstreamRefused",
             ApiError::Internal(_) => "InternalError",
         }
     }
@@ -82,6 +88,14 @@ impl ApiError {
         ApiError::BadCredentials {
             code: e.code.as_str(),
             message: e.message.clone(),
+        }
+    }
+
+    /// What the log line says (the cause, for an internal error).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Internal(cause) => cause.clone(),
+            other => other.to_string(),
         }
     }
 

@@ -88,7 +88,7 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>, remote: SocketAddr) -
         Ok(r) => r,
         Err(e) => {
             if e.status().is_server_error() {
-                tracing::error!(request_id = %id, error = %e, "admin request failed");
+                tracing::error!(request_id = %id, error = %e.detail(), "admin request failed");
             }
             json_response(e.status(), &e.body(&id))
         }

@@ -152,7 +152,7 @@ async fn ensure_bucket(env: &Env<'_>, signer: &User, bucket: &str) -> Result<(),
     }
     if let Err(e) = ctx.replication.bucket_created(bucket).await {
         let _ = ctx.store.delete_bucket(bucket).await;
-        return Err(ApiError::Internal(format!(
+        return Err(ApiError::UpstreamRefused(format!(
             "the upstream refused to create bucket {bucket}: {}",
             e.message
         )));

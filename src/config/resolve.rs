@@ -204,6 +204,12 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
     }
 
     let presign = resolve_presign(raw.presign)?;
+    if presign.target == PresignTarget::Upstream && upstream.is_none() {
+        return Err(invalid(
+            "presign.target",
+            "\"upstream\" needs an [upstream] (gateway mode)",
+        ));
+    }
     Ok(Config {
         server: ServerConfig {
             address,
@@ -454,11 +460,8 @@ fn resolve_presign(raw: RawPresign) -> Result<PresignConfig, ConfigError> {
             ));
         }
     };
-    let prefix = raw
-        .prefix
-        .unwrap_or_else(|| "uploads".to_owned())
-        .trim_matches('/')
-        .to_owned();
+    let prefix = crate::admin::filename::check_prefix(raw.prefix.as_deref().unwrap_or("uploads"))
+        .map_err(|e| invalid("presign.prefix", e))?;
     Ok(PresignConfig {
         allowed_content_types,
         max_size: raw.max_size.map_or(100_000_000, RawSize::bytes),

@@ -10,7 +10,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::valid_bucket_name;
-use crate::store::BucketMeta;
+use crate::store::{BucketMeta, StoreError};
 use crate::time::iso_date;
 use crate::xml::{XmlWriter, parse_location_constraint};
 
@@ -59,9 +59,18 @@ pub async fn create_bucket(
         .extra("ArgumentName", "LocationConstraint")
         .extra("ArgumentValue", location));
     }
-    ctx.store
+    match ctx
+        .store
         .create_bucket(bucket, BucketMeta::new(user.owner_id(), region.clone()))
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        // AWS's legacy rule: in us-east-1, creating a bucket you already own succeeds again.
+        Err(StoreError::BucketAlreadyOwnedByYou) if region == "us-east-1" => {
+            return created(bucket);
+        }
+        Err(e) => return Err(e.into()),
+    }
     if let Err(e) = ctx.replication.bucket_created(bucket).await {
         // Nothing diverges: the bucket exists on both sides or on neither.
         if let Err(undo) = ctx.store.delete_bucket(bucket).await {
@@ -69,6 +78,10 @@ pub async fn create_bucket(
         }
         return Err(e);
     }
+    created(bucket)
+}
+
+fn created(bucket: &str) -> S3Result<S3Response> {
     Response::builder()
         .status(StatusCode::OK)
         .header("location", format!("/{bucket}"))

@@ -106,11 +106,13 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let addr: SocketAddr = config.server.address;
     if config.dev_credentials {
-        if !addr.ip().is_loopback() {
-            return Err(ServerError::Refused(format!(
-                "refusing to listen on non-loopback {addr} with the well-known development credentials; \
-                 set LIFEBOAT_ACCESS_KEY/LIFEBOAT_SECRET_KEY or [[users]]"
-            )));
+        for a in [addr, config.server.admin_address] {
+            if !a.ip().is_loopback() {
+                return Err(ServerError::Refused(format!(
+                    "refusing to listen on non-loopback {a} with the well-known development credentials; \
+                     set LIFEBOAT_ACCESS_KEY/LIFEBOAT_SECRET_KEY or [[users]]"
+                )));
+            }
         }
         tracing::warn!(
             access_key = crate::config::DEV_ACCESS_KEY,

@@ -126,14 +126,24 @@ impl UpstreamRequest {
 }
 
 /// What the last upstream attempts showed, for the status document.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
     /// The last attempt got an HTTP answer (any status).
     reachable: std::sync::atomic::AtomicBool,
     /// Whether any attempt has been made yet.
     tried: std::sync::atomic::AtomicBool,
-    /// Latency of the last answered attempt, to the response head.
+    /// Latency of the last answered attempt, to the response head (`u64::MAX`: none yet).
     latency_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            reachable: std::sync::atomic::AtomicBool::new(false),
+            tried: std::sync::atomic::AtomicBool::new(false),
+            latency_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl Health {
@@ -143,7 +153,7 @@ impl Health {
         self.reachable.store(answered, Relaxed);
         if answered {
             self.latency_ms.store(
-                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX - 1),
                 Relaxed,
             );
         }
@@ -157,11 +167,10 @@ impl Health {
             .then(|| self.reachable.load(Relaxed))
     }
 
+    /// `None` until an attempt got an answer.
     pub fn latency_ms(&self) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
-        self.tried
-            .load(Relaxed)
-            .then(|| self.latency_ms.load(Relaxed))
+        Some(self.latency_ms.load(Relaxed)).filter(|l| *l != u64::MAX)
     }
 }
 

@@ -7,13 +7,9 @@ async fn bucket_lifecycle_and_errors() {
     let lb = Lifeboat::start();
     let s3 = lb.client();
     s3.create_bucket().bucket("photos").send().await.unwrap();
-    let again = s3
-        .create_bucket()
-        .bucket("photos")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&again), "BucketAlreadyOwnedByYou");
+    // us-east-1 (the default region): AWS's legacy rule answers 200 again; see fidelity.rs for
+    // another region's 409.
+    s3.create_bucket().bucket("photos").send().await.unwrap();
     let bad = s3
         .create_bucket()
         .bucket("Bad_Name")

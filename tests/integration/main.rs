@@ -11,6 +11,7 @@ mod copy;
 mod cors;
 mod crash;
 mod faults;
+mod fidelity;
 mod gateway;
 mod gateway_local;
 mod harness;
