@@ -210,6 +210,9 @@ pub struct LimitsConfig {
     /// Multipart uploads idle longer than this are aborted.
     #[serde(rename = "abandoned_upload_seconds", serialize_with = "secs")]
     pub abandoned_upload: Duration,
+    /// How long a completed upload's answer is kept for a retried Complete.
+    #[serde(rename = "completed_upload_seconds", serialize_with = "secs")]
+    pub completed_upload: Duration,
     /// Longest pause inside a request body (`RequestTimeout`).
     #[serde(rename = "body_idle_seconds", serialize_with = "secs")]
     pub body_idle: Duration,
@@ -228,6 +231,7 @@ impl Default for LimitsConfig {
             max_parts: 10_000,
             max_delete_keys: 1000,
             abandoned_upload: Duration::from_secs(7 * 24 * 3600),
+            completed_upload: Duration::from_secs(24 * 3600),
             body_idle: Duration::from_secs(60),
         }
     }
@@ -449,6 +453,7 @@ mod tests {
             max_parts = 500
             max_delete_keys = 50
             abandoned_upload_seconds = 3600
+            completed_upload_seconds = 600
             body_idle_seconds = 7
             [[users]]
             access_key = "app"

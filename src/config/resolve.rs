@@ -185,6 +185,10 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
         abandoned_upload: l
             .abandoned_upload_seconds
             .map_or(d.abandoned_upload, Duration::from_secs),
+        completed_upload: l
+            .completed_upload_seconds
+            .map_or(d.completed_upload, Duration::from_secs)
+            .max(Duration::from_secs(1)),
         body_idle: Duration::from_secs(l.body_idle_seconds.unwrap_or(d.body_idle.as_secs()).max(1)),
     };
     if limits.max_header_bytes < 1024 {

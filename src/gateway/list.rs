@@ -30,6 +30,12 @@ pub enum Queued {
 
 impl Gateway {
     pub async fn list(&self, bucket: &str, q: ListQuery) -> S3Result<ListPage> {
+        // `max-keys=0` asks for nothing: an empty, untruncated page, as local-only answers
+        // (an upstream may say otherwise, or refuse 0).
+        if q.max_keys == 0 {
+            self.store.bucket(bucket).await?;
+            return Ok(ListPage::default());
+        }
         let page = match self.upstream_page(bucket, &q).await {
             Ok(page) => page,
             Err(e) => {
@@ -132,6 +138,9 @@ fn parse_page(root: &crate::xml::Element, base: &str, q: &ListQuery) -> ListPage
             }
         }
     }
+    // S3 lists in byte order; some upstreams (SeaweedFS) return common prefixes in their own.
+    page.objects.sort_by(|a, b| a.0.cmp(&b.0));
+    page.common_prefixes.sort();
     // Where the upstream page ended: the next page starts there even if every entry on this
     // one is hidden by a queued delete.
     page.last = last_of(&page);

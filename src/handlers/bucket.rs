@@ -2,6 +2,8 @@
 //! (`API_ListBuckets.html`, `API_CreateBucket.html`, `API_HeadBucket.html`,
 //! `API_DeleteBucket.html`, `API_GetBucketLocation.html`).
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Response, StatusCode};
 
 use super::{S3Response, empty_response, xml_response};
@@ -9,13 +11,45 @@ use crate::auth::policy::User;
 use crate::body::{RequestBody, ResponseBody};
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::router::valid_bucket_name;
+use crate::router::{BucketListParams, valid_bucket_name};
 use crate::store::{BucketMeta, StoreError};
 use crate::time::iso_date;
 use crate::xml::{XmlWriter, parse_location_constraint};
 
-pub async fn list_buckets(ctx: &Context, user: &User) -> S3Result<S3Response> {
+/// ListBuckets: the buckets the user may see, filtered by `prefix` and `bucket-region`, in name
+/// order, a page of `max-buckets` at a time. The continuation token is the last name returned,
+/// base64url-encoded (opaque to clients, as AWS's).
+pub async fn list_buckets(
+    ctx: &Context,
+    user: &User,
+    params: &BucketListParams,
+) -> S3Result<S3Response> {
+    let after = match &params.continuation_token {
+        None => None,
+        Some(t) => Some(
+            URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    S3Error::invalid_argument(
+                        "The continuation token provided is incorrect",
+                        "continuation-token",
+                        t,
+                    )
+                })?,
+        ),
+    };
     let buckets = ctx.store.list_buckets().await?;
+    let mut matching = buckets.iter().filter(|(name, meta)| {
+        user.sees_bucket(name)
+            && params.prefix.as_deref().is_none_or(|p| name.starts_with(p))
+            && params.region.as_deref().is_none_or(|r| meta.region == r)
+            && after.as_deref().is_none_or(|a| name.as_str() > a)
+    });
+    let limit = params.max_buckets.unwrap_or(usize::MAX);
+    let page: Vec<_> = matching.by_ref().take(limit).collect();
+    let more = matching.next().is_some();
     let mut w = XmlWriter::new();
     w.root("ListAllMyBucketsResult");
     w.open("Owner");
@@ -23,7 +57,7 @@ pub async fn list_buckets(ctx: &Context, user: &User) -> S3Result<S3Response> {
     w.element("DisplayName", &user.access_key);
     w.close("Owner");
     w.open("Buckets");
-    for (name, meta) in buckets.iter().filter(|(name, _)| user.sees_bucket(name)) {
+    for (name, meta) in &page {
         w.open("Bucket");
         w.element("Name", name);
         w.element("CreationDate", &iso_date(meta.created_ms));
@@ -31,6 +65,15 @@ pub async fn list_buckets(ctx: &Context, user: &User) -> S3Result<S3Response> {
         w.close("Bucket");
     }
     w.close("Buckets");
+    if more && let Some((last, _)) = page.last() {
+        w.element(
+            "ContinuationToken",
+            &URL_SAFE_NO_PAD.encode(last.as_bytes()),
+        );
+    }
+    if let Some(p) = &params.prefix {
+        w.element("Prefix", p);
+    }
     w.close("ListAllMyBucketsResult");
     xml_response(w.finish())
 }

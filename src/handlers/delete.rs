@@ -36,10 +36,13 @@ pub async fn delete_objects(
         return Err(S3ErrorCode::MalformedXML.into());
     }
     let quiet = root.child_text("Quiet").is_some_and(|q| q.trim() == "true");
-    let keys: Vec<&str> = root
+    // (key, VersionId): in a bucket that never had versioning the only version is `null`.
+    // `x-amz-bypass-governance-retention` is accepted and has nothing to bypass.
+    let keys: Vec<(&str, Option<&str>)> = root
         .children_named("Object")
         .map(|o| {
             o.child_text("Key")
+                .map(|k| (k, o.child_text("VersionId").map(str::trim)))
                 .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))
         })
         .collect::<S3Result<_>>()?;
@@ -56,9 +59,14 @@ pub async fn delete_objects(
     ctx.store.bucket(bucket).await?;
     let mut w = XmlWriter::new();
     w.root("DeleteResult");
-    for key in keys {
+    for (key, version) in keys {
         let outcome = if !user.allows(Action::Delete, Resource::Object { bucket, key }) {
             Err(S3Error::new(S3ErrorCode::AccessDenied))
+        } else if version.is_some_and(|v| v != "null") {
+            Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Invalid version id specified",
+            ))
         } else {
             ctx.replication.delete(bucket, key, headers).await
         };
@@ -67,12 +75,18 @@ pub async fn delete_objects(
                 if !quiet {
                     w.open("Deleted");
                     w.element("Key", key);
+                    if let Some(v) = version {
+                        w.element("VersionId", v);
+                    }
                     w.close("Deleted");
                 }
             }
             Err(e) => {
                 w.open("Error");
                 w.element("Key", key);
+                if let Some(v) = version {
+                    w.element("VersionId", v);
+                }
                 w.element("Code", e.code.as_str());
                 w.element("Message", &e.message);
                 w.close("Error");

@@ -143,6 +143,78 @@ pub async fn list_objects(
     Ok(resp)
 }
 
+/// ListObjectVersions (`API_ListObjectVersions.html`) of a bucket that never had versioning:
+/// every object is its one version, `null` and latest; no delete markers. The listing is the
+/// same as ListObjects' (the upstream's in gateway mode), `key-marker` its marker.
+pub async fn list_versions(ctx: &Context, bucket: &str, p: &ListParams) -> S3Result<S3Response> {
+    let owner = ctx.store.bucket(bucket).await?.owner;
+    let query = ListQuery {
+        prefix: p.prefix.clone(),
+        delimiter: p.delimiter.clone(),
+        start_after: p.marker.clone().filter(|s| !s.is_empty()),
+        max_keys: p.max_keys,
+    };
+    let page = ctx.replication.list(bucket, query).await?;
+    let enc = Encoder(p.encoding_url);
+    let mut w = XmlWriter::new();
+    w.root("ListVersionsResult");
+    w.element("Name", bucket);
+    w.element("Prefix", &enc.apply(&p.prefix));
+    w.element("KeyMarker", &enc.apply(p.marker.as_deref().unwrap_or("")));
+    w.element(
+        "VersionIdMarker",
+        p.version_id_marker.as_deref().unwrap_or(""),
+    );
+    if page.is_truncated
+        && let Some(last) = &page.last
+    {
+        w.element("NextKeyMarker", &enc.apply(last));
+        w.element("NextVersionIdMarker", "null");
+    }
+    w.element("MaxKeys", &p.max_keys.to_string());
+    if let Some(d) = &p.delimiter {
+        w.element("Delimiter", &enc.apply(d));
+    }
+    if p.encoding_url {
+        w.element("EncodingType", "url");
+    }
+    w.element(
+        "IsTruncated",
+        if page.is_truncated { "true" } else { "false" },
+    );
+    for (key, meta) in &page.objects {
+        w.open("Version");
+        w.element("Key", &enc.apply(key));
+        w.element("VersionId", "null");
+        w.element("IsLatest", "true");
+        w.element("LastModified", &iso_date(meta.last_modified_ms));
+        w.element("ETag", &meta.quoted_etag());
+        if let Some(c) = &meta.checksum {
+            w.element("ChecksumAlgorithm", c.algorithm.name());
+            w.element("ChecksumType", c.type_name());
+        }
+        w.element("Size", &meta.size.to_string());
+        w.open("Owner");
+        w.element("ID", &owner);
+        w.element("DisplayName", &owner);
+        w.close("Owner");
+        w.element("StorageClass", "STANDARD");
+        w.close("Version");
+    }
+    for cp in &page.common_prefixes {
+        w.open("CommonPrefixes");
+        w.element("Prefix", &enc.apply(cp));
+        w.close("CommonPrefixes");
+    }
+    w.close("ListVersionsResult");
+    let mut resp = xml_response(w.finish())?;
+    if page.from_local_index {
+        resp.headers_mut()
+            .insert("x-lifeboat-list", http::HeaderValue::from_static("local"));
+    }
+    Ok(resp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

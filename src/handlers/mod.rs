@@ -5,6 +5,7 @@
 //! here (response helpers). Mode-specific behaviour goes through `Context::replication`.
 
 pub mod acl;
+pub mod attributes;
 pub mod bucket;
 pub mod copy;
 pub mod cors;

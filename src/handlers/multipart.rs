@@ -20,7 +20,7 @@ use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::replication::{Origin, Write};
 use crate::router::CopySource;
-use crate::store::{ObjectMeta, PartMeta, Segment, SyncState, UploadMeta};
+use crate::store::{CompletedUpload, ObjectMeta, PartMeta, Segment, SyncState, UploadMeta};
 use crate::time::{iso_date, now_ms};
 use crate::xml::{self, XmlWriter};
 
@@ -308,7 +308,18 @@ pub async fn complete(
 ) -> S3Result<S3Response> {
     let limits = &ctx.config.limits;
     let precondition = parse_write_precondition(headers)?;
-    let upload = upload_for(ctx, id, bucket, key).await?;
+    let upload = match upload_for(ctx, id, bucket, key).await {
+        Ok(u) => u,
+        Err(e) if e.code == S3ErrorCode::NoSuchUpload => {
+            return match ctx.store.completed_upload(id).await? {
+                Some(done) if done.bucket == bucket && done.key == key => {
+                    complete_again(ctx, &done, body).await?.ok_or(e)
+                }
+                _ => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let xml_body = body.read_small(limits.max_xml_body).await?;
     let requested = parse_complete(&xml_body, upload.checksum)?;
     if requested.len() > limits.max_parts {
@@ -419,23 +430,79 @@ pub async fn complete(
         upload: Some(id),
     };
     let meta = ctx.replication.commit(write, headers).await?;
+    let done = CompletedUpload {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag: meta.etag.clone(),
+        checksum: meta.checksum.clone(),
+        parts: requested
+            .iter()
+            .map(|r| (r.number, r.etag.clone()))
+            .collect(),
+        completed_ms: now_ms(),
+    };
+    if let Err(e) = ctx.store.record_completed(id, done.clone()).await {
+        // Only a retried Complete would miss it (it gets NoSuchUpload, as before).
+        tracing::warn!(error = %e, "cannot keep the completed upload's answer");
+    }
+    complete_answer(ctx, &done, Some(&meta))
+}
+
+/// The CompleteMultipartUploadResult of a completed upload (`meta`: the object as stored, for
+/// its state headers, when it is still that object).
+fn complete_answer(
+    ctx: &Context,
+    done: &CompletedUpload,
+    meta: Option<&ObjectMeta>,
+) -> S3Result<S3Response> {
+    let (bucket, key) = (&done.bucket, &done.key);
     let mut w = XmlWriter::new();
     w.root("CompleteMultipartUploadResult");
     w.element("Location", &format!("/{bucket}/{key}"));
     w.element("Bucket", bucket);
     w.element("Key", key);
-    w.element("ETag", &meta.quoted_etag());
-    if let Some(c) = &meta.checksum {
+    w.element("ETag", &format!("\"{}\"", done.etag));
+    if let Some(c) = &done.checksum {
         w.element(&checksum_element(c.algorithm), &c.value);
         w.element("ChecksumType", c.type_name());
     }
     w.close("CompleteMultipartUploadResult");
     let xml = w.finish();
-    with_object_state(Response::builder().status(StatusCode::OK), ctx, &meta)
-        .header("content-type", "application/xml")
+    let b = Response::builder().status(StatusCode::OK);
+    let b = match meta {
+        Some(m) => with_object_state(b, ctx, m),
+        None => b,
+    };
+    b.header("content-type", "application/xml")
         .header("content-length", xml.len())
         .body(ResponseBody::full(xml))
         .map_err(S3Error::internal)
+}
+
+/// A Complete retried after it succeeded (its answer was lost): the same answer when the part
+/// list is the same, as AWS gives; `None` otherwise (the caller answers NoSuchUpload).
+async fn complete_again(
+    ctx: &Context,
+    done: &CompletedUpload,
+    body: &mut RequestBody,
+) -> S3Result<Option<S3Response>> {
+    let xml_body = body.read_small(ctx.config.limits.max_xml_body).await?;
+    let alg = done
+        .checksum
+        .as_ref()
+        .map_or(ChecksumAlgorithm::Crc64Nvme, |c| c.algorithm);
+    let requested = parse_complete(&xml_body, alg)?;
+    let same = requested.len() == done.parts.len()
+        && requested
+            .iter()
+            .zip(&done.parts)
+            .all(|(r, (n, etag))| r.number == *n && r.etag == *etag);
+    if !same {
+        return Ok(None);
+    }
+    let current = ctx.store.object(&done.bucket, &done.key).await.ok();
+    let current = current.filter(|m| m.etag == done.etag);
+    complete_answer(ctx, done, current.as_ref()).map(Some)
 }
 
 pub async fn abort(ctx: &Context, bucket: &str, key: &str, id: &str) -> S3Result<S3Response> {

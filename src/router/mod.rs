@@ -13,16 +13,20 @@ use http::Method;
 
 use crate::auth::policy::{Action, Resource};
 use crate::error::{S3Error, S3ErrorCode};
-pub use params::{CopySource, ListParams, Query, ResponseOverrides, UploadListParams};
+pub use params::{
+    BucketListParams, CopySource, ListParams, Query, ResponseOverrides, UploadListParams,
+};
 use params::{
     list_params, parse_copy_source, parse_max, parse_part_number, response_overrides,
-    upload_list_params,
+    upload_list_params, version_list_params,
 };
 pub use target::{Target, target, valid_bucket_name};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
-    ListBuckets,
+    ListBuckets {
+        params: BucketListParams,
+    },
     CreateBucket {
         bucket: String,
     },
@@ -58,6 +62,12 @@ pub enum Operation {
         params: ListParams,
     },
     ListObjectsV2 {
+        bucket: String,
+        params: ListParams,
+    },
+    /// `GET /?versions`: in a bucket that never had versioning, every object's one `null`
+    /// version.
+    ListObjectVersions {
         bucket: String,
         params: ListParams,
     },
@@ -104,6 +114,10 @@ pub enum Operation {
         key: String,
     },
     GetObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    GetObjectAttributes {
         bucket: String,
         key: String,
     },
@@ -155,7 +169,7 @@ impl Operation {
     /// The AWS name of the operation, for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Operation::ListBuckets => "ListBuckets",
+            Operation::ListBuckets { .. } => "ListBuckets",
             Operation::CreateBucket { .. } => "CreateBucket",
             Operation::HeadBucket { .. } => "HeadBucket",
             Operation::DeleteBucket { .. } => "DeleteBucket",
@@ -168,6 +182,7 @@ impl Operation {
             Operation::DeleteBucketCors { .. } => "DeleteBucketCors",
             Operation::ListObjects { .. } => "ListObjects",
             Operation::ListObjectsV2 { .. } => "ListObjectsV2",
+            Operation::ListObjectVersions { .. } => "ListObjectVersions",
             Operation::ListMultipartUploads { .. } => "ListMultipartUploads",
             Operation::DeleteObjects { .. } => "DeleteObjects",
             Operation::PostObject { .. } => "PostObject",
@@ -179,6 +194,7 @@ impl Operation {
             Operation::GetObjectAcl { .. } => "GetObjectAcl",
             Operation::PutObjectAcl { .. } => "PutObjectAcl",
             Operation::GetObjectTagging { .. } => "GetObjectTagging",
+            Operation::GetObjectAttributes { .. } => "GetObjectAttributes",
             Operation::PutObjectTagging { .. } => "PutObjectTagging",
             Operation::DeleteObjectTagging { .. } => "DeleteObjectTagging",
             Operation::CreateMultipartUpload { .. } => "CreateMultipartUpload",
@@ -193,7 +209,7 @@ impl Operation {
     /// The permission the operation needs.
     pub fn action(&self) -> Action {
         match self {
-            Operation::ListBuckets
+            Operation::ListBuckets { .. }
             | Operation::HeadBucket { .. }
             | Operation::GetBucketLocation { .. }
             | Operation::GetBucketVersioning { .. }
@@ -201,6 +217,7 @@ impl Operation {
             | Operation::GetBucketCors { .. }
             | Operation::ListObjects { .. }
             | Operation::ListObjectsV2 { .. }
+            | Operation::ListObjectVersions { .. }
             | Operation::ListMultipartUploads { .. }
             | Operation::ListParts { .. } => Action::List,
             Operation::CreateBucket { .. }
@@ -224,7 +241,8 @@ impl Operation {
             Operation::GetObject { .. }
             | Operation::HeadObject { .. }
             | Operation::GetObjectAcl { .. }
-            | Operation::GetObjectTagging { .. } => Action::Read,
+            | Operation::GetObjectTagging { .. }
+            | Operation::GetObjectAttributes { .. } => Action::Read,
         }
     }
 
@@ -240,7 +258,7 @@ impl Operation {
     /// What the operation touches, for the grant check.
     pub fn resource(&self) -> Resource<'_> {
         match self {
-            Operation::ListBuckets => Resource::Service,
+            Operation::ListBuckets { .. } => Resource::Service,
             Operation::CreateBucket { bucket }
             | Operation::HeadBucket { bucket }
             | Operation::DeleteBucket { bucket }
@@ -252,7 +270,8 @@ impl Operation {
             | Operation::PutBucketCors { bucket }
             | Operation::DeleteBucketCors { bucket } => Resource::Bucket(bucket),
             Operation::ListObjects { bucket, params }
-            | Operation::ListObjectsV2 { bucket, params } => Resource::Listing {
+            | Operation::ListObjectsV2 { bucket, params }
+            | Operation::ListObjectVersions { bucket, params } => Resource::Listing {
                 bucket,
                 prefix: &params.prefix,
             },
@@ -272,6 +291,7 @@ impl Operation {
             | Operation::GetObjectAcl { bucket, key }
             | Operation::PutObjectAcl { bucket, key }
             | Operation::GetObjectTagging { bucket, key }
+            | Operation::GetObjectAttributes { bucket, key }
             | Operation::PutObjectTagging { bucket, key }
             | Operation::DeleteObjectTagging { bucket, key }
             | Operation::CreateMultipartUpload { bucket, key }
@@ -288,7 +308,6 @@ impl Operation {
 const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "attributes",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -310,7 +329,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "select",
     "session",
     "torrent",
-    "versions",
     "website",
 ];
 
@@ -339,7 +357,9 @@ pub fn route(
     let q = Query(query);
     let Some(bucket) = target.bucket.clone() else {
         return match *method {
-            Method::GET => Ok(Operation::ListBuckets),
+            Method::GET => Ok(Operation::ListBuckets {
+                params: BucketListParams::parse(&q)?,
+            }),
             _ => Err(method_not_allowed(method)),
         };
     };
@@ -406,7 +426,12 @@ fn route_bucket(
     }
     match m {
         Method::GET => {
-            if q.get("list-type") == Some("2") {
+            if q.has("versions") {
+                Ok(Operation::ListObjectVersions {
+                    bucket,
+                    params: version_list_params(q)?,
+                })
+            } else if q.get("list-type") == Some("2") {
                 Ok(Operation::ListObjectsV2 {
                     bucket,
                     params: list_params(q, true)?,
@@ -510,6 +535,12 @@ fn route_object(
             _ => Err(method_not_allowed(method)),
         };
     }
+    if q.has("attributes") {
+        return match m {
+            Method::GET => Ok(Operation::GetObjectAttributes { bucket, key }),
+            _ => Err(method_not_allowed(method)),
+        };
+    }
     if q.has("tagging") {
         return match m {
             Method::GET => Ok(Operation::GetObjectTagging { bucket, key }),
@@ -607,7 +638,7 @@ mod tests {
         let h = "examplebucket.s3.example.com";
         assert!(matches!(
             r(Method::GET, "s3.example.com", "/", ""),
-            Ok(Operation::ListBuckets)
+            Ok(Operation::ListBuckets { .. })
         ));
         assert!(matches!(
             r(

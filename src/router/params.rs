@@ -19,6 +19,50 @@ pub struct ListParams {
     /// v2 `start-after`.
     pub start_after: Option<String>,
     pub fetch_owner: bool,
+    /// ListObjectVersions `version-id-marker` (only `null` exists here).
+    pub version_id_marker: Option<String>,
+}
+
+/// Parameters of ListBuckets (paginated since 2024): `max-buckets`, `continuation-token`,
+/// `prefix`, `bucket-region`. `max_buckets` is `None` when none of them is given: all buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BucketListParams {
+    pub max_buckets: Option<usize>,
+    pub continuation_token: Option<String>,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+}
+
+/// The largest `max-buckets`, and the page size when only a token, prefix or region is given.
+pub const MAX_BUCKETS_PAGE: usize = 10_000;
+
+impl BucketListParams {
+    pub fn parse(q: &Query<'_>) -> Result<Self, S3Error> {
+        let mut p = BucketListParams {
+            max_buckets: None,
+            continuation_token: q.get("continuation-token").map(str::to_owned),
+            prefix: q.get("prefix").map(str::to_owned),
+            region: q.get("bucket-region").map(str::to_owned),
+        };
+        if let Some(v) = q.get("max-buckets") {
+            let n = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_BUCKETS_PAGE).contains(n))
+                .ok_or_else(|| {
+                    S3Error::invalid_argument(
+                        "Argument max-buckets must be an integer between 1 and 10000.",
+                        "max-buckets",
+                        v,
+                    )
+                })?;
+            p.max_buckets = Some(n);
+        } else if p.continuation_token.is_some() || p.prefix.is_some() || p.region.is_some() {
+            p.max_buckets = Some(MAX_BUCKETS_PAGE);
+        }
+        Ok(p)
+    }
 }
 
 /// `response-*` query overrides of GetObject, as (header, value).
@@ -178,5 +222,30 @@ pub fn list_params(q: &Query<'_>, v2: bool) -> Result<ListParams, S3Error> {
             .then(|| q.get("start-after").map(str::to_owned))
             .flatten(),
         fetch_owner: v2 && q.get("fetch-owner") == Some("true"),
+        version_id_marker: None,
     })
+}
+
+/// ListObjectVersions: ListObjects' parameters with `key-marker` as the marker, and the
+/// `version-id-marker` rules AWS applies (it needs a key marker; here only `null` names a
+/// version).
+pub fn version_list_params(q: &Query<'_>) -> Result<ListParams, S3Error> {
+    let mut p = list_params(q, false)?;
+    p.marker = q.get("key-marker").map(str::to_owned);
+    if let Some(v) = q.get("version-id-marker") {
+        let bad = |msg: &str| S3Error::invalid_argument(msg, "version-id-marker", v);
+        if p.marker.as_deref().is_none_or(str::is_empty) {
+            return Err(bad(
+                "A version-id marker cannot be specified without a key marker.",
+            ));
+        }
+        if v.is_empty() {
+            return Err(bad("A version-id marker cannot be empty."));
+        }
+        if v != "null" {
+            return Err(bad("Invalid version id specified"));
+        }
+        p.version_id_marker = Some(v.to_owned());
+    }
+    Ok(p)
 }

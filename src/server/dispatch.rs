@@ -15,7 +15,8 @@ use crate::auth::policy::{Action, Resource};
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{
-    S3Response, acl, bucket, copy, cors, delete, get, list, multipart, multipart_list, post, put,
+    S3Response, acl, attributes, bucket, copy, cors, delete, get, list, multipart, multipart_list,
+    post, put,
 };
 use crate::router::{self, Operation, Target};
 
@@ -253,7 +254,7 @@ async fn dispatch(
     let headers = &parts.headers;
     let mut body = RequestBody::new(incoming, payload, limits.body_idle);
     match &op {
-        Operation::ListBuckets => bucket::list_buckets(ctx, user).await,
+        Operation::ListBuckets { params } => bucket::list_buckets(ctx, user, params).await,
         Operation::CreateBucket { bucket } => {
             bucket::create_bucket(ctx, user, bucket, &mut body).await
         }
@@ -275,6 +276,9 @@ async fn dispatch(
         }
         Operation::ListObjectsV2 { bucket, params } => {
             list::list_objects(ctx, bucket, params, true).await
+        }
+        Operation::ListObjectVersions { bucket, params } => {
+            list::list_versions(ctx, bucket, params).await
         }
         Operation::ListMultipartUploads { bucket, params } => {
             multipart_list::list_uploads(ctx, bucket, params).await
@@ -313,6 +317,9 @@ async fn dispatch(
             acl::put_object_acl(ctx, bucket, key, headers, &mut body).await
         }
         Operation::GetObjectTagging { bucket, key } => acl::get_tagging(ctx, bucket, key).await,
+        Operation::GetObjectAttributes { bucket, key } => {
+            attributes::get_object_attributes(ctx, bucket, key, headers).await
+        }
         Operation::PutObjectTagging { bucket, key } => {
             acl::put_tagging(ctx, bucket, key, headers, &mut body).await
         }

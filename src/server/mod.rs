@@ -156,7 +156,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let (listener, local) = bind(addr).await?;
-    spawn_upload_cleaner(store.clone(), config.limits.abandoned_upload);
+    spawn_upload_cleaner(
+        store.clone(),
+        config.limits.abandoned_upload,
+        config.limits.completed_upload,
+    );
     let app = Arc::new(App::new(config, store, local)?);
     admin.ready(Arc::clone(&app));
     tracing::info!(address = %local, "S3 API listening");
@@ -172,17 +176,24 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 }
 
 /// Aborts multipart uploads older than `max_age`, checking every half of that (at most
-/// hourly, at least every second).
-fn spawn_upload_cleaner(store: Store, max_age: Duration) {
+/// hourly, at least every second), and forgets completed uploads older than `keep_completed`.
+fn spawn_upload_cleaner(store: Store, max_age: Duration, keep_completed: Duration) {
     let max_age_secs = max_age.as_secs();
-    let every = Duration::from_secs((max_age_secs / 2).clamp(1, UPLOAD_SWEEP_MAX.as_secs()));
+    let shortest = max_age_secs.min(keep_completed.as_secs());
+    let every = Duration::from_secs((shortest / 2).clamp(1, UPLOAD_SWEEP_MAX.as_secs()));
+    let ago = |d: u64| crate::time::now_ms() - (d as i64).saturating_mul(1000);
     tokio::spawn(async move {
         loop {
-            let cutoff = crate::time::now_ms() - (max_age_secs as i64).saturating_mul(1000);
-            match store.abort_uploads_before(cutoff).await {
+            match store.abort_uploads_before(ago(max_age_secs)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(aborted = n, "aborted abandoned multipart uploads"),
                 Err(e) => tracing::warn!(error = %e, "abandoned-upload cleanup failed"),
+            }
+            if let Err(e) = store
+                .forget_completed_before(ago(keep_completed.as_secs()))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot forget old completed uploads");
             }
             tokio::time::sleep(every).await;
         }

@@ -11,7 +11,9 @@ use std::sync::RwLock;
 use redb::{Database, ReadTransaction, WriteTransaction};
 
 use super::error::StoreError;
-use super::meta::{BucketMeta, ObjectMeta, PartMeta, Precondition, SyncState, UploadMeta};
+use super::meta::{
+    BucketMeta, CompletedUpload, ObjectMeta, PartMeta, Precondition, SyncState, UploadMeta,
+};
 use super::objects::{self, ListPage, ListQuery};
 use super::outbox::{self, DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
 use super::usage::{self, Usage};
@@ -333,6 +335,18 @@ impl Catalog {
 
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.read(outbox::stats)
+    }
+
+    pub fn record_completed(&self, id: &str, done: &CompletedUpload) -> Result<(), StoreError> {
+        self.write(|txn| uploads::record_completed(txn, id, done))
+    }
+
+    pub fn completed_upload(&self, id: &str) -> Result<Option<CompletedUpload>, StoreError> {
+        self.read(|txn| uploads::completed(txn, id))
+    }
+
+    pub fn forget_completed_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        self.write(|txn| uploads::forget_completed_before(txn, cutoff_ms))
     }
 
     /// Objects and bytes by sync state, over every bucket.

@@ -193,6 +193,19 @@ pub struct UploadMeta {
     pub sse: Option<String>,
 }
 
+/// A multipart upload that completed: enough to answer a retried Complete exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    pub bucket: String,
+    pub key: String,
+    /// The object's ETag (unquoted) and checksum.
+    pub etag: String,
+    pub checksum: Option<Checksum>,
+    /// The part list Complete was given: (number, unquoted ETag).
+    pub parts: Vec<(u16, String)>,
+    pub completed_ms: i64,
+}
+
 /// One uploaded part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartMeta {

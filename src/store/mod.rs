@@ -34,7 +34,8 @@ pub use blob::{BlobDirs, BlobWriter, DurableBlob};
 use catalog::Catalog;
 pub use error::{StoreError, is_no_space};
 pub use meta::{
-    BucketMeta, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment, SyncState, UploadMeta,
+    BucketMeta, CompletedUpload, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment,
+    SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
 pub use outbox::OutboxStats;
@@ -613,6 +614,26 @@ impl Store {
     }
 
     /// Aborts uploads initiated before `cutoff_ms`; returns how many.
+    /// Keeps a completed upload's answer (for a retried Complete).
+    pub async fn record_completed(
+        &self,
+        id: &str,
+        done: CompletedUpload,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |c| c.record_completed(&id, &done)).await
+    }
+
+    pub async fn completed_upload(&self, id: &str) -> Result<Option<CompletedUpload>, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |c| c.completed_upload(&id)).await
+    }
+
+    pub async fn forget_completed_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        self.blocking(move |c| c.forget_completed_before(cutoff_ms))
+            .await
+    }
+
     pub async fn abort_uploads_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
         for (id, meta) in self.uploads().await? {

@@ -25,6 +25,11 @@ pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Entries the upstream refused for good (a 4xx other than 408/429), kept for the operator.
 pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 
+/// Upload id → `CompletedUpload`: what a repeated CompleteMultipartUpload is answered with,
+/// kept for `limits.completed_upload_seconds`.
+pub const COMPLETED_UPLOADS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("completed_uploads");
+
 /// `bucket \0 sync state` → object count and bytes (two big-endian u64s), kept by every
 /// write of `OBJECTS`, so totals never need a scan.
 pub const USAGE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("usage");
@@ -46,6 +51,7 @@ pub fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(COUNTERS)?;
     txn.open_table(DEAD_LETTERS)?;
     txn.open_table(USAGE)?;
+    txn.open_table(COMPLETED_UPLOADS)?;
     Ok(())
 }
 

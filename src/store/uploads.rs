@@ -8,8 +8,10 @@ use std::collections::HashSet;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::error::StoreError;
-use super::meta::{PartMeta, UploadMeta};
-use super::schema::{PARTS, UPLOADS, decode, encode, part_key, part_number, parts_range};
+use super::meta::{CompletedUpload, PartMeta, UploadMeta};
+use super::schema::{
+    COMPLETED_UPLOADS, PARTS, UPLOADS, decode, encode, part_key, part_number, parts_range,
+};
 
 pub fn create(txn: &WriteTransaction, id: &str, meta: &UploadMeta) -> Result<(), StoreError> {
     txn.open_table(UPLOADS)?
@@ -114,4 +116,37 @@ pub fn referenced_blobs(
         set.insert(decode::<PartMeta>(v.value())?.blob);
     }
     Ok(())
+}
+
+/// Keeps what a completed upload answered, for a retried Complete.
+pub fn record_completed(
+    txn: &WriteTransaction,
+    id: &str,
+    done: &CompletedUpload,
+) -> Result<(), StoreError> {
+    txn.open_table(COMPLETED_UPLOADS)?
+        .insert(id, encode(done)?.as_slice())?;
+    Ok(())
+}
+
+pub fn completed(txn: &ReadTransaction, id: &str) -> Result<Option<CompletedUpload>, StoreError> {
+    let table = txn.open_table(COMPLETED_UPLOADS)?;
+    table.get(id)?.map(|v| decode(v.value())).transpose()
+}
+
+/// Forgets completions older than `cutoff_ms`; returns how many.
+pub fn forget_completed_before(
+    txn: &WriteTransaction,
+    cutoff_ms: i64,
+) -> Result<usize, StoreError> {
+    let mut table = txn.open_table(COMPLETED_UPLOADS)?;
+    let mut n = 0;
+    table.retain(|_, v| {
+        let keep = decode::<CompletedUpload>(v).is_ok_and(|c| c.completed_ms >= cutoff_ms);
+        if !keep {
+            n += 1;
+        }
+        keep
+    })?;
+    Ok(n)
 }

@@ -434,3 +434,450 @@ async fn wrong_checksums(s: &Server) {
     );
 }
 both_modes!(a_wrong_checksum_is_bad_digest, "", wrong_checksums);
+
+// ---- 5. DeleteObjects takes x-amz-bypass-governance-retention and VersionId null, and echoes
+// the VersionId in <Deleted> (AWS-style captures; Ceph RGW does the same).
+
+async fn delete_objects_with_null_versions(s: &Server) {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let s3 = bucket(s, "delv").await;
+    for key in ["a", "b"] {
+        s3.put_object()
+            .bucket("delv")
+            .key(key)
+            .body(ByteStream::from(b"x".to_vec()))
+            .send()
+            .await
+            .expect("put");
+    }
+    let id = |key: &str, version: Option<&str>| {
+        ObjectIdentifier::builder()
+            .key(key)
+            .set_version_id(version.map(str::to_owned))
+            .build()
+            .expect("id")
+    };
+    let out = s3
+        .delete_objects()
+        .bucket("delv")
+        .bypass_governance_retention(true)
+        .delete(
+            Delete::builder()
+                .objects(id("a", Some("null")))
+                .objects(id("b", None))
+                .objects(id("c", Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("DeleteObjects");
+    let deleted: Vec<(Option<&str>, Option<&str>)> = out
+        .deleted()
+        .iter()
+        .map(|d| (d.key(), d.version_id()))
+        .collect();
+    assert_eq!(deleted, [(Some("a"), Some("null")), (Some("b"), None)]);
+    let errors: Vec<_> = out.errors().iter().map(|e| (e.key(), e.code())).collect();
+    assert_eq!(errors, [(Some("c"), Some("InvalidArgument"))]);
+    let left = s3
+        .list_objects_v2()
+        .bucket("delv")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(left.key_count(), Some(0));
+}
+both_modes!(
+    delete_objects_takes_null_versions_and_bypass,
+    "",
+    delete_objects_with_null_versions
+);
+
+// ---- 3. ListBuckets pagination: max-buckets, continuation-token, prefix, bucket-region.
+
+async fn list_buckets_in_pages(s: &Server) {
+    let s3 = s.lb.client();
+    for name in ["logs-a", "logs-b", "logs-c", "media"] {
+        s3.create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create");
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s3
+            .list_buckets()
+            .max_buckets(2)
+            .prefix("logs-")
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .expect("ListBuckets");
+        pages += 1;
+        assert_eq!(page.prefix(), Some("logs-"));
+        names.extend(
+            page.buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_owned)),
+        );
+        token = page.continuation_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names, ["logs-a", "logs-b", "logs-c"]);
+    assert_eq!(pages, 2);
+    let all = s3.list_buckets().send().await.expect("ListBuckets");
+    assert_eq!(all.buckets().len(), 4);
+    assert!(all.continuation_token().is_none());
+    let here = s3
+        .list_buckets()
+        .bucket_region("us-east-1")
+        .send()
+        .await
+        .expect("region");
+    assert_eq!(here.buckets().len(), 4);
+    let elsewhere = s3
+        .list_buckets()
+        .bucket_region("eu-west-1")
+        .send()
+        .await
+        .expect("region");
+    assert!(elsewhere.buckets().is_empty());
+    let (status, code) = request(s, "GET", "/?max-buckets=0", b"", &[]);
+    assert_eq!((status, code.as_str()), (400, "InvalidArgument"));
+}
+both_modes!(
+    list_buckets_pages_with_a_continuation_token,
+    "",
+    list_buckets_in_pages
+);
+
+// ---- 4. ListObjectVersions on a bucket that never had versioning: each object is one `null`
+// version, latest; `versionId=null` is accepted on GET, HEAD and DELETE.
+
+async fn list_versions_of_an_unversioned_bucket(s: &Server) {
+    let s3 = bucket(s, "vers").await;
+    for key in ["a/1", "a/2", "b", "c d+e"] {
+        s3.put_object()
+            .bucket("vers")
+            .key(key)
+            .body(ByteStream::from(b"v".to_vec()))
+            .send()
+            .await
+            .expect("put");
+    }
+    let all = s3
+        .list_object_versions()
+        .bucket("vers")
+        .send()
+        .await
+        .expect("versions");
+    let keys: Vec<_> = all.versions().iter().filter_map(|v| v.key()).collect();
+    assert_eq!(keys, ["a/1", "a/2", "b", "c d+e"]);
+    assert!(
+        all.versions()
+            .iter()
+            .all(|v| v.version_id() == Some("null") && v.is_latest() == Some(true))
+    );
+    assert!(all.delete_markers().is_empty());
+    let page = s3
+        .list_object_versions()
+        .bucket("vers")
+        .delimiter("/")
+        .max_keys(2)
+        .send()
+        .await
+        .expect("page");
+    let prefixes: Vec<_> = page
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, ["a/"]);
+    assert_eq!(page.is_truncated(), Some(true));
+    assert_eq!(page.next_version_id_marker(), Some("null"));
+    let rest = s3
+        .list_object_versions()
+        .bucket("vers")
+        .delimiter("/")
+        .key_marker(page.next_key_marker().unwrap_or(""))
+        .version_id_marker("null")
+        .send()
+        .await
+        .expect("rest");
+    let keys: Vec<_> = rest.versions().iter().filter_map(|v| v.key()).collect();
+    assert_eq!(keys, ["c d+e"]);
+    let encoded = s3
+        .list_object_versions()
+        .bucket("vers")
+        .prefix("c")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .expect("encoded");
+    assert_eq!(
+        encoded.versions().first().and_then(|v| v.key()),
+        Some("c%20d%2Be"),
+        "encoded as sent: aws-sdk-s3 does not decode (boto3 does)"
+    );
+    let (status, code) = request(s, "GET", "/vers?versions&version-id-marker=null", b"", &[]);
+    assert_eq!((status, code.as_str()), (400, "InvalidArgument"));
+    let got = s3
+        .get_object()
+        .bucket("vers")
+        .key("b")
+        .version_id("null")
+        .send()
+        .await;
+    assert!(got.is_ok(), "{got:?}");
+    s3.delete_object()
+        .bucket("vers")
+        .key("b")
+        .version_id("null")
+        .send()
+        .await
+        .expect("delete null");
+}
+both_modes!(
+    list_object_versions_of_an_unversioned_bucket,
+    "",
+    list_versions_of_an_unversioned_bucket
+);
+
+// ---- 14, 15. Listings: byte order whatever the upstream's, `encoding-type=url` on every
+// field AWS encodes (control characters included), and `max-keys=0`.
+
+async fn listings_in_byte_order(s: &Server) {
+    use aws_sdk_s3::types::EncodingType;
+    let s3 = bucket(s, "order").await;
+    for key in ["foo+1/bar", "foo/bar/baz", "quux ab/thud", "asdf+b"] {
+        s3.put_object()
+            .bucket("order")
+            .key(key)
+            .body(ByteStream::from(b"x".to_vec()))
+            .send()
+            .await
+            .expect("put");
+    }
+    let page = s3
+        .list_objects_v2()
+        .bucket("order")
+        .delimiter("/")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .expect("list");
+    let prefixes: Vec<_> = page
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(
+        prefixes,
+        ["foo%2B1/", "foo/", "quux%20ab/"],
+        "byte order of the keys (foo+1/ < foo/), encoded as sent"
+    );
+    let keys: Vec<_> = page.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["asdf%2Bb"]);
+    // What the SDK decoded was encoded on the wire.
+    let (status, body) = {
+        let req = crate::harness::signed_request(
+            s.lb.port,
+            "GET",
+            "/order?list-type=2&delimiter=%2F&encoding-type=url",
+            b"",
+            std::time::SystemTime::now(),
+        );
+        let (status, _, body) = raw(s.lb.port, &req);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(status, 200);
+    let foo_plus = body
+        .find("<Prefix>foo%2B1/</Prefix>")
+        .expect("foo+1/ encoded");
+    let foo_slash = body.find("<Prefix>foo/</Prefix>").expect("foo/");
+    assert!(foo_plus < foo_slash, "{body}");
+    assert!(body.contains("<Prefix>quux%20ab/</Prefix>"), "{body}");
+    // A prefix with a control character comes back encoded, and decodes to itself.
+    let nl =
+        s.lb.client()
+            .list_objects()
+            .bucket("order")
+            .prefix("line\nbreak")
+            .encoding_type(EncodingType::Url)
+            .send()
+            .await
+            .expect("list v1");
+    assert_eq!(nl.prefix(), Some("line%0Abreak"));
+    let zero = s3
+        .list_objects_v2()
+        .bucket("order")
+        .max_keys(0)
+        .send()
+        .await
+        .expect("max-keys=0");
+    assert_eq!(zero.is_truncated(), Some(false));
+    assert_eq!(zero.key_count(), Some(0));
+}
+both_modes!(
+    listings_are_in_byte_order_and_encoded,
+    "",
+    listings_in_byte_order
+);
+
+// ---- 6. A retried CompleteMultipartUpload (its answer was lost) answers 200 with the same
+// ETag; another part list is NoSuchUpload.
+
+async fn complete_twice(s: &Server) {
+    let s3 = bucket(s, "twice").await;
+    let id = s3
+        .create_multipart_upload()
+        .bucket("twice")
+        .key("k")
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .map(str::to_owned)
+        .expect("id");
+    let mut parts = Vec::new();
+    for (n, body) in [(1, data(5 << 20, 1)), (2, data(100, 2))] {
+        let out = s3
+            .upload_part()
+            .bucket("twice")
+            .key("k")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("part");
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+    }
+    let complete = |parts: Vec<CompletedPart>| {
+        s3.complete_multipart_upload()
+            .bucket("twice")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+    };
+    let first = complete(parts.clone()).await.expect("Complete");
+    let again = complete(parts.clone()).await.expect("Complete again");
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert_eq!(again.key(), Some("k"));
+    let e = complete(parts[..1].to_vec()).await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchUpload");
+}
+both_modes!(a_repeated_complete_answers_the_same, "", complete_twice);
+
+// ---- 10. GetObjectAttributes: ETag (unquoted), Checksum with its type, ObjectParts paged,
+// StorageClass, ObjectSize.
+
+async fn object_attributes(s: &Server) {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectAttributes};
+    let s3 = bucket(s, "attrs").await;
+    let all = [
+        ObjectAttributes::Etag,
+        ObjectAttributes::Checksum,
+        ObjectAttributes::ObjectParts,
+        ObjectAttributes::StorageClass,
+        ObjectAttributes::ObjectSize,
+    ];
+    s3.put_object()
+        .bucket("attrs")
+        .key("single")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(ByteStream::from(b"hello".to_vec()))
+        .send()
+        .await
+        .expect("put");
+    let a = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("single")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .expect("attributes");
+    assert_eq!(a.e_tag(), Some(crate::harness::md5_hex(b"hello").as_str()));
+    assert_eq!(a.object_size(), Some(5));
+    assert_eq!(a.storage_class().map(|c| c.as_str()), Some("STANDARD"));
+    let c = a.checksum().expect("checksum");
+    assert_eq!(c.checksum_crc32(), Some("NhCmhg=="));
+    assert_eq!(c.checksum_type().map(|t| t.as_str()), Some("FULL_OBJECT"));
+    assert!(a.object_parts().is_none(), "single-part: no ObjectParts");
+
+    crate::harness::multipart_upload(
+        &s3,
+        "attrs",
+        "multi",
+        vec![data(5 << 20, 1), data(5 << 20, 2), data(10, 3)],
+        Some(ChecksumAlgorithm::Crc32),
+    )
+    .await;
+    let page = |marker: Option<&str>| {
+        s3.get_object_attributes()
+            .bucket("attrs")
+            .key("multi")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum)
+            .max_parts(2)
+            .set_part_number_marker(marker.map(str::to_owned))
+            .send()
+    };
+    let first = page(None).await.expect("page 1");
+    let parts = first.object_parts().expect("parts");
+    assert_eq!(parts.total_parts_count(), Some(3));
+    assert_eq!(parts.is_truncated(), Some(true));
+    let sizes: Vec<_> = parts.parts().iter().filter_map(|p| p.size()).collect();
+    assert_eq!(sizes, [5 << 20, 5 << 20]);
+    assert!(parts.parts().iter().all(|p| p.checksum_crc32().is_some()));
+    assert_eq!(
+        first
+            .checksum()
+            .and_then(|c| c.checksum_type())
+            .map(|t| t.as_str()),
+        Some("COMPOSITE")
+    );
+    let second = page(parts.next_part_number_marker()).await.expect("page 2");
+    let rest = second.object_parts().expect("parts");
+    assert_eq!(
+        rest.parts()
+            .iter()
+            .filter_map(|p| p.part_number())
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(rest.is_truncated(), Some(false));
+    let (status, code) = request(s, "GET", "/attrs/single?attributes", b"", &[]);
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "InvalidRequest"),
+        "no attribute named"
+    );
+    let e = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("missing")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.raw_response().is_some_and(|r| r.status().as_u16() == 404));
+}
+both_modes!(get_object_attributes, "", object_attributes);
