@@ -86,6 +86,7 @@ pub fn authenticate(
             headers: &parts.headers,
             authority: parts.uri.authority().map(|a| a.as_str()),
             body_sha256: Some(body_sha256),
+            virtual_bucket: None,
         },
         users,
         settings,

@@ -5,9 +5,11 @@
 //! modes of `sigv4-streaming.html` of the S3 API reference.
 
 pub mod chunked;
+mod legacy;
 pub mod policy;
 pub mod post_policy;
 pub mod presign;
+pub mod sigv2;
 pub mod sigv4;
 
 use std::collections::HashMap;
@@ -79,10 +81,14 @@ pub struct RequestParts<'a> {
     /// The body's hex SHA-256 as the server computed it, for a request signed without
     /// `x-amz-content-sha256` (the admin API's small bodies; S3 requests must send it).
     pub body_sha256: Option<&'a str>,
+    /// The bucket when it came from the Host (virtual-hosted style): SigV2 signs it.
+    pub virtual_bucket: Option<&'a str>,
 }
 
 pub struct AuthSettings {
     pub clock_skew: Duration,
+    /// Whether Signature Version 2 is accepted (`[server] sigv2`).
+    pub sigv2: bool,
 }
 
 fn malformed(msg: &str) -> S3Error {
@@ -198,7 +204,16 @@ pub fn authenticate(
     if query_get(req.query, "AWSAccessKeyId").is_some()
         && query_get(req.query, "Signature").is_some()
     {
-        return Err(unsupported_mechanism());
+        if !settings.sigv2 {
+            return Err(unsupported_mechanism());
+        }
+        if req.headers.contains_key(http::header::AUTHORIZATION) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Only one auth mechanism allowed; only the Signature query parameter or the Authorization header should be specified",
+            ));
+        }
+        return legacy::authenticate_query(req, users, now);
     }
     let Some(auth) = req.headers.get(http::header::AUTHORIZATION) else {
         return Err(S3Error::new(S3ErrorCode::AccessDenied));
@@ -206,6 +221,9 @@ pub fn authenticate(
     let auth = auth
         .to_str()
         .map_err(|_| malformed("The authorization header is malformed."))?;
+    if settings.sigv2 && auth.starts_with("AWS ") {
+        return legacy::authenticate_header(req, auth, users, settings, now);
+    }
     let auth = parse_authorization(auth)?;
     let cred = parse_credential(auth.credential).ok_or_else(|| {
         malformed("The authorization header is malformed; the Credential is mal-formed.")
@@ -515,6 +533,7 @@ mod tests {
     fn settings() -> AuthSettings {
         AuthSettings {
             clock_skew: Duration::from_secs(900),
+            sigv2: false,
         }
     }
 
@@ -547,6 +566,7 @@ mod tests {
             headers,
             authority: None,
             body_sha256: None,
+            virtual_bucket: None,
         }
     }
 

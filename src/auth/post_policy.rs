@@ -120,7 +120,13 @@ pub fn check_policy(doc: &Value, form: &Form, bucket: &str, now: SystemTime) -> 
             _ => return Err(invalid()),
         }
     }
-    const EXEMPT: [&str; 4] = ["x-amz-signature", "file", "policy", "awsaccesskeyid"];
+    const EXEMPT: [&str; 5] = [
+        "x-amz-signature",
+        "file",
+        "policy",
+        "awsaccesskeyid",
+        "signature",
+    ];
     for (name, _) in &form.fields {
         if !EXEMPT.contains(&name.as_str())
             && !name.starts_with("x-ignore-")
@@ -134,13 +140,28 @@ pub fn check_policy(doc: &Value, form: &Form, bucket: &str, now: SystemTime) -> 
     Ok(Policy { length_range })
 }
 
-/// Authenticates the form: the policy's SigV4 signature, by the user in `x-amz-credential`.
-pub fn authenticate(form: &Form, users: &Users) -> S3Result<(Arc<User>, Value)> {
+/// Authenticates the form: the policy's SigV4 signature, by the user in `x-amz-credential`,
+/// or (when `sigv2`) its Signature Version 2 signature, by the user in `AWSAccessKeyId`.
+pub fn authenticate(form: &Form, users: &Users, sigv2: bool) -> S3Result<(Arc<User>, Value)> {
     let field = |n: &str| {
         form.get(n)
             .ok_or_else(|| bad_form(format!("Bucket POST must contain a field named '{n}'.")))
     };
     let policy_b64 = field("policy")?;
+    if sigv2
+        && form.get("x-amz-algorithm").is_none()
+        && let (Some(access_key), Some(signature)) =
+            (form.get("awsaccesskeyid"), form.get("signature"))
+    {
+        let user = users
+            .get(access_key)
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId))?;
+        let expected = super::sigv2::sign_policy(user.secret_key.expose(), policy_b64);
+        if !super::sigv2::signatures_equal(&expected, signature) {
+            return Err(S3Error::new(S3ErrorCode::SignatureDoesNotMatch));
+        }
+        return Ok((Arc::clone(user), decode_policy(policy_b64)?));
+    }
     if field("x-amz-algorithm")? != sigv4::ALGORITHM {
         return Err(bad_form(
             "Only AWS4-HMAC-SHA256 is supported for POST uploads.",
@@ -168,11 +189,13 @@ pub fn authenticate(form: &Form, users: &Users) -> S3Result<(Arc<User>, Value)> 
     if !sigv4::signatures_equal(&key.sign(policy_b64), signature) {
         return Err(S3Error::new(S3ErrorCode::SignatureDoesNotMatch));
     }
+    Ok((Arc::clone(user), decode_policy(policy_b64)?))
+}
+
+fn decode_policy(policy_b64: &str) -> S3Result<Value> {
     let raw = crate::checksum::decode_base64(policy_b64)
         .ok_or_else(|| denied("Invalid Policy: Invalid Simple-Policy."))?;
-    let doc: Value =
-        serde_json::from_slice(&raw).map_err(|_| denied("Invalid Policy: Invalid JSON."))?;
-    Ok((Arc::clone(user), doc))
+    serde_json::from_slice(&raw).map_err(|_| denied("Invalid Policy: Invalid JSON."))
 }
 
 #[cfg(test)]

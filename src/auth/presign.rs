@@ -128,10 +128,12 @@ mod tests {
                     headers,
                     authority: None,
                     body_sha256: None,
+                    virtual_bucket: None,
                 },
                 &users,
                 &AuthSettings {
                     clock_skew: Duration::from_secs(900),
+                    sigv2: true,
                 },
                 now,
             )

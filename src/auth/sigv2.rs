@@ -3,13 +3,13 @@
 //!
 //! Implements "Signing and authenticating REST requests" of the S3 developer guide
 //! (`RESTAuthentication.html`): `Authorization: AWS AKID:signature`, query-string authentication
-//! (`AWSAccessKeyId`, `Expires`, `Signature`) and the signature of a browser POST policy. The
-//! `hmac` crate is not a dependency, so HMAC-SHA1 (RFC 2104) is written out here.
+//! (`AWSAccessKeyId`, `Expires`, `Signature`) and the signature of a browser POST policy.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
-use sha1::{Digest, Sha1};
+use sha1::Sha1;
 
 /// Query parameters that name a sub-resource and are therefore signed in the CanonicalizedResource.
 /// Every other parameter (`prefix`, `max-keys`, the presigned `AWSAccessKeyId`, `Expires` and
@@ -170,26 +170,14 @@ pub fn canonical_resource(
     out
 }
 
-/// HMAC-SHA1 (RFC 2104): 64-byte block, inner pad 0x36, outer pad 0x5c.
-fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        let digest = Sha1::digest(key);
-        block[..digest.len()].copy_from_slice(digest.as_slice());
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha1::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha1::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.as_slice());
-    let mut out = [0u8; 20];
-    out.copy_from_slice(outer.finalize().as_slice());
-    out
+/// HMAC-SHA1 (RFC 2104), by the `hmac` crate.
+fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
+    // Any key length is valid for HMAC, so this never fails.
+    let Ok(mut mac) = <Hmac<Sha1> as KeyInit>::new_from_slice(key) else {
+        return Vec::new();
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// base64(HMAC-SHA1(secret, string_to_sign)).

@@ -79,6 +79,8 @@ pub struct ServerConfig {
     pub metrics_auth: bool,
     /// Origins allowed by CORS on buckets without CORS rules of their own.
     pub cors_origins: Vec<String>,
+    /// Whether AWS Signature Version 2 is accepted (headers, presigned URLs, POST policies).
+    pub sigv2: bool,
 }
 
 /// Where presigned URLs from the admin API point.
@@ -428,6 +430,7 @@ mod tests {
             domains = ["s3.example.test", "other.test"]
             public_url = "https://files.example.test"
             metrics_auth = true
+            sigv2 = false
             cors_origins = ["https://app.example.test", "https://*.example.test"]
             [presign]
             allowed_content_types = ["image/*", "application/pdf"]

@@ -98,6 +98,7 @@ pub(super) struct RawServer {
     pub(super) admin_token_file: Option<PathBuf>,
     pub(super) metrics_auth: Option<bool>,
     pub(super) cors_origins: Option<Vec<String>>,
+    pub(super) sigv2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -139,7 +139,7 @@ pub async fn post_object(
         if let Some(slot) = form.fields.iter_mut().find(|(k, _)| k == "key") {
             slot.1.clone_from(&key);
         }
-        let (user, doc) = authenticate(&form, users)?;
+        let (user, doc) = authenticate(&form, users, ctx.config.server.sigv2)?;
         let policy = check_policy(&doc, &form, bucket, now)?;
         validate_fields(&form)?;
         if !user.allows(Action::Write, Resource::Object { bucket, key: &key }) {

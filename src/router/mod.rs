@@ -591,6 +591,14 @@ mod tests {
         Target {
             bucket: b.map(Into::into),
             key: k.map(Into::into),
+            virtual_host: false,
+        }
+    }
+
+    fn vt(b: &str, k: Option<&str>) -> Target {
+        Target {
+            virtual_host: true,
+            ..t(Some(b), k)
         }
     }
 
@@ -612,11 +620,11 @@ mod tests {
         let d = domains();
         assert_eq!(
             target(Some("my.dotted.bucket.s3.localhost:9000"), "/k/x", &d),
-            t(Some("my.dotted.bucket"), Some("k/x"))
+            vt("my.dotted.bucket", Some("k/x"))
         );
         assert_eq!(
             target(Some("Videos.S3.Example.com"), "/", &d),
-            t(Some("videos"), None)
+            vt("videos", None)
         );
         assert_eq!(
             target(Some("[::1]:9000"), "/b/k", &d),

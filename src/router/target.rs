@@ -9,6 +9,8 @@ use crate::auth::sigv4::uri_decode;
 pub struct Target {
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// The bucket came from the Host (virtual-hosted style), not from the path.
+    pub virtual_host: bool,
 }
 
 impl Target {
@@ -38,6 +40,7 @@ pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> Target 
                 return Target {
                     bucket: Some(bucket.to_owned()),
                     key: (!key.is_empty()).then_some(key),
+                    virtual_host: true,
                 };
             }
         }
@@ -46,16 +49,19 @@ pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> Target 
         None if path.is_empty() => Target {
             bucket: None,
             key: None,
+            virtual_host: false,
         },
         None => Target {
             bucket: Some(uri_decode(path)),
             key: None,
+            virtual_host: false,
         },
         Some((b, k)) => {
             let key = uri_decode(k);
             Target {
                 bucket: Some(uri_decode(b)),
                 key: (!key.is_empty()).then_some(key),
+                virtual_host: false,
             }
         }
     }

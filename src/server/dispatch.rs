@@ -216,6 +216,10 @@ async fn dispatch(
             headers: &parts.headers,
             authority: parts.uri.authority().map(|a| a.as_str()),
             body_sha256: None,
+            virtual_bucket: target
+                .virtual_host
+                .then_some(())
+                .and(target.bucket.as_deref()),
         },
         &app.users,
         &app.auth,

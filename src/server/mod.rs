@@ -63,6 +63,7 @@ impl App {
             users: Users::new(&config.users),
             auth: AuthSettings {
                 clock_skew: config.limits.clock_skew,
+                sigv2: config.server.sigv2,
             },
             ctx: Context {
                 config,

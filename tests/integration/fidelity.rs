@@ -881,3 +881,160 @@ async fn object_attributes(s: &Server) {
     assert!(e.raw_response().is_some_and(|r| r.status().as_u16() == 404));
 }
 both_modes!(get_object_attributes, "", object_attributes);
+
+// ---- 19. Signature Version 2: Authorization headers, presigned URLs and POST policies;
+// `[server] sigv2 = false` refuses them.
+
+/// A SigV2 header-signed raw request (path-style); returns (status, body).
+fn v2_request(
+    s: &Server,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+) -> (u16, Vec<u8>) {
+    use lifeboat::auth::sigv2;
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("date", date.parse().expect("date"));
+    headers.insert("content-type", content_type.parse().expect("type"));
+    headers.insert("x-amz-meta-colour", "blue".parse().expect("meta"));
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    let query = lifeboat::auth::sigv4::parse_query(q);
+    let resource = sigv2::canonical_resource(None, p, &query);
+    let sts = sigv2::request_string_to_sign(method, &headers, None, &resource);
+    let sig = sigv2::sign(crate::harness::SK, &sts);
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nDate: {date}\r\nContent-Type: {content_type}\r\n\
+         x-amz-meta-colour: blue\r\nAuthorization: AWS {}:{sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.lb.port,
+        crate::harness::AK,
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let (status, _, body) = raw(s.lb.port, &req);
+    (status, body)
+}
+
+async fn sigv2_everywhere(s: &Server) {
+    use lifeboat::auth::sigv2;
+    let s3 = bucket(s, "legacy").await;
+    let (status, body) = v2_request(
+        s,
+        "PUT",
+        "/legacy/old%20client.txt",
+        b"signed the old way",
+        "text/plain",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = v2_request(s, "GET", "/legacy/old%20client.txt", b"", "");
+    assert_eq!((status, body.as_slice()), (200, &b"signed the old way"[..]));
+    let (status, _) = v2_request(s, "GET", "/legacy?acl", b"", "");
+    assert_eq!(status, 200, "a signed sub-resource");
+    let got = s3
+        .head_object()
+        .bucket("legacy")
+        .key("old client.txt")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        got.metadata()
+            .and_then(|m| m.get("colour"))
+            .map(String::as_str),
+        Some("blue")
+    );
+    // A presigned GET, as aws-cli v1's `s3 presign` makes it.
+    let expires = (chrono::Utc::now().timestamp() + 300).to_string();
+    let sts = format!("GET\n\n\n{expires}\n/legacy/old%20client.txt");
+    let sig = sigv2::sign(crate::harness::SK, &sts);
+    let sig = lifeboat::auth::sigv4::uri_encode(&sig, true);
+    let path = format!(
+        "/legacy/old%20client.txt?AWSAccessKeyId={}&Expires={expires}&Signature={sig}",
+        crate::harness::AK
+    );
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        s.lb.port
+    );
+    let (status, _, body) = raw(s.lb.port, req.as_bytes());
+    assert_eq!((status, body.as_slice()), (200, &b"signed the old way"[..]));
+    let tampered = path.replace("old%20client", "other");
+    let req = format!(
+        "GET {tampered} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        s.lb.port
+    );
+    let (status, _, body) = raw(s.lb.port, req.as_bytes());
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // A wrong signature.
+    let bad = format!(
+        "GET /legacy/old%20client.txt HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nDate: {}\r\nAuthorization: AWS {}:AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\nConnection: close\r\n\r\n",
+        s.lb.port,
+        chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT"),
+        crate::harness::AK
+    );
+    let (status, _, body) = raw(s.lb.port, bad.as_bytes());
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("SignatureDoesNotMatch"));
+    // A browser form signed with SigV2.
+    let doc = r#"{"expiration": "2099-01-01T00:00:00.000Z", "conditions": [{"bucket": "legacy"}, ["starts-with", "$key", "forms/"]]}"#;
+    let policy = lifeboat::checksum::base64(doc.as_bytes());
+    let signature = sigv2::sign_policy(crate::harness::SK, &policy);
+    let boundary = "----LifeboatSigV2Form";
+    let mut body = Vec::new();
+    for (k, v) in [
+        ("key", "forms/${filename}"),
+        ("AWSAccessKeyId", crate::harness::AK),
+        ("policy", policy.as_str()),
+        ("signature", signature.as_str()),
+    ] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\nContent-Type: text/plain\r\n\r\nform body\r\n--{boundary}--\r\n").as_bytes(),
+    );
+    let mut req = format!(
+        "POST /legacy HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.lb.port,
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let (status, head, resp) = raw(s.lb.port, &req);
+    assert_eq!(status, 204, "{head}{}", String::from_utf8_lossy(&resp));
+    let got = s3
+        .get_object()
+        .bucket("legacy")
+        .key("forms/f.txt")
+        .send()
+        .await
+        .expect("form object");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"form body"
+    );
+}
+both_modes!(sigv2_headers_presigned_urls_and_forms, "", sigv2_everywhere);
+
+async fn sigv2_refused(s: &Server) {
+    bucket(s, "legacy").await;
+    let (status, body) = v2_request(s, "GET", "/legacy/x", b"", "");
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("<Code>InvalidRequest</Code>"));
+}
+both_modes!(
+    sigv2_can_be_turned_off,
+    "[server]\nsigv2 = false\n",
+    sigv2_refused
+);
