@@ -79,12 +79,12 @@ fn strip_port(host: &str) -> &str {
         .map_or(host, |(h, _)| h)
 }
 
-/// AWS's naming rules for general purpose buckets (`bucketnamingrules.html`), with one documented
-/// deviation: names of one or two characters are accepted (AWS wants three), so that the
-/// quick start's `aws s3 mb s3://x` works.
+/// AWS's naming rules for general purpose buckets (`bucketnamingrules.html`): 3 to 63
+/// characters of `a-z 0-9 . -`, a letter or digit at each end, no `..`, not an IPv4 address, and
+/// none of the reserved prefixes and suffixes.
 pub fn valid_bucket_name(name: &str) -> bool {
     let b = name.as_bytes();
-    if !(1..=63).contains(&b.len()) {
+    if !(3..=63).contains(&b.len()) {
         return false;
     }
     let allowed = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';

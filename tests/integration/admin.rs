@@ -443,10 +443,14 @@ async fn presign_creates_a_missing_bucket_when_configured() {
 async fn every_metric_family_appears_after_a_workload() {
     let (lb, _dir) = start("");
     let s3 = lb.client();
-    s3.create_bucket().bucket("m").send().await.expect("bucket");
-    assert_eq!(put(&lb, "/m/a", &data(4096, 1), &[]).0, 200);
-    let _ = crate::harness::get(&lb, "/m/a");
-    let _ = crate::harness::get(&lb, "/m/missing");
+    s3.create_bucket()
+        .bucket("met")
+        .send()
+        .await
+        .expect("bucket");
+    assert_eq!(put(&lb, "/met/a", &data(4096, 1), &[]).0, 200);
+    let _ = crate::harness::get(&lb, "/met/a");
+    let _ = crate::harness::get(&lb, "/met/missing");
     let (status, head, body) = lb.admin_call("GET", "/metrics", AdminAuth::None, b"");
     assert_eq!(status, 200);
     assert!(head.contains("openmetrics-text"), "{head}");

@@ -10,11 +10,11 @@ use crate::harness::{AK, SK, code, raw, setup_with_bucket};
 
 #[tokio::test]
 async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     let bad = lb.client_with(AK, "not-the-secret");
     let e = bad
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .body(ByteStream::from(b"x".to_vec()))
         .send()
@@ -22,7 +22,14 @@ async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
         .unwrap_err();
     assert_eq!(code(&e), "SignatureDoesNotMatch");
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
-    assert!(s3.head_object().bucket("b").key("k").send().await.is_err());
+    assert!(
+        s3.head_object()
+            .bucket("bkt")
+            .key("k")
+            .send()
+            .await
+            .is_err()
+    );
 
     let unknown = lb.client_with("nobody", SK);
     let e = unknown.list_buckets().send().await.unwrap_err();
@@ -31,11 +38,11 @@ async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
 
 #[tokio::test]
 async fn presigned_get_and_put() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     let cfg = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
     let put = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("pre signed.txt")
         .presigned(cfg.clone())
         .await
@@ -45,7 +52,7 @@ async fn presigned_get_and_put() {
 
     let get = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("pre signed.txt")
         .presigned(cfg)
         .await
@@ -65,9 +72,9 @@ async fn presigned_get_and_put() {
 
 #[tokio::test]
 async fn expired_presigned_url_is_access_denied() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .body(ByteStream::from(b"x".to_vec()))
         .send()
@@ -80,7 +87,7 @@ async fn expired_presigned_url_is_access_denied() {
         .unwrap();
     let get = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .presigned(cfg)
         .await
@@ -125,7 +132,7 @@ fn signed_chunked_put(port: u16, key: &str, chunks: &[&[u8]], tamper: bool) -> V
         ),
     ];
     let signed = "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length";
-    let path = format!("/b/{key}");
+    let path = format!("/bkt/{key}");
     let creq = sigv4::canonical_request(
         "PUT",
         &sigv4::canonical_uri(&path),
@@ -163,7 +170,7 @@ fn signed_chunked_put(port: u16, key: &str, chunks: &[&[u8]], tamper: bool) -> V
 
 #[tokio::test]
 async fn signed_chunked_upload_verifies_every_chunk() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     let a = vec![b'a'; 65536];
     let b = vec![b'b'; 1000];
     let (status, _, body) = raw(
@@ -173,7 +180,7 @@ async fn signed_chunked_upload_verifies_every_chunk() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let got = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("chunked")
         .send()
         .await
@@ -191,7 +198,7 @@ async fn signed_chunked_upload_verifies_every_chunk() {
     assert!(String::from_utf8_lossy(&body).contains("SignatureDoesNotMatch"));
     assert!(
         s3.head_object()
-            .bucket("b")
+            .bucket("bkt")
             .key("tampered")
             .send()
             .await
@@ -203,14 +210,14 @@ async fn signed_chunked_upload_verifies_every_chunk() {
 
 #[tokio::test]
 async fn expect_100_continue_is_refused_before_the_body() {
-    let (lb, _s3) = setup_with_bucket("b").await;
+    let (lb, _s3) = setup_with_bucket("bkt").await;
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", lb.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     // Anonymous and large: the answer must come without the body ever being sent.
     s.write_all(
         format!(
-            "PUT /b/big HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n",
+            "PUT /bkt/big HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n",
             lb.port
         )
         .as_bytes(),
@@ -224,8 +231,8 @@ async fn expect_100_continue_is_refused_before_the_body() {
 
 #[tokio::test]
 async fn errors_are_s3_xml_with_matching_request_id() {
-    let (lb, _s3) = setup_with_bucket("b").await;
-    let (status, head, body) = lb.send("GET", "/b/k", &[], b"");
+    let (lb, _s3) = setup_with_bucket("bkt").await;
+    let (status, head, body) = lb.send("GET", "/bkt/k", &[], b"");
     assert_eq!(status, 403);
     let body = String::from_utf8_lossy(&body);
     let id = head
@@ -239,17 +246,17 @@ async fn errors_are_s3_xml_with_matching_request_id() {
         "{body}"
     );
     assert!(body.contains("<Code>AccessDenied</Code>"));
-    assert!(body.contains("<Resource>/b/k</Resource>"));
+    assert!(body.contains("<Resource>/bkt/k</Resource>"));
 
     // HEAD errors have no body.
-    let (status, _, body) = lb.send("HEAD", "/b/k", &[], b"");
+    let (status, _, body) = lb.send("HEAD", "/bkt/k", &[], b"");
     assert_eq!(status, 403);
     assert!(body.is_empty());
 
     // SigV2 is checked (fidelity.rs): without a Date it is refused as AWS does.
     let (status, _, body) = lb.send(
         "GET",
-        "/b/k",
+        "/bkt/k",
         &[("Authorization", &format!("AWS {AK}:abc="))],
         b"",
     );
@@ -259,11 +266,16 @@ async fn errors_are_s3_xml_with_matching_request_id() {
 
 #[tokio::test]
 async fn unknown_operations_are_501_and_wrong_methods_405() {
-    let (lb, s3) = setup_with_bucket("b").await;
-    let e = s3.get_bucket_policy().bucket("b").send().await.unwrap_err();
+    let (lb, s3) = setup_with_bucket("bkt").await;
+    let e = s3
+        .get_bucket_policy()
+        .bucket("bkt")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(501));
-    for (method, path) in [("PATCH", "/b/k"), ("PUT", "/")] {
+    for (method, path) in [("PATCH", "/bkt/k"), ("PUT", "/")] {
         let req = crate::harness::signed_request(lb.port, method, path, b"", SystemTime::now());
         let (status, _, body) = raw(lb.port, &req);
         assert_eq!(status, 405, "{method} {path}");
@@ -273,7 +285,7 @@ async fn unknown_operations_are_501_and_wrong_methods_405() {
 
 #[tokio::test]
 async fn date_header_is_accepted_without_x_amz_date() {
-    let (lb, _s3) = setup_with_bucket("b").await;
+    let (lb, _s3) = setup_with_bucket("bkt").await;
     let now = SystemTime::now();
     let amz_date = lifeboat::time::format_amz_date(now);
     let http_date = chrono::DateTime::<chrono::Utc>::from(now)
@@ -305,7 +317,7 @@ async fn date_header_is_accepted_without_x_amz_date() {
 
 #[tokio::test]
 async fn skewed_clock_is_request_time_too_skewed() {
-    let (lb, _s3) = setup_with_bucket("b").await;
+    let (lb, _s3) = setup_with_bucket("bkt").await;
     let old = SystemTime::now() - Duration::from_secs(3600);
     let req = crate::harness::signed_request(lb.port, "GET", "/", b"", old);
     let (status, _, body) = raw(lb.port, &req);
@@ -317,9 +329,9 @@ async fn skewed_clock_is_request_time_too_skewed() {
 /// signer never saw: S3 refuses x-amz-* headers outside SignedHeaders.
 #[tokio::test]
 async fn unsigned_amz_headers_are_refused() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("secret")
         .body(ByteStream::from(b"payroll".to_vec()))
         .send()
@@ -327,7 +339,7 @@ async fn unsigned_amz_headers_are_refused() {
         .unwrap();
     let p = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("uploads/x")
         .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
         .await
@@ -335,7 +347,7 @@ async fn unsigned_amz_headers_are_refused() {
     let (status, _, body) = lb.send(
         "PUT",
         &lb.path_of(p.uri()),
-        &[("x-amz-copy-source", "/b/secret")],
+        &[("x-amz-copy-source", "/bkt/secret")],
         b"",
     );
     let body = String::from_utf8_lossy(&body);
@@ -346,7 +358,7 @@ async fn unsigned_amz_headers_are_refused() {
     );
     assert!(
         s3.head_object()
-            .bucket("b")
+            .bucket("bkt")
             .key("uploads/x")
             .send()
             .await
@@ -357,7 +369,7 @@ async fn unsigned_amz_headers_are_refused() {
     let req = crate::harness::signed_request_with(
         lb.port,
         "PUT",
-        "/b/k",
+        "/bkt/k",
         b"x",
         SystemTime::now(),
         &[("x-amz-meta-evil", "1")],

@@ -78,7 +78,7 @@ async fn create_bucket_with_location_constraint() {
     let s3 = lb.client();
     let wrong = s3
         .create_bucket()
-        .bucket("eu")
+        .bucket("eu-bucket")
         .create_bucket_configuration(
             CreateBucketConfiguration::builder()
                 .location_constraint(BucketLocationConstraint::EuWest1)

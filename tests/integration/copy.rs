@@ -9,11 +9,11 @@ use crate::harness::{code, data, setup_with_buckets};
 
 #[tokio::test]
 async fn copy_object_with_directives_and_conditions() {
-    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
+    let (_lb, s3) = setup_with_buckets(&["bkt", "other"]).await;
     let body = data(3 << 20, 1);
     let put = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("dir/src file+1.bin")
         .content_type("application/x-test")
         .metadata("a", "1")
@@ -27,7 +27,7 @@ async fn copy_object_with_directives_and_conditions() {
         .copy_object()
         .bucket("other")
         .key("copy")
-        .copy_source("b/dir/src%20file%2B1.bin?versionId=null")
+        .copy_source("bkt/dir/src%20file%2B1.bin?versionId=null")
         .send()
         .await
         .unwrap();
@@ -60,7 +60,7 @@ async fn copy_object_with_directives_and_conditions() {
     s3.copy_object()
         .bucket("other")
         .key("replaced")
-        .copy_source("b/dir/src%20file%2B1.bin")
+        .copy_source("bkt/dir/src%20file%2B1.bin")
         .metadata_directive(MetadataDirective::Replace)
         .content_type("text/plain")
         .metadata("b", "2")
@@ -83,7 +83,7 @@ async fn copy_object_with_directives_and_conditions() {
         .copy_object()
         .bucket("other")
         .key("c")
-        .copy_source("b/dir/src%20file%2B1.bin")
+        .copy_source("bkt/dir/src%20file%2B1.bin")
         .copy_source_if_match("\"nope\"")
         .send()
         .await
@@ -93,7 +93,7 @@ async fn copy_object_with_directives_and_conditions() {
         .copy_object()
         .bucket("other")
         .key("c")
-        .copy_source("b/dir/src%20file%2B1.bin")
+        .copy_source("bkt/dir/src%20file%2B1.bin")
         .copy_source_if_none_match(&etag)
         .send()
         .await
@@ -104,7 +104,7 @@ async fn copy_object_with_directives_and_conditions() {
         .copy_object()
         .bucket("other")
         .key("c")
-        .copy_source("b/dir/src%20file%2B1.bin")
+        .copy_source("bkt/dir/src%20file%2B1.bin")
         .copy_source_if_modified_since(future)
         .send()
         .await
@@ -115,7 +115,7 @@ async fn copy_object_with_directives_and_conditions() {
         .copy_object()
         .bucket("other")
         .key("c")
-        .copy_source("b/dir/src%20file%2B1.bin")
+        .copy_source("bkt/dir/src%20file%2B1.bin")
         .copy_source_if_unmodified_since(past)
         .send()
         .await
@@ -124,7 +124,7 @@ async fn copy_object_with_directives_and_conditions() {
     s3.copy_object()
         .bucket("other")
         .key("c")
-        .copy_source("b/dir/src%20file%2B1.bin")
+        .copy_source("bkt/dir/src%20file%2B1.bin")
         .copy_source_if_match(&etag)
         .copy_source_if_modified_since(past)
         .send()
@@ -153,7 +153,7 @@ async fn copy_object_with_directives_and_conditions() {
         .copy_object()
         .bucket("other")
         .key("x")
-        .copy_source("b/missing")
+        .copy_source("bkt/missing")
         .send()
         .await
         .unwrap_err();
@@ -162,10 +162,10 @@ async fn copy_object_with_directives_and_conditions() {
 
 #[tokio::test]
 async fn delete_objects_quiet_and_errors() {
-    let (lb, s3) = setup_with_buckets(&["b", "other"]).await;
+    let (lb, s3) = setup_with_buckets(&["bkt", "other"]).await;
     for i in 0..5 {
         s3.put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(format!("k{i}"))
             .body(ByteStream::from(vec![1u8]))
             .send()
@@ -182,7 +182,7 @@ async fn delete_objects_quiet_and_errors() {
     // Current SDKs send a CRC32 of the body and no Content-MD5.
     let out = s3
         .delete_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delete(ids(&["k0", "k1", "absent"]).build().unwrap())
         .send()
         .await
@@ -190,13 +190,13 @@ async fn delete_objects_quiet_and_errors() {
     assert_eq!(out.deleted().len(), 3);
     let out = s3
         .delete_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delete(ids(&["k2", "k3"]).quiet(true).build().unwrap())
         .send()
         .await
         .unwrap();
     assert!(out.deleted().is_empty() && out.errors().is_empty());
-    let left = s3.list_objects_v2().bucket("b").send().await.unwrap();
+    let left = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(left.key_count(), Some(1));
 
     // Over 1000 keys is MalformedXML.
@@ -204,7 +204,7 @@ async fn delete_objects_quiet_and_errors() {
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     let e = s3
         .delete_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delete(ids(&refs).build().unwrap())
         .send()
         .await
@@ -220,7 +220,7 @@ async fn delete_objects_quiet_and_errors() {
     let req = crate::harness::signed_request(
         lb.port,
         "POST",
-        "/b?delete",
+        "/bkt?delete",
         body,
         std::time::SystemTime::now(),
     );
@@ -235,7 +235,7 @@ async fn delete_objects_quiet_and_errors() {
     let bad = String::from_utf8(crate::harness::signed_request(
         lb.port,
         "POST",
-        "/b?delete",
+        "/bkt?delete",
         body,
         std::time::SystemTime::now(),
     ))
@@ -251,10 +251,10 @@ async fn delete_objects_quiet_and_errors() {
 
 #[tokio::test]
 async fn conditional_puts() {
-    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
+    let (_lb, s3) = setup_with_buckets(&["bkt", "other"]).await;
     let first = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_none_match("*")
         .body(ByteStream::from(b"1".to_vec()))
@@ -263,7 +263,7 @@ async fn conditional_puts() {
         .unwrap();
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_none_match("*")
         .body(ByteStream::from(b"2".to_vec()))
@@ -273,7 +273,7 @@ async fn conditional_puts() {
     assert_eq!(code(&e), "PreconditionFailed");
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_match("\"nope\"")
         .body(ByteStream::from(b"2".to_vec()))
@@ -283,7 +283,7 @@ async fn conditional_puts() {
     assert_eq!(code(&e), "PreconditionFailed");
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("absent")
         .if_match("\"nope\"")
         .body(ByteStream::from(b"2".to_vec()))
@@ -292,14 +292,14 @@ async fn conditional_puts() {
         .unwrap_err();
     assert_eq!(code(&e), "NoSuchKey");
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_match(first.e_tag().unwrap())
         .body(ByteStream::from(b"3".to_vec()))
         .send()
         .await
         .unwrap();
-    let got = s3.get_object().bucket("b").key("c").send().await.unwrap();
+    let got = s3.get_object().bucket("bkt").key("c").send().await.unwrap();
     assert_eq!(
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         b"3"
@@ -308,13 +308,13 @@ async fn conditional_puts() {
 
 #[tokio::test]
 async fn concurrent_if_none_match_writers_exactly_one_wins() {
-    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
+    let (_lb, s3) = setup_with_buckets(&["bkt", "other"]).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16u8 {
         let s3 = s3.clone();
         tasks.spawn(async move {
             s3.put_object()
-                .bucket("b")
+                .bucket("bkt")
                 .key("race")
                 .if_none_match("*")
                 .body(ByteStream::from(vec![i; 1000]))
@@ -332,7 +332,7 @@ async fn concurrent_if_none_match_writers_exactly_one_wins() {
 
 #[tokio::test]
 async fn acls_tagging_and_versioning() {
-    let (_lb, s3) = setup_with_buckets(&["b", "other"]).await;
+    let (_lb, s3) = setup_with_buckets(&["bkt", "other"]).await;
     s3.create_bucket()
         .bucket("pub")
         .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
@@ -340,7 +340,7 @@ async fn acls_tagging_and_versioning() {
         .await
         .unwrap();
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .acl(ObjectCannedAcl::PublicRead)
         .tagging("team=media&stage=raw")
@@ -350,7 +350,7 @@ async fn acls_tagging_and_versioning() {
         .unwrap();
     let acl = s3
         .get_object_acl()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .send()
         .await
@@ -358,7 +358,7 @@ async fn acls_tagging_and_versioning() {
     assert!(acl.owner().is_some());
     assert_eq!(acl.grants().len(), 2);
     s3.put_object_acl()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .acl(ObjectCannedAcl::Private)
         .send()
@@ -366,7 +366,7 @@ async fn acls_tagging_and_versioning() {
         .unwrap();
     assert_eq!(
         s3.get_object_acl()
-            .bucket("b")
+            .bucket("bkt")
             .key("k")
             .send()
             .await
@@ -377,7 +377,7 @@ async fn acls_tagging_and_versioning() {
     );
     assert_eq!(
         s3.get_bucket_acl()
-            .bucket("b")
+            .bucket("bkt")
             .send()
             .await
             .unwrap()
@@ -388,7 +388,7 @@ async fn acls_tagging_and_versioning() {
 
     let tags = s3
         .get_object_tagging()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .send()
         .await
@@ -406,10 +406,10 @@ async fn acls_tagging_and_versioning() {
             ("team".to_owned(), "media".to_owned())
         ]
     );
-    let h = s3.get_object().bucket("b").key("k").send().await.unwrap();
+    let h = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
     assert_eq!(h.tag_count(), Some(2));
     s3.put_object_tagging()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .tagging(
             Tagging::builder()
@@ -422,7 +422,7 @@ async fn acls_tagging_and_versioning() {
         .unwrap();
     assert_eq!(
         s3.get_object_tagging()
-            .bucket("b")
+            .bucket("bkt")
             .key("k")
             .send()
             .await
@@ -432,14 +432,14 @@ async fn acls_tagging_and_versioning() {
         1
     );
     s3.delete_object_tagging()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .send()
         .await
         .unwrap();
     assert!(
         s3.get_object_tagging()
-            .bucket("b")
+            .bucket("bkt")
             .key("k")
             .send()
             .await
@@ -449,7 +449,7 @@ async fn acls_tagging_and_versioning() {
     );
     // Form encoding in x-amz-tagging: `+` is a space, `%2B` a plus.
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("plus")
         .tagging("k=a%2Bb+c")
         .body(ByteStream::from(b"x".to_vec()))
@@ -458,7 +458,7 @@ async fn acls_tagging_and_versioning() {
         .unwrap();
     let t = s3
         .get_object_tagging()
-        .bucket("b")
+        .bucket("bkt")
         .key("plus")
         .send()
         .await
@@ -467,7 +467,7 @@ async fn acls_tagging_and_versioning() {
     let too_many: String = (0..11).map(|i| format!("k{i}=v&")).collect();
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("t")
         .tagging(too_many.trim_end_matches('&'))
         .body(ByteStream::from(b"x".to_vec()))
@@ -476,9 +476,14 @@ async fn acls_tagging_and_versioning() {
         .unwrap_err();
     assert_eq!(code(&e), "InvalidTag");
 
-    let v = s3.get_bucket_versioning().bucket("b").send().await.unwrap();
+    let v = s3
+        .get_bucket_versioning()
+        .bucket("bkt")
+        .send()
+        .await
+        .unwrap();
     assert!(v.status().is_none());
-    let e = s3.get_bucket_cors().bucket("b").send().await.unwrap_err();
+    let e = s3.get_bucket_cors().bucket("bkt").send().await.unwrap_err();
     assert_eq!(code(&e), "NoSuchCORSConfiguration");
 }
 
@@ -486,10 +491,10 @@ async fn acls_tagging_and_versioning() {
 /// is 412 on a missing key.
 #[tokio::test]
 async fn if_match_star_overwrites_an_existing_key_and_refuses_a_missing_one() {
-    let (_lb, s3) = crate::harness::setup_with_bucket("b").await;
+    let (_lb, s3) = crate::harness::setup_with_bucket("bkt").await;
     let missing = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("star")
         .if_match("*")
         .body(aws_sdk_s3::primitives::ByteStream::from_static(b"one"))
@@ -498,14 +503,14 @@ async fn if_match_star_overwrites_an_existing_key_and_refuses_a_missing_one() {
         .unwrap_err();
     assert_eq!(crate::harness::code(&missing), "PreconditionFailed");
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("star")
         .body(aws_sdk_s3::primitives::ByteStream::from_static(b"one"))
         .send()
         .await
         .unwrap();
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("star")
         .if_match("*")
         .body(aws_sdk_s3::primitives::ByteStream::from_static(b"two"))
@@ -514,7 +519,7 @@ async fn if_match_star_overwrites_an_existing_key_and_refuses_a_missing_one() {
         .unwrap();
     let got = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("star")
         .send()
         .await

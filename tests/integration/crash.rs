@@ -13,17 +13,17 @@ async fn kill_9_during_upload_leaves_no_object_and_no_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut lb = Lifeboat::start_in(dir.path(), &[]);
     let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let kept = data(100_000, 9);
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("kept")
         .body(ByteStream::from(kept.clone()))
         .send()
         .await
         .unwrap();
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("big")
         .body(ByteStream::from(b"old".to_vec()))
         .send()
@@ -34,7 +34,7 @@ async fn kill_9_during_upload_leaves_no_object_and_no_temp_file() {
     use aws_sdk_s3::presigning::PresigningConfig;
     let p = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("big")
         .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
         .await
@@ -73,14 +73,20 @@ async fn kill_9_during_upload_leaves_no_object_and_no_temp_file() {
         0
     );
     // The old object is intact; the torn upload never became visible.
-    let old = s3.get_object().bucket("b").key("big").send().await.unwrap();
+    let old = s3
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         old.body.collect().await.unwrap().into_bytes().as_ref(),
         b"old"
     );
     let got = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("kept")
         .send()
         .await
@@ -99,9 +105,9 @@ async fn orphan_blobs_are_removed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut lb = Lifeboat::start_in(dir.path(), &[]);
     let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .body(ByteStream::from(b"v".to_vec()))
         .send()
@@ -115,5 +121,10 @@ async fn orphan_blobs_are_removed_at_start() {
     let lb = Lifeboat::start_in(dir.path(), &[]);
     assert!(!orphan.join("ff00000000000000000000000000000f").exists());
     let s3 = lb.client();
-    s3.head_object().bucket("b").key("k").send().await.unwrap();
+    s3.head_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
 }

@@ -1038,3 +1038,21 @@ both_modes!(
     "[server]\nsigv2 = false\n",
     sigv2_refused
 );
+
+// ---- 2. Bucket names follow AWS's rules exactly: 3 to 63 characters.
+
+async fn bucket_name_lengths(s: &Server) {
+    let s3 = s.lb.client();
+    for bad in ["x", "ab", &"a".repeat(64), "a..b", "xn--abc", "sthree-abc"] {
+        let e = s3.create_bucket().bucket(bad).send().await.unwrap_err();
+        assert_eq!(code(&e), "InvalidBucketName", "{bad}");
+    }
+    for good in ["abc", &"a".repeat(63), "my.bucket-1"] {
+        s3.create_bucket()
+            .bucket(good)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{good}: {e:?}"));
+    }
+}
+both_modes!(bucket_names_are_3_to_63_characters, "", bucket_name_lengths);

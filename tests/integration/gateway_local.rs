@@ -14,7 +14,7 @@ use crate::harness::{
 };
 use crate::upstream::{Fault, FaultProxy};
 
-const BUCKET: &str = "gw";
+const BUCKET: &str = "gwb";
 
 /// The longest any poll here waits.
 const WAIT: Duration = Duration::from_secs(30);

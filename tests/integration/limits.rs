@@ -17,11 +17,11 @@ max_metadata_bytes = 100
 async fn each_limit_answers_with_its_aws_error() {
     let lb = Lifeboat::start_with_config(SMALL_LIMITS);
     let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
 
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("big")
         .body(ByteStream::from(vec![0u8; 2048]))
         .send()
@@ -31,7 +31,7 @@ async fn each_limit_answers_with_its_aws_error() {
 
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k".repeat(65))
         .body(ByteStream::from(vec![1u8]))
         .send()
@@ -41,7 +41,7 @@ async fn each_limit_answers_with_its_aws_error() {
 
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("meta")
         .metadata("m", "v".repeat(200))
         .body(ByteStream::from(vec![1u8]))
@@ -52,7 +52,7 @@ async fn each_limit_answers_with_its_aws_error() {
 
     let e = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("headers")
         .metadata("a", "v".repeat(50))
         .cache_control("x".repeat(5000))
@@ -64,7 +64,7 @@ async fn each_limit_answers_with_its_aws_error() {
 
     // Exactly at the object limit is fine.
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("fits")
         .body(ByteStream::from(vec![0u8; 1024]))
         .send()
@@ -96,14 +96,14 @@ async fn a_stalled_upload_is_a_request_timeout() {
     let lb = Lifeboat::start_with_config("[limits]\nbody_idle_seconds = 1\n");
     lb.client()
         .create_bucket()
-        .bucket("b")
+        .bucket("bkt")
         .send()
         .await
         .unwrap();
     let p = lb
         .client()
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("slow")
         .presigned(
             aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(

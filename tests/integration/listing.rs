@@ -7,12 +7,12 @@ use std::time::SystemTime;
 
 use crate::harness::{Lifeboat, raw, setup_with_bucket, signed_request};
 
-/// A fresh server with bucket "b" holding `keys` (each with the body "x").
+/// A fresh server with bucket "bkt" holding `keys` (each with the body "x").
 async fn setup(keys: &[&str]) -> (Lifeboat, aws_sdk_s3::Client) {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     for k in keys {
         s3.put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(*k)
             .body(ByteStream::from(b"x".to_vec()))
             .send()
@@ -41,7 +41,7 @@ async fn v2_pages_through_keys_and_common_prefixes() {
     loop {
         let page = s3
             .list_objects_v2()
-            .bucket("b")
+            .bucket("bkt")
             .delimiter("/")
             .max_keys(2)
             .set_continuation_token(token.clone())
@@ -71,7 +71,7 @@ async fn v2_pages_through_keys_and_common_prefixes() {
 
     let nested = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .prefix("photos/")
         .delimiter("/")
         .send()
@@ -88,7 +88,7 @@ async fn v2_pages_through_keys_and_common_prefixes() {
 
     let after = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .start_after("photos/top.jpg")
         .send()
         .await
@@ -98,13 +98,13 @@ async fn v2_pages_through_keys_and_common_prefixes() {
 
     let owners = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .fetch_owner(true)
         .send()
         .await
         .unwrap();
     assert!(owners.contents().iter().all(|o| o.owner().is_some()));
-    let no_owner = s3.list_objects_v2().bucket("b").send().await.unwrap();
+    let no_owner = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert!(no_owner.contents().iter().all(|o| o.owner().is_none()));
 }
 
@@ -113,7 +113,7 @@ async fn v1_marker_and_next_marker() {
     let (_lb, s3) = setup(KEYS).await;
     let page = s3
         .list_objects()
-        .bucket("b")
+        .bucket("bkt")
         .max_keys(2)
         .send()
         .await
@@ -128,7 +128,7 @@ async fn v1_marker_and_next_marker() {
         .to_owned();
     let next = s3
         .list_objects()
-        .bucket("b")
+        .bucket("bkt")
         .marker(&last)
         .send()
         .await
@@ -138,7 +138,7 @@ async fn v1_marker_and_next_marker() {
 
     let d = s3
         .list_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delimiter("/")
         .max_keys(2)
         .send()
@@ -147,7 +147,7 @@ async fn v1_marker_and_next_marker() {
     assert_eq!(d.next_marker(), Some("photos/"));
     let d2 = s3
         .list_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delimiter("/")
         .marker("photos/")
         .send()
@@ -167,7 +167,7 @@ async fn url_encoding_type_encodes_keys() {
     // The SDK decodes url-encoded keys itself, so the keys come back as stored.
     let page = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .encoding_type(EncodingType::Url)
         .send()
         .await
@@ -185,7 +185,7 @@ async fn url_encoding_on_the_wire() {
     let req = signed_request(
         lb.port,
         "GET",
-        "/b?list-type=2&encoding-type=url&delimiter=%2F",
+        "/bkt?list-type=2&encoding-type=url&delimiter=%2F",
         b"",
         SystemTime::now(),
     );
@@ -202,7 +202,7 @@ async fn bad_max_keys_is_invalid_argument_and_large_is_capped() {
     let (lb, s3) = setup(&["k"]).await;
     let page = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .max_keys(5000)
         .send()
         .await
@@ -212,7 +212,7 @@ async fn bad_max_keys_is_invalid_argument_and_large_is_capped() {
         let req = signed_request(
             lb.port,
             "GET",
-            &format!("/b?list-type=2&max-keys={bad}"),
+            &format!("/bkt?list-type=2&max-keys={bad}"),
             b"",
             SystemTime::now(),
         );
@@ -226,7 +226,7 @@ async fn bad_max_keys_is_invalid_argument_and_large_is_capped() {
 async fn paging_through_many_keys_is_complete_and_ordered() {
     let lb = Lifeboat::start();
     let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let mut want: Vec<String> = (0..2500)
         .map(|i| format!("logs/{:05}", (i * 7919) % 2500))
         .collect();
@@ -237,7 +237,7 @@ async fn paging_through_many_keys_is_complete_and_ordered() {
         tasks.spawn(async move {
             for k in chunk {
                 s3.put_object()
-                    .bucket("b")
+                    .bucket("bkt")
                     .key(k)
                     .body(ByteStream::from(Vec::new()))
                     .send()
@@ -251,7 +251,7 @@ async fn paging_through_many_keys_is_complete_and_ordered() {
     }
     want.sort();
     let mut got = Vec::new();
-    let mut pages = s3.list_objects_v2().bucket("b").into_paginator().send();
+    let mut pages = s3.list_objects_v2().bucket("bkt").into_paginator().send();
     while let Some(page) = pages.next().await {
         got.extend(
             page.unwrap()
@@ -268,7 +268,7 @@ async fn max_keys_zero_is_an_empty_complete_page() {
     let (_lb, s3) = setup(&["a", "b"]).await;
     let page = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .max_keys(0)
         .send()
         .await

@@ -9,7 +9,7 @@ const MIB: usize = 1 << 20;
 
 async fn create(s3: &aws_sdk_s3::Client, key: &str, alg: Option<ChecksumAlgorithm>) -> String {
     s3.create_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key(key)
         .set_checksum_algorithm(alg)
         .content_type("video/mp4")
@@ -31,7 +31,7 @@ async fn part(
 ) -> CompletedPart {
     let out = s3
         .upload_part()
-        .bucket("b")
+        .bucket("bkt")
         .key(key)
         .upload_id(id)
         .part_number(n)
@@ -53,7 +53,7 @@ fn md5(b: &[u8]) -> [u8; 16] {
 
 #[tokio::test]
 async fn upload_complete_and_read_back_by_part() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let bodies = [data(5 * MIB, 1), data(5 * MIB, 2), data(1234, 3)];
     let id = create(&s3, "video.mp4", Some(ChecksumAlgorithm::Crc32)).await;
     let mut parts = Vec::new();
@@ -65,7 +65,7 @@ async fn upload_complete_and_read_back_by_part() {
 
     let listed = s3
         .list_parts()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .upload_id(&id)
         .send()
@@ -74,7 +74,7 @@ async fn upload_complete_and_read_back_by_part() {
     assert_eq!(listed.parts().len(), 3);
     let uploads = s3
         .list_multipart_uploads()
-        .bucket("b")
+        .bucket("bkt")
         .send()
         .await
         .unwrap();
@@ -82,7 +82,7 @@ async fn upload_complete_and_read_back_by_part() {
 
     let done = s3
         .complete_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .upload_id(&id)
         .multipart_upload(
@@ -103,7 +103,7 @@ async fn upload_complete_and_read_back_by_part() {
 
     let got = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .checksum_mode(ChecksumMode::Enabled)
         .send()
@@ -122,7 +122,7 @@ async fn upload_complete_and_read_back_by_part() {
 
     let p2 = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .part_number(2)
         .send()
@@ -133,7 +133,7 @@ async fn upload_complete_and_read_back_by_part() {
     assert!(p2.body.collect().await.unwrap().into_bytes().as_ref() == bodies[1].as_slice());
     let h = s3
         .head_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .part_number(3)
         .send()
@@ -143,7 +143,7 @@ async fn upload_complete_and_read_back_by_part() {
     assert_eq!(h.parts_count(), Some(3));
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .part_number(4)
         .send()
@@ -154,7 +154,7 @@ async fn upload_complete_and_read_back_by_part() {
     // A range across the part boundary.
     let r = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("video.mp4")
         .range(format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9))
         .send()
@@ -164,7 +164,7 @@ async fn upload_complete_and_read_back_by_part() {
     assert!(got.as_ref() == &bodies.concat()[5 * MIB - 10..5 * MIB + 10]);
     assert!(
         s3.list_multipart_uploads()
-            .bucket("b")
+            .bucket("bkt")
             .send()
             .await
             .unwrap()
@@ -175,14 +175,14 @@ async fn upload_complete_and_read_back_by_part() {
 
 #[tokio::test]
 async fn default_upload_gets_a_full_object_crc64nvme() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let bodies = [data(5 * MIB, 4), data(100, 5)];
     let id = create(&s3, "k", None).await;
     let mut parts = Vec::new();
     for (i, b) in bodies.iter().enumerate() {
         let out = s3
             .upload_part()
-            .bucket("b")
+            .bucket("bkt")
             .key("k")
             .upload_id(&id)
             .part_number(i as i32 + 1)
@@ -198,7 +198,7 @@ async fn default_upload_gets_a_full_object_crc64nvme() {
         );
     }
     s3.complete_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id(&id)
         .multipart_upload(
@@ -211,7 +211,7 @@ async fn default_upload_gets_a_full_object_crc64nvme() {
         .unwrap();
     // The whole body's CRC64NVME, as a single PUT of the same bytes would report.
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("single")
         .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
         .body(ByteStream::from(bodies.concat()))
@@ -220,7 +220,7 @@ async fn default_upload_gets_a_full_object_crc64nvme() {
         .unwrap();
     let a = s3
         .head_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .checksum_mode(ChecksumMode::Enabled)
         .send()
@@ -228,7 +228,7 @@ async fn default_upload_gets_a_full_object_crc64nvme() {
         .unwrap();
     let b = s3
         .head_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("single")
         .checksum_mode(ChecksumMode::Enabled)
         .send()
@@ -240,13 +240,13 @@ async fn default_upload_gets_a_full_object_crc64nvme() {
 
 #[tokio::test]
 async fn complete_checks_order_etags_and_sizes() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let id = create(&s3, "k", None).await;
     let p1 = part(&s3, "k", &id, 1, data(1000, 1)).await;
     let p2 = part(&s3, "k", &id, 2, data(1000, 2)).await;
     let complete = |parts: Vec<CompletedPart>| {
         s3.complete_multipart_upload()
-            .bucket("b")
+            .bucket("bkt")
             .key("k")
             .upload_id(&id)
             .multipart_upload(
@@ -284,10 +284,10 @@ async fn complete_checks_order_etags_and_sizes() {
 
 #[tokio::test]
 async fn unknown_upload_abort_and_malformed_body() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     let e = s3
         .upload_part()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id("nope")
         .part_number(1)
@@ -298,7 +298,7 @@ async fn unknown_upload_abort_and_malformed_body() {
     assert_eq!(code(&e), "NoSuchUpload");
     let e = s3
         .list_parts()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id("nope")
         .send()
@@ -311,7 +311,7 @@ async fn unknown_upload_abort_and_malformed_body() {
     let req = crate::harness::signed_request(
         lb.port,
         "POST",
-        &format!("/b/k?uploadId={id}"),
+        &format!("/bkt/k?uploadId={id}"),
         b"<CompleteMultipartUpload><Part><PartNumber>1</Part>",
         std::time::SystemTime::now(),
     );
@@ -320,7 +320,7 @@ async fn unknown_upload_abort_and_malformed_body() {
     assert!(String::from_utf8_lossy(&body).contains("MalformedXML"));
 
     s3.abort_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id(&id)
         .send()
@@ -328,7 +328,7 @@ async fn unknown_upload_abort_and_malformed_body() {
         .unwrap();
     let e = s3
         .abort_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id(&id)
         .send()
@@ -344,10 +344,10 @@ async fn unknown_upload_abort_and_malformed_body() {
 
 #[tokio::test]
 async fn upload_part_copy_with_ranges() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let src = data(6 * MIB + 500, 9);
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("src")
         .body(ByteStream::from(src.clone()))
         .send()
@@ -358,11 +358,11 @@ async fn upload_part_copy_with_ranges() {
     for (n, range) in [(1, (0, 5 * MIB - 1)), (2, (5 * MIB, src.len() - 1))] {
         let out = s3
             .upload_part_copy()
-            .bucket("b")
+            .bucket("bkt")
             .key("dst")
             .upload_id(&id)
             .part_number(n)
-            .copy_source("b/src")
+            .copy_source("bkt/src")
             .copy_source_range(format!("bytes={}-{}", range.0, range.1))
             .send()
             .await
@@ -376,18 +376,18 @@ async fn upload_part_copy_with_ranges() {
     }
     let e = s3
         .upload_part_copy()
-        .bucket("b")
+        .bucket("bkt")
         .key("dst")
         .upload_id(&id)
         .part_number(3)
-        .copy_source("b/src")
+        .copy_source("bkt/src")
         .copy_source_range(format!("bytes=0-{}", src.len()))
         .send()
         .await
         .unwrap_err();
     assert_eq!(code(&e), "InvalidArgument");
     s3.complete_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("dst")
         .upload_id(&id)
         .multipart_upload(
@@ -398,15 +398,21 @@ async fn upload_part_copy_with_ranges() {
         .send()
         .await
         .unwrap();
-    let got = s3.get_object().bucket("b").key("dst").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("bkt")
+        .key("dst")
+        .send()
+        .await
+        .unwrap();
     assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == src.as_slice());
 }
 
 #[tokio::test]
 async fn conditional_complete() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("exists")
         .body(ByteStream::from(b"x".to_vec()))
         .send()
@@ -416,7 +422,7 @@ async fn conditional_complete() {
     let p = part(&s3, "exists", &id, 1, data(10, 1)).await;
     let e = s3
         .complete_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("exists")
         .upload_id(&id)
         .if_none_match("*")
@@ -427,7 +433,7 @@ async fn conditional_complete() {
     assert_eq!(code(&e), "PreconditionFailed");
     // The upload survives a failed condition.
     s3.complete_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("exists")
         .upload_id(&id)
         .multipart_upload(CompletedMultipartUpload::builder().parts(p).build())
@@ -441,7 +447,7 @@ async fn crash_mid_upload_keeps_completed_parts() {
     let dir = tempfile::tempdir().unwrap();
     let mut lb = Lifeboat::start_in(dir.path(), &[]);
     let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let id = create(&s3, "k", None).await;
     let p1 = part(&s3, "k", &id, 1, data(5 * MIB, 1)).await;
     lb.kill9();
@@ -449,7 +455,7 @@ async fn crash_mid_upload_keeps_completed_parts() {
     let s3 = lb.client();
     let listed = s3
         .list_parts()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id(&id)
         .send()
@@ -458,7 +464,7 @@ async fn crash_mid_upload_keeps_completed_parts() {
     assert_eq!(listed.parts().len(), 1);
     let p2 = part(&s3, "k", &id, 2, data(10, 2)).await;
     s3.complete_multipart_upload()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .upload_id(&id)
         .multipart_upload(
@@ -470,7 +476,13 @@ async fn crash_mid_upload_keeps_completed_parts() {
         .send()
         .await
         .unwrap();
-    let h = s3.head_object().bucket("b").key("k").send().await.unwrap();
+    let h = s3
+        .head_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.content_length(), Some(5 * MIB as i64 + 10));
 }
 
@@ -478,14 +490,14 @@ async fn crash_mid_upload_keeps_completed_parts() {
 async fn abandoned_uploads_are_cleaned_up() {
     let lb = Lifeboat::start_with_config("[limits]\nabandoned_upload_seconds = 1\n");
     let s3 = lb.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let id = create(&s3, "k", None).await;
     part(&s3, "k", &id, 1, data(10, 1)).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let e = s3
             .list_parts()
-            .bucket("b")
+            .bucket("bkt")
             .key("k")
             .upload_id(&id)
             .send()

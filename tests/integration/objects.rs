@@ -7,11 +7,11 @@ use crate::harness::{code, data, setup_with_bucket};
 
 #[tokio::test]
 async fn put_get_round_trip_with_default_sdk_checksums() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let body = data(3 * 1024 * 1024 + 17, 1);
     let put = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("dir/file.bin")
         .body(ByteStream::from(body.clone()))
         .send()
@@ -21,7 +21,7 @@ async fn put_get_round_trip_with_default_sdk_checksums() {
     assert_eq!(put.e_tag(), Some(expected_etag.as_str()));
     let got = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("dir/file.bin")
         .checksum_mode(ChecksumMode::Enabled)
         .send()
@@ -44,11 +44,11 @@ fn md5_of(b: &[u8]) -> u128 {
 #[tokio::test]
 async fn every_checksum_algorithm_is_checked_stored_and_returned() {
     use aws_sdk_s3::types::ChecksumAlgorithm as A;
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     for alg in [A::Crc32, A::Crc32C, A::Crc64Nvme, A::Sha1, A::Sha256] {
         let key = format!("k-{}", alg.as_str());
         s3.put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(&key)
             .checksum_algorithm(alg.clone())
             .body(ByteStream::from(data(1000, 2)))
@@ -57,7 +57,7 @@ async fn every_checksum_algorithm_is_checked_stored_and_returned() {
             .unwrap();
         let head = s3
             .head_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(&key)
             .checksum_mode(ChecksumMode::Enabled)
             .send()
@@ -75,7 +75,7 @@ async fn every_checksum_algorithm_is_checked_stored_and_returned() {
     // A checksum that does not match the body is refused and nothing is stored.
     let bad = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("bad")
         .checksum_crc32("AAAAAA==")
         .body(ByteStream::from(b"hello".to_vec()))
@@ -85,7 +85,7 @@ async fn every_checksum_algorithm_is_checked_stored_and_returned() {
     assert_eq!(code(&bad), "BadDigest");
     assert!(
         s3.head_object()
-            .bucket("b")
+            .bucket("bkt")
             .key("bad")
             .send()
             .await
@@ -95,9 +95,9 @@ async fn every_checksum_algorithm_is_checked_stored_and_returned() {
 
 #[tokio::test]
 async fn content_md5_good_bad_and_invalid() {
-    let (lb, s3) = setup_with_bucket("b").await;
+    let (lb, s3) = setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("md5")
         .content_md5("XUFAKrxLKna5cZ2REBfFkg==") // md5("hello")
         .body(ByteStream::from(b"hello".to_vec()))
@@ -106,7 +106,7 @@ async fn content_md5_good_bad_and_invalid() {
         .unwrap();
     let bad = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("md5-bad")
         .content_md5("1B2M2Y8AsgTpgAmY7PhCfg==")
         .body(ByteStream::from(b"hello".to_vec()))
@@ -119,7 +119,7 @@ async fn content_md5_good_bad_and_invalid() {
     use aws_sdk_s3::presigning::PresigningConfig;
     let p = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("md5-invalid")
         .presigned(PresigningConfig::expires_in(std::time::Duration::from_secs(60)).unwrap())
         .await
@@ -136,9 +136,9 @@ async fn content_md5_good_bad_and_invalid() {
 
 #[tokio::test]
 async fn metadata_and_content_headers_round_trip() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("page.html")
         .content_type("text/html; charset=utf-8")
         .cache_control("max-age=60")
@@ -153,7 +153,7 @@ async fn metadata_and_content_headers_round_trip() {
         .unwrap();
     let h = s3
         .head_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("page.html")
         .send()
         .await
@@ -173,7 +173,7 @@ async fn metadata_and_content_headers_round_trip() {
     // response-* overrides.
     let g = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("page.html")
         .response_content_type("text/plain")
         .response_cache_control("no-store")
@@ -186,10 +186,10 @@ async fn metadata_and_content_headers_round_trip() {
 
 #[tokio::test]
 async fn ranges_open_suffix_and_unsatisfiable() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let body = data(1000, 3);
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("r")
         .body(ByteStream::from(body.clone()))
         .send()
@@ -203,7 +203,7 @@ async fn ranges_open_suffix_and_unsatisfiable() {
     ] {
         let g = s3
             .get_object()
-            .bucket("b")
+            .bucket("bkt")
             .key("r")
             .range(range)
             .send()
@@ -215,7 +215,7 @@ async fn ranges_open_suffix_and_unsatisfiable() {
     }
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("r")
         .range("bytes=1000-")
         .send()
@@ -227,10 +227,10 @@ async fn ranges_open_suffix_and_unsatisfiable() {
 
 #[tokio::test]
 async fn conditional_get_precedence_and_304_carries_etag() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     let put = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .body(ByteStream::from(b"v1".to_vec()))
         .send()
@@ -240,7 +240,7 @@ async fn conditional_get_precedence_and_304_carries_etag() {
 
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_none_match(&etag)
         .send()
@@ -252,7 +252,7 @@ async fn conditional_get_precedence_and_304_carries_etag() {
 
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_match("\"nope\"")
         .send()
@@ -263,7 +263,7 @@ async fn conditional_get_precedence_and_304_carries_etag() {
     let long_ago = aws_sdk_s3::primitives::DateTime::from_secs(0);
     // If-Match true overrides If-Unmodified-Since false.
     s3.get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_match(&etag)
         .if_unmodified_since(long_ago)
@@ -272,7 +272,7 @@ async fn conditional_get_precedence_and_304_carries_etag() {
         .unwrap();
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_unmodified_since(long_ago)
         .send()
@@ -280,7 +280,7 @@ async fn conditional_get_precedence_and_304_carries_etag() {
         .unwrap_err();
     assert_eq!(code(&e), "PreconditionFailed");
     s3.get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("c")
         .if_modified_since(long_ago)
         .send()
@@ -290,16 +290,16 @@ async fn conditional_get_precedence_and_304_carries_etag() {
 
 #[tokio::test]
 async fn delete_is_204_even_for_absent_keys_and_missing_keys_are_404() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     s3.delete_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("never-existed")
         .send()
         .await
         .unwrap();
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("never-existed")
         .send()
         .await
@@ -317,31 +317,31 @@ async fn delete_is_204_even_for_absent_keys_and_missing_keys_are_404() {
 
 #[tokio::test]
 async fn keys_with_reserved_characters() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     for key in ["a b+c~(1)!'*", "ünï/cødé.txt", "x//y", "q?x=1&y#z", "%41"] {
         s3.put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(key)
             .body(ByteStream::from(key.as_bytes().to_vec()))
             .send()
             .await
             .unwrap();
-        let g = s3.get_object().bucket("b").key(key).send().await.unwrap();
+        let g = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
         assert_eq!(
             g.body.collect().await.unwrap().into_bytes().as_ref(),
             key.as_bytes(),
             "{key}"
         );
     }
-    let list = s3.list_objects_v2().bucket("b").send().await.unwrap();
+    let list = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(list.key_count(), Some(5));
 }
 
 #[tokio::test]
 async fn empty_object() {
-    let (_lb, s3) = setup_with_bucket("b").await;
+    let (_lb, s3) = setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("empty")
         .body(ByteStream::from(Vec::new()))
         .send()
@@ -349,7 +349,7 @@ async fn empty_object() {
         .unwrap();
     let g = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("empty")
         .send()
         .await
@@ -363,9 +363,9 @@ async fn empty_object() {
 /// `400 InvalidArgument`.
 #[tokio::test]
 async fn version_id_null_addresses_the_only_version() {
-    let (_lb, s3) = crate::harness::setup_with_bucket("b").await;
+    let (_lb, s3) = crate::harness::setup_with_bucket("bkt").await;
     s3.put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("v")
         .body(ByteStream::from_static(b"only"))
         .send()
@@ -373,7 +373,7 @@ async fn version_id_null_addresses_the_only_version() {
         .unwrap();
     let got = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("v")
         .version_id("null")
         .send()
@@ -384,7 +384,7 @@ async fn version_id_null_addresses_the_only_version() {
         b"only"
     );
     s3.head_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("v")
         .version_id("null")
         .send()
@@ -392,7 +392,7 @@ async fn version_id_null_addresses_the_only_version() {
         .unwrap();
     let e = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("v")
         .version_id("abc")
         .send()
@@ -400,11 +400,18 @@ async fn version_id_null_addresses_the_only_version() {
         .unwrap_err();
     assert_eq!(crate::harness::code(&e), "InvalidArgument");
     s3.delete_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("v")
         .version_id("null")
         .send()
         .await
         .unwrap();
-    assert!(s3.head_object().bucket("b").key("v").send().await.is_err());
+    assert!(
+        s3.head_object()
+            .bucket("bkt")
+            .key("v")
+            .send()
+            .await
+            .is_err()
+    );
 }
