@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::filename;
-use crate::auth::policy::{Action, Resource, User};
+use crate::auth::policy::{Action, BucketOwner, Resource, User};
 use crate::auth::presign::{Presign, Signer, presign_url};
 use crate::config::PresignTarget;
 use crate::context::Context;
@@ -93,13 +93,24 @@ fn bucket_of(ctx: &Context, asked: Option<String>) -> Result<String, ApiError> {
 
 /// The user a URL for `action` on the key is signed as: the caller, who must be allowed it;
 /// for the bearer token, the first admin user allowed it, else the first user allowed it.
-fn signer<'a>(
+async fn signer<'a>(
     env: &Env<'a>,
     action: Action,
     bucket: &str,
     key: &str,
 ) -> Result<&'a User, ApiError> {
-    let allowed = |u: &User| u.allows(action, Resource::Object { bucket, key });
+    let ctx = env.ctx;
+    // A bucket only upstream is adopted first (owned by no user here), as the S3 API does.
+    ctx.replication
+        .bucket_used(bucket, "", &ctx.config.server.region)
+        .await;
+    let owner = match ctx.store.bucket(bucket).await {
+        Ok(meta) => Some(meta.owner),
+        Err(StoreError::NoSuchBucket) => None,
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let owner = BucketOwner::from(owner.as_ref());
+    let allowed = |u: &User| u.allows(action, Resource::Object { bucket, key }, owner);
     let found = match env.caller {
         Caller::User(u) => env
             .ctx
@@ -131,7 +142,6 @@ async fn ensure_bucket(env: &Env<'_>, signer: &User, bucket: &str) -> Result<(),
     let ctx = env.ctx;
     let region = &ctx.config.server.region;
     let owner = signer.owner_id();
-    ctx.replication.bucket_used(bucket, &owner, region).await;
     match ctx.store.bucket(bucket).await {
         Ok(_) => return Ok(()),
         Err(StoreError::NoSuchBucket) => {}
@@ -257,7 +267,7 @@ pub async fn upload(env: &Env<'_>, req: UploadRequest) -> Result<Value, ApiError
         .limits
         .check_key(&key)
         .map_err(|e| ApiError::InvalidRequest(e.message))?;
-    let signer = signer(env, Action::Write, &bucket, &key)?;
+    let signer = signer(env, Action::Write, &bucket, &key).await?;
     ensure_bucket(env, signer, &bucket).await?;
     let mut headers = vec![("content-type".to_owned(), content_type.clone())];
     let mut query = Vec::new();
@@ -303,11 +313,7 @@ pub async fn download(env: &Env<'_>, req: DownloadRequest) -> Result<Value, ApiE
         .limits
         .check_key(&req.key)
         .map_err(|e| ApiError::InvalidRequest(e.message))?;
-    let signer = signer(env, Action::Read, &bucket, &req.key)?;
-    let owner = signer.owner_id();
-    ctx.replication
-        .bucket_used(&bucket, &owner, &ctx.config.server.region)
-        .await;
+    let signer = signer(env, Action::Read, &bucket, &req.key).await?;
     match ctx.store.bucket(&bucket).await {
         Ok(_) => {}
         Err(StoreError::NoSuchBucket) => {

@@ -527,6 +527,7 @@ mod tests {
             secret_key: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
             admin: false,
             grants: vec![policy::Grant::all()],
+            own_buckets: false,
         }])
     }
 

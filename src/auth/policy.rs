@@ -71,12 +71,46 @@ impl Grant {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub access_key: String,
     pub secret_key: Secret,
     pub admin: bool,
     pub grants: Vec<Grant>,
+    /// No `grants` were configured and the server has other users: this user may use the
+    /// buckets it created, and no others (`grants` is then unused).
+    pub own_buckets: bool,
+}
+
+/// Printed by `config check` under the file's keys; a user limited to its own buckets is
+/// printed without `grants`, as it was configured.
+impl Serialize for User {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("User", 4)?;
+        st.serialize_field("access_key", &self.access_key)?;
+        st.serialize_field("secret_key", &self.secret_key)?;
+        st.serialize_field("admin", &self.admin)?;
+        if !self.own_buckets {
+            st.serialize_field("grants", &self.grants)?;
+        }
+        st.end()
+    }
+}
+
+impl<'a> From<Option<&'a String>> for BucketOwner<'a> {
+    fn from(owner: Option<&'a String>) -> Self {
+        owner.map_or(BucketOwner::None, |o| BucketOwner::Id(o))
+    }
+}
+
+/// The owner of the bucket a request addresses, as the permission check needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketOwner<'a> {
+    /// No bucket, or one that does not exist (the handler answers `NoSuchBucket`).
+    None,
+    /// The owner id recorded with the bucket (empty for a bucket no user here created).
+    Id(&'a str),
 }
 
 /// What a request touches, for the permission check.
@@ -99,9 +133,17 @@ pub enum Resource<'a> {
 }
 
 impl User {
-    pub fn allows(&self, action: Action, resource: Resource<'_>) -> bool {
+    /// Whether the user may do `action` on `resource` in a bucket owned by `owner`.
+    pub fn allows(&self, action: Action, resource: Resource<'_>, owner: BucketOwner<'_>) -> bool {
         if action == Action::Admin && self.admin {
             return true;
+        }
+        if self.own_buckets {
+            return action != Action::Admin
+                && match owner {
+                    BucketOwner::None => true,
+                    BucketOwner::Id(id) => id == self.owner_id(),
+                };
         }
         match resource {
             Resource::Service => action != Action::Admin,
@@ -124,7 +166,10 @@ impl User {
     }
 
     /// Whether the bucket shows up in this user's ListBuckets.
-    pub fn sees_bucket(&self, bucket: &str) -> bool {
+    pub fn sees_bucket(&self, bucket: &str, owner: &str) -> bool {
+        if self.own_buckets {
+            return owner == self.owner_id();
+        }
         self.grants.iter().any(|g| g.covers_bucket(bucket))
     }
 
@@ -163,13 +208,37 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    const N: BucketOwner<'static> = BucketOwner::None;
+
     fn user(grants: Vec<Grant>) -> User {
         User {
             access_key: "a".into(),
             secret_key: Secret::new("s"),
             admin: false,
             grants,
+            own_buckets: false,
         }
+    }
+
+    #[test]
+    fn a_user_without_grants_among_several_uses_only_its_own_buckets() {
+        let u = User {
+            own_buckets: true,
+            ..user(Vec::new())
+        };
+        let obj = Resource::Object {
+            bucket: "b",
+            key: "k",
+        };
+        let mine = u.owner_id();
+        assert!(u.allows(Action::Write, obj, BucketOwner::Id(&mine)));
+        assert!(!u.allows(Action::Read, obj, BucketOwner::Id("someone-else")));
+        assert!(!u.allows(Action::Read, obj, BucketOwner::Id("")), "unowned");
+        assert!(
+            u.allows(Action::Write, Resource::Bucket("new"), N),
+            "CreateBucket"
+        );
+        assert!(u.sees_bucket("b", &mine) && !u.sees_bucket("b", "someone-else"));
     }
 
     #[test]
@@ -192,15 +261,16 @@ mod tests {
             bucket: "media",
             key,
         };
-        assert!(u.allows(Action::Read, obj("public/a.png")));
-        assert!(!u.allows(Action::Read, obj("private/a.png")));
-        assert!(!u.allows(Action::Write, obj("public/a.png")));
+        assert!(u.allows(Action::Read, obj("public/a.png"), N));
+        assert!(!u.allows(Action::Read, obj("private/a.png"), N));
+        assert!(!u.allows(Action::Write, obj("public/a.png"), N));
         assert!(u.allows(
             Action::List,
             Resource::Listing {
                 bucket: "media",
                 prefix: "public/x"
-            }
+            },
+            N
         ));
         // Listing the whole bucket would show keys outside the grant.
         assert!(!u.allows(
@@ -208,24 +278,27 @@ mod tests {
             Resource::Listing {
                 bucket: "media",
                 prefix: ""
-            }
+            },
+            N
         ));
         assert!(!u.allows(
             Action::List,
             Resource::Listing {
                 bucket: "media",
                 prefix: "private/"
-            }
+            },
+            N
         ));
         assert!(!u.allows(
             Action::Read,
             Resource::Object {
                 bucket: "other",
                 key: "public/a"
-            }
+            },
+            N
         ));
-        assert!(u.sees_bucket("media"));
-        assert!(!u.sees_bucket("other"));
-        assert!(!u.allows(Action::Admin, Resource::Service));
+        assert!(u.sees_bucket("media", ""));
+        assert!(!u.sees_bucket("other", ""));
+        assert!(!u.allows(Action::Admin, Resource::Service, N));
     }
 }

@@ -90,6 +90,7 @@ mod tests {
             secret_key: secret.clone(),
             admin: false,
             grants: vec![Grant::all()],
+            own_buckets: false,
         };
         let users = Users::new(&[user]);
         let now = SystemTime::now();

@@ -97,6 +97,7 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             u.secret_key_file,
         )?
         .ok_or_else(|| invalid(&format!("{key}.secret_key"), "missing"))?;
+        let explicit = u.grants.is_some();
         let grants = match u.grants {
             None => vec![Grant::all()],
             Some(gs) => gs
@@ -130,6 +131,7 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             secret_key: secret,
             admin: u.admin,
             grants,
+            own_buckets: !explicit,
         });
     }
     match (env("LIFEBOAT_ACCESS_KEY"), env("LIFEBOAT_SECRET_KEY")) {
@@ -140,6 +142,7 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
                 secret_key: Secret::new(sk),
                 admin: true,
                 grants: vec![Grant::all()],
+                own_buckets: true,
             });
         }
         (None, None) => {}
@@ -157,7 +160,12 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             secret_key: Secret::new(DEV_SECRET_KEY),
             admin: true,
             grants: vec![Grant::all()],
+            own_buckets: false,
         });
+    }
+    // Without grants a user may use the buckets it created; alone, it may use everything.
+    if users.len() == 1 {
+        users[0].own_buckets = false;
     }
 
     let upstream = resolve_upstream(raw.upstream, env)?;

@@ -42,7 +42,7 @@ pub async fn list_buckets(
     };
     let buckets = ctx.store.list_buckets().await?;
     let mut matching = buckets.iter().filter(|(name, meta)| {
-        user.sees_bucket(name)
+        user.sees_bucket(name, &meta.owner)
             && params.prefix.as_deref().is_none_or(|p| name.starts_with(p))
             && params.region.as_deref().is_none_or(|r| meta.region == r)
             && after.as_deref().is_none_or(|a| name.as_str() > a)

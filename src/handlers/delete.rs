@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::headers::check_body_digests;
 use super::{S3Response, empty_response, xml_response};
-use crate::auth::policy::{Action, Resource, User};
+use crate::auth::policy::{Action, BucketOwner, Resource, User};
 use crate::body::RequestBody;
 use crate::context::Context;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
@@ -56,11 +56,15 @@ pub async fn delete_objects(
             ),
         ));
     }
-    ctx.store.bucket(bucket).await?;
+    let owner = ctx.store.bucket(bucket).await?.owner;
     let mut w = XmlWriter::new();
     w.root("DeleteResult");
     for (key, version) in keys {
-        let outcome = if !user.allows(Action::Delete, Resource::Object { bucket, key }) {
+        let outcome = if !user.allows(
+            Action::Delete,
+            Resource::Object { bucket, key },
+            BucketOwner::Id(&owner),
+        ) {
             Err(S3Error::new(S3ErrorCode::AccessDenied))
         } else if version.is_some_and(|v| v != "null") {
             Err(S3Error::with_message(

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use super::S3Response;
 use super::headers::{CANNED_ACLS, header, parse_tag_set};
 use crate::auth::Users;
-use crate::auth::policy::{Action, Resource};
+use crate::auth::policy::{Action, BucketOwner, Resource};
 use crate::auth::post_policy::{Form, authenticate, check_policy};
 use crate::body::ResponseBody;
 use crate::checksum::{BodyHashes, ChecksumAlgorithm};
@@ -142,7 +142,12 @@ pub async fn post_object(
         let (user, doc) = authenticate(&form, users, ctx.config.server.sigv2)?;
         let policy = check_policy(&doc, &form, bucket, now)?;
         validate_fields(&form)?;
-        if !user.allows(Action::Write, Resource::Object { bucket, key: &key }) {
+        let owner = ctx.store.bucket(bucket).await?.owner;
+        if !user.allows(
+            Action::Write,
+            Resource::Object { bucket, key: &key },
+            BucketOwner::Id(&owner),
+        ) {
             return Err(S3ErrorCode::AccessDenied.into());
         }
         let max = policy

@@ -128,6 +128,17 @@ fn error_response(
     })
 }
 
+/// The recorded owner of `bucket`: `None` when there is no bucket or it does not exist (the
+/// handler answers NoSuchBucket); an unreadable record counts as owned by no one.
+async fn bucket_owner(ctx: &crate::context::Context, bucket: Option<&str>) -> Option<String> {
+    let bucket = bucket?;
+    match ctx.store.bucket(bucket).await {
+        Ok(meta) => Some(meta.owner),
+        Err(crate::store::StoreError::NoSuchBucket) => None,
+        Err(_) => Some(String::new()),
+    }
+}
+
 /// A presigned upload URL from the admin API without a signed Content-Length carries its size
 /// limit as a signed query parameter: the body must declare its length, within the limit.
 fn check_signed_max_size(query: &[(String, String)], headers: &http::HeaderMap) -> S3Result<()> {
@@ -230,26 +241,28 @@ async fn dispatch(
     let op = routed?;
     *op_name = op.name();
     tracing::Span::current().record("op", op.name());
-    if !user.allows(op.action(), op.resource()) {
-        return Err(S3ErrorCode::AccessDenied.into());
-    }
-    if let Operation::CopyObject { source, .. } | Operation::UploadPartCopy { source, .. } = &op
-        && !user.allows(
-            Action::Read,
-            Resource::Object {
-                bucket: &source.bucket,
-                key: &source.key,
-            },
-        )
-    {
-        return Err(S3ErrorCode::AccessDenied.into());
-    }
+    // A bucket that exists only upstream is adopted first, owned by no user here: it is open
+    // to users whose grants name it.
     if let Some(b) = op.bucket()
         && !matches!(op, Operation::CreateBucket { .. })
     {
         ctx.replication
-            .bucket_used(b, &user.owner_id(), &ctx.config.server.region)
+            .bucket_used(b, "", &ctx.config.server.region)
             .await;
+    }
+    let owner = bucket_owner(ctx, op.bucket()).await;
+    if !user.allows(op.action(), op.resource(), owner.as_ref().into()) {
+        return Err(S3ErrorCode::AccessDenied.into());
+    }
+    if let Operation::CopyObject { source, .. } | Operation::UploadPartCopy { source, .. } = &op {
+        let source_owner = bucket_owner(ctx, Some(&source.bucket)).await;
+        let resource = Resource::Object {
+            bucket: &source.bucket,
+            key: &source.key,
+        };
+        if !user.allows(Action::Read, resource, source_owner.as_ref().into()) {
+            return Err(S3ErrorCode::AccessDenied.into());
+        }
     }
     if matches!(op, Operation::PutObject { .. }) {
         check_signed_max_size(&query, &parts.headers)?;

@@ -1056,3 +1056,123 @@ async fn bucket_name_lengths(s: &Server) {
     }
 }
 both_modes!(bucket_names_are_3_to_63_characters, "", bucket_name_lengths);
+
+// ---- 16. Bucket ownership: with several users, one without grants uses the buckets it
+// created and no others; another user's bucket needs an explicit grant.
+
+const USERS: &str = "[[users]]\naccess_key = \"alice\"\nsecret_key = \"alice-secret-alice-secret\"\n\
+[[users]]\naccess_key = \"bob\"\nsecret_key = \"bob-secret-bob-secret-bob\"\n\
+[[users]]\naccess_key = \"carol\"\nsecret_key = \"carol-secret-carol-secret\"\n\
+grants = [{ bucket = \"alice-*\", prefix = \"\", actions = [\"read\", \"list\"] }]\n";
+
+async fn ownership(s: &Server) {
+    let alice = s.lb.client_with("alice", "alice-secret-alice-secret");
+    let bob = s.lb.client_with("bob", "bob-secret-bob-secret-bob");
+    let carol = s.lb.client_with("carol", "carol-secret-carol-secret");
+    alice
+        .create_bucket()
+        .bucket("alice-files")
+        .send()
+        .await
+        .expect("alice creates");
+    alice
+        .put_object()
+        .bucket("alice-files")
+        .key("k")
+        .body(ByteStream::from(b"alice's".to_vec()))
+        .send()
+        .await
+        .expect("alice writes");
+    bob.create_bucket()
+        .bucket("bob-files")
+        .send()
+        .await
+        .expect("bob creates");
+    let denied = |e: String| assert_eq!(e, "AccessDenied");
+    denied(code(
+        &bob.get_object()
+            .bucket("alice-files")
+            .key("k")
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+    denied(code(
+        &bob.list_objects_v2()
+            .bucket("alice-files")
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+    denied(code(
+        &bob.put_object()
+            .bucket("alice-files")
+            .key("x")
+            .body(ByteStream::from(b"no".to_vec()))
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+    denied(code(
+        &bob.delete_object()
+            .bucket("alice-files")
+            .key("k")
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+    denied(code(
+        &bob.copy_object()
+            .bucket("bob-files")
+            .key("stolen")
+            .copy_source("alice-files/k")
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+    let names = |out: aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
+        out.buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        names(bob.list_buckets().send().await.expect("list")),
+        ["bob-files"]
+    );
+    assert_eq!(
+        names(alice.list_buckets().send().await.expect("list")),
+        ["alice-files"]
+    );
+    // An explicit grant opens another user's bucket, for what it names.
+    let got = carol
+        .get_object()
+        .bucket("alice-files")
+        .key("k")
+        .send()
+        .await
+        .expect("carol reads");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"alice's"
+    );
+    denied(code(
+        &carol
+            .delete_object()
+            .bucket("alice-files")
+            .key("k")
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+    assert_eq!(
+        names(carol.list_buckets().send().await.expect("list")),
+        ["alice-files"]
+    );
+}
+both_modes!(a_users_buckets_are_its_own, super::USERS, ownership);
