@@ -4,7 +4,7 @@
 # Covers:
 #   aws s3:    mb; cp up and back down of a 1 KiB file and a 100 MiB one (multipart both ways:
 #              13 UploadParts of 8 MiB, ranged GETs; cmp byte-identical, ETag md5-of-md5s-13);
-#              ls (bucket list, keys, --recursive); presign + curl (body matches; an expired
+#              ls (bucket list, keys, --recursive); presign (SigV4 and SigV2) + curl (body matches; an expired
 #              presign gives 403); sync of a nested folder up, an idempotent re-sync, sync back
 #              down + diff -r; cp s3:// → s3:// between buckets (CopyObject for 1 KiB,
 #              UploadPartCopy for 20 MiB); sync of 1,500 tiny files and rm --recursive of them;
@@ -225,6 +225,19 @@ presign_ok() {
         [ "$code" = 200 ] && cmp "$T/small.bin" "$T/presigned.out"
 }
 check "s3 presign (SigV4) + curl returns the object body" presign_ok
+
+# aws-cli v1's own default presigns with SigV2 (AWSAccessKeyId, Expires, Signature).
+presign_v2_ok() {
+    local url code
+    printf '[default]\nregion = us-east-1\n' >"$T/v2-config"
+    url=$(AWS_CONFIG_FILE="$T/v2-config" aws --endpoint-url "$LIFEBOAT_ENDPOINT" s3 presign "s3://$BUCKET/small.bin" --expires-in 300) &&
+        echo "$url" &&
+        case $url in *AWSAccessKeyId=*Signature=*) ;; *) echo "not a SigV2 presign"; return 1 ;; esac &&
+        code=$(curl -sS -o "$T/presigned-v2.out" -w '%{http_code}' "$url") &&
+        echo "HTTP $code" &&
+        [ "$code" = 200 ] && cmp "$T/small.bin" "$T/presigned-v2.out"
+}
+check "s3 presign with aws-cli's default (SigV2) + curl returns the object body" presign_v2_ok
 
 # HTTP/2 without TLS (prior knowledge): there is no Host header, the signed host is the
 # request's authority.
