@@ -2,8 +2,6 @@
 //! (`API_ListBuckets.html`, `API_CreateBucket.html`, `API_HeadBucket.html`,
 //! `API_DeleteBucket.html`, `API_GetBucketLocation.html`).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Response, StatusCode};
 
 use super::{S3Response, empty_response, xml_response};
@@ -26,19 +24,7 @@ pub async fn list_buckets(
 ) -> S3Result<S3Response> {
     let after = match &params.continuation_token {
         None => None,
-        Some(t) => Some(
-            URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    S3Error::invalid_argument(
-                        "The continuation token provided is incorrect",
-                        "continuation-token",
-                        t,
-                    )
-                })?,
-        ),
+        Some(t) => Some(super::list::decode_token(t)?),
     };
     let buckets = ctx.store.list_buckets().await?;
     let mut matching = buckets.iter().filter(|(name, meta)| {
@@ -66,10 +52,7 @@ pub async fn list_buckets(
     }
     w.close("Buckets");
     if more && let Some((last, _)) = page.last() {
-        w.element(
-            "ContinuationToken",
-            &URL_SAFE_NO_PAD.encode(last.as_bytes()),
-        );
+        w.element("ContinuationToken", &super::list::encode_token(last));
     }
     if let Some(p) = &params.prefix {
         w.element("Prefix", p);

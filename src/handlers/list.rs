@@ -13,11 +13,11 @@ use crate::store::{ListPage, ListQuery};
 use crate::time::iso_date;
 use crate::xml::XmlWriter;
 
-fn encode_token(last: &str) -> String {
+pub(super) fn encode_token(last: &str) -> String {
     TOKEN.encode(last.as_bytes())
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(super) fn decode_token(token: &str) -> S3Result<String> {
     TOKEN
         .decode(token.trim())
         .ok()
@@ -70,6 +70,45 @@ fn write_contents(w: &mut XmlWriter, page: &ListPage, enc: &Encoder, owner: Opti
     }
 }
 
+/// One page of the bucket's keys, from the replication backend, starting after `start_after`.
+async fn list_page(
+    ctx: &Context,
+    bucket: &str,
+    p: &ListParams,
+    start_after: Option<String>,
+) -> S3Result<ListPage> {
+    let query = ListQuery {
+        prefix: p.prefix.clone(),
+        delimiter: p.delimiter.clone(),
+        start_after: start_after.filter(|s| !s.is_empty()),
+        max_keys: p.max_keys,
+    };
+    ctx.replication.list(bucket, query).await
+}
+
+/// `MaxKeys`, `Delimiter`, `EncodingType` and `IsTruncated`, as every listing sends them.
+fn write_limits(w: &mut XmlWriter, p: &ListParams, enc: &Encoder, truncated: bool) {
+    w.element("MaxKeys", &p.max_keys.to_string());
+    if let Some(d) = &p.delimiter {
+        w.element("Delimiter", &enc.apply(d));
+    }
+    if p.encoding_url {
+        w.element("EncodingType", "url");
+    }
+    w.element("IsTruncated", if truncated { "true" } else { "false" });
+}
+
+/// The listing's answer; when the upstream did not answer, it says so (`x-lifeboat-list:
+/// local`) rather than silently drop what only the upstream holds.
+fn listing_response(xml: String, page: &ListPage) -> S3Result<S3Response> {
+    let mut resp = xml_response(xml)?;
+    if page.from_local_index {
+        resp.headers_mut()
+            .insert("x-lifeboat-list", http::HeaderValue::from_static("local"));
+    }
+    Ok(resp)
+}
+
 pub async fn list_objects(
     ctx: &Context,
     bucket: &str,
@@ -85,13 +124,7 @@ pub async fn list_objects(
         p.marker.clone()
     };
     let owner = ctx.store.bucket(bucket).await?.owner;
-    let query = ListQuery {
-        prefix: p.prefix.clone(),
-        delimiter: p.delimiter.clone(),
-        start_after: start_after.filter(|s| !s.is_empty()),
-        max_keys: p.max_keys,
-    };
-    let page = ctx.replication.list(bucket, query).await?;
+    let page = list_page(ctx, bucket, p, start_after).await?;
     let enc = Encoder(p.encoding_url);
     let mut w = XmlWriter::new();
     w.root("ListBucketResult");
@@ -111,17 +144,7 @@ pub async fn list_objects(
     } else {
         w.element("Marker", &enc.apply(p.marker.as_deref().unwrap_or("")));
     }
-    w.element("MaxKeys", &p.max_keys.to_string());
-    if let Some(d) = &p.delimiter {
-        w.element("Delimiter", &enc.apply(d));
-    }
-    if p.encoding_url {
-        w.element("EncodingType", "url");
-    }
-    w.element(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
-    );
+    write_limits(&mut w, p, &enc, page.is_truncated);
     if page.is_truncated
         && let Some(last) = &page.last
     {
@@ -134,13 +157,7 @@ pub async fn list_objects(
     let show_owner = !v2 || p.fetch_owner;
     write_contents(&mut w, &page, &enc, show_owner.then_some(owner.as_str()));
     w.close("ListBucketResult");
-    let mut resp = xml_response(w.finish())?;
-    if page.from_local_index {
-        // The upstream did not answer: say so rather than silently drop what only it holds.
-        resp.headers_mut()
-            .insert("x-lifeboat-list", http::HeaderValue::from_static("local"));
-    }
-    Ok(resp)
+    listing_response(w.finish(), &page)
 }
 
 /// ListObjectVersions (`API_ListObjectVersions.html`) of a bucket that never had versioning:
@@ -148,13 +165,7 @@ pub async fn list_objects(
 /// same as ListObjects' (the upstream's in gateway mode), `key-marker` its marker.
 pub async fn list_versions(ctx: &Context, bucket: &str, p: &ListParams) -> S3Result<S3Response> {
     let owner = ctx.store.bucket(bucket).await?.owner;
-    let query = ListQuery {
-        prefix: p.prefix.clone(),
-        delimiter: p.delimiter.clone(),
-        start_after: p.marker.clone().filter(|s| !s.is_empty()),
-        max_keys: p.max_keys,
-    };
-    let page = ctx.replication.list(bucket, query).await?;
+    let page = list_page(ctx, bucket, p, p.marker.clone()).await?;
     let enc = Encoder(p.encoding_url);
     let mut w = XmlWriter::new();
     w.root("ListVersionsResult");
@@ -171,17 +182,7 @@ pub async fn list_versions(ctx: &Context, bucket: &str, p: &ListParams) -> S3Res
         w.element("NextKeyMarker", &enc.apply(last));
         w.element("NextVersionIdMarker", "null");
     }
-    w.element("MaxKeys", &p.max_keys.to_string());
-    if let Some(d) = &p.delimiter {
-        w.element("Delimiter", &enc.apply(d));
-    }
-    if p.encoding_url {
-        w.element("EncodingType", "url");
-    }
-    w.element(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
-    );
+    write_limits(&mut w, p, &enc, page.is_truncated);
     for (key, meta) in &page.objects {
         w.open("Version");
         w.element("Key", &enc.apply(key));
@@ -207,12 +208,7 @@ pub async fn list_versions(ctx: &Context, bucket: &str, p: &ListParams) -> S3Res
         w.close("CommonPrefixes");
     }
     w.close("ListVersionsResult");
-    let mut resp = xml_response(w.finish())?;
-    if page.from_local_index {
-        resp.headers_mut()
-            .insert("x-lifeboat-list", http::HeaderValue::from_static("local"));
-    }
-    Ok(resp)
+    listing_response(w.finish(), &page)
 }
 
 #[cfg(test)]

@@ -73,6 +73,32 @@ macro_rules! both_modes {
     };
 }
 
+/// CreateMultipartUpload; the upload id.
+async fn start_upload(s3: &Client, bucket: &str, key: &str) -> String {
+    s3.create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .map(str::to_owned)
+        .expect("id")
+}
+
+/// PUTs each key with `body`.
+async fn put_keys(s3: &Client, bucket: &str, keys: &[&str], body: &[u8]) {
+    for key in keys {
+        s3.put_object()
+            .bucket(bucket)
+            .key(*key)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .expect("put");
+    }
+}
+
 async fn bucket(s: &Server, name: &str) -> Client {
     let s3 = s.lb.client();
     s3.create_bucket()
@@ -123,16 +149,7 @@ both_modes!(
 
 async fn part_one_resent_last(s: &Server) {
     let s3 = bucket(s, "parts").await;
-    let id = s3
-        .create_multipart_upload()
-        .bucket("parts")
-        .key("k")
-        .send()
-        .await
-        .expect("create")
-        .upload_id()
-        .map(str::to_owned)
-        .expect("id");
+    let id = start_upload(&s3, "parts", "k").await;
     let upload = |n: i32, body: Vec<u8>| {
         s3.upload_part()
             .bucket("parts")
@@ -366,16 +383,7 @@ async fn copy_range_beyond_the_source(s: &Server) {
         .send()
         .await
         .expect("put");
-    let id = s3
-        .create_multipart_upload()
-        .bucket("crange")
-        .key("dst")
-        .send()
-        .await
-        .expect("create")
-        .upload_id()
-        .map(str::to_owned)
-        .expect("id");
+    let id = start_upload(&s3, "crange", "dst").await;
     let e = s3
         .upload_part_copy()
         .bucket("crange")
@@ -441,15 +449,7 @@ both_modes!(a_wrong_checksum_is_bad_digest, "", wrong_checksums);
 async fn delete_objects_with_null_versions(s: &Server) {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let s3 = bucket(s, "delv").await;
-    for key in ["a", "b"] {
-        s3.put_object()
-            .bucket("delv")
-            .key(key)
-            .body(ByteStream::from(b"x".to_vec()))
-            .send()
-            .await
-            .expect("put");
-    }
+    put_keys(&s3, "delv", &["a", "b"], b"x").await;
     let id = |key: &str, version: Option<&str>| {
         ObjectIdentifier::builder()
             .key(key)
@@ -562,15 +562,7 @@ both_modes!(
 
 async fn list_versions_of_an_unversioned_bucket(s: &Server) {
     let s3 = bucket(s, "vers").await;
-    for key in ["a/1", "a/2", "b", "c d+e"] {
-        s3.put_object()
-            .bucket("vers")
-            .key(key)
-            .body(ByteStream::from(b"v".to_vec()))
-            .send()
-            .await
-            .expect("put");
-    }
+    put_keys(&s3, "vers", &["a/1", "a/2", "b", "c d+e"], b"v").await;
     let all = s3
         .list_object_versions()
         .bucket("vers")
@@ -655,15 +647,13 @@ both_modes!(
 async fn listings_in_byte_order(s: &Server) {
     use aws_sdk_s3::types::EncodingType;
     let s3 = bucket(s, "order").await;
-    for key in ["foo+1/bar", "foo/bar/baz", "quux ab/thud", "asdf+b"] {
-        s3.put_object()
-            .bucket("order")
-            .key(key)
-            .body(ByteStream::from(b"x".to_vec()))
-            .send()
-            .await
-            .expect("put");
-    }
+    put_keys(
+        &s3,
+        "order",
+        &["foo+1/bar", "foo/bar/baz", "quux ab/thud", "asdf+b"],
+        b"x",
+    )
+    .await;
     let page = s3
         .list_objects_v2()
         .bucket("order")
@@ -735,16 +725,7 @@ both_modes!(
 
 async fn complete_twice(s: &Server) {
     let s3 = bucket(s, "twice").await;
-    let id = s3
-        .create_multipart_upload()
-        .bucket("twice")
-        .key("k")
-        .send()
-        .await
-        .expect("create")
-        .upload_id()
-        .map(str::to_owned)
-        .expect("id");
+    let id = start_upload(&s3, "twice", "k").await;
     let mut parts = Vec::new();
     for (n, body) in [(1, data(5 << 20, 1)), (2, data(100, 2))] {
         let out = s3
