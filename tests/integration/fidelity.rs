@@ -1157,3 +1157,44 @@ async fn ownership(s: &Server) {
     );
 }
 both_modes!(a_users_buckets_are_its_own, super::USERS, ownership);
+
+// ---- 12, 13. Content-Encoding kept as sent once aws-chunked is removed; If-Match: * means
+// "only if the key exists" (RFC 7232).
+
+async fn encodings_and_if_match_star(s: &Server) {
+    let s3 = bucket(s, "conds").await;
+    let (status, _) = request(
+        s,
+        "PUT",
+        "/conds/enc",
+        b"zz",
+        &[("content-encoding", "aws-chunked, deflate, gzip")],
+    );
+    assert_eq!(status, 200);
+    let head = s3
+        .head_object()
+        .bucket("conds")
+        .key("enc")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.content_encoding(), Some("deflate, gzip"));
+    let star = |key: &'static str| {
+        s3.put_object()
+            .bucket("conds")
+            .key(key)
+            .if_match("*")
+            .body(ByteStream::from(b"new".to_vec()))
+            .send()
+    };
+    let e = star("missing").await.unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(412));
+    star("enc")
+        .await
+        .expect("If-Match: * overwrites an existing key");
+}
+both_modes!(
+    content_encoding_and_if_match_star,
+    "",
+    encodings_and_if_match_star
+);
