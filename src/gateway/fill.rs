@@ -327,6 +327,7 @@ impl Fill {
                 etag: md5,
                 checksum: Some(checksum.value.clone()),
                 sha256: digests.sha256,
+                part_number: 0,
             }],
             size,
             etag,

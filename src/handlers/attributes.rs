@@ -147,21 +147,30 @@ fn write_parts(w: &mut XmlWriter, d: &Described, etag: &str, max_parts: usize, m
     match d {
         Described::Local(m) if m.multipart => {
             let total = m.segments.len();
-            let page: Vec<_> = m
+            // The part numbers the upload gave (by position for objects from before they
+            // were kept).
+            let all: Vec<(usize, _)> = m
                 .segments
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (i + 1, s))
+                .map(|(i, s)| match s.part_number {
+                    0 => (i + 1, s),
+                    n => (usize::from(n), s),
+                })
+                .collect();
+            let page: Vec<_> = all
+                .iter()
                 .filter(|(n, _)| *n > marker)
                 .take(max_parts)
                 .collect();
             let last = page.last().map_or(marker, |(n, _)| *n);
+            let more = all.iter().any(|(n, _)| *n > last);
             w.open("ObjectParts");
             w.element("PartsCount", &total.to_string());
             w.element("PartNumberMarker", &marker.to_string());
             w.element("NextPartNumberMarker", &last.to_string());
             w.element("MaxParts", &max_parts.to_string());
-            w.element("IsTruncated", if last < total { "true" } else { "false" });
+            w.element("IsTruncated", if more { "true" } else { "false" });
             for (n, seg) in page {
                 w.open("Part");
                 w.element("PartNumber", &n.to_string());

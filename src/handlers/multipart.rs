@@ -399,12 +399,14 @@ pub async fn complete(
     let meta = ObjectMeta {
         segments: chosen
             .iter()
-            .map(|p| Segment {
+            .zip(&requested)
+            .map(|(p, r)| Segment {
                 blob: p.blob.clone(),
                 size: p.size,
                 etag: p.etag.clone(),
                 checksum: Some(p.checksum.clone()),
                 sha256: p.sha256.clone(),
+                part_number: r.number,
             })
             .collect(),
         size,

@@ -645,6 +645,28 @@ mod tests {
         };
         let h = "examplebucket.s3.example.com";
         assert!(matches!(
+            r(Method::GET, h, "/", "versions&prefix=photos/"),
+            Ok(Operation::ListObjectVersions { .. })
+        ));
+        assert!(matches!(
+            r(Method::GET, h, "/photos/a.jpg", "attributes"),
+            Ok(Operation::GetObjectAttributes { .. })
+        ));
+        assert!(matches!(
+            r(
+                Method::GET,
+                "s3.example.com",
+                "/",
+                "max-buckets=10&prefix=a"
+            ),
+            Ok(Operation::ListBuckets {
+                params: BucketListParams {
+                    max_buckets: Some(10),
+                    ..
+                }
+            })
+        ));
+        assert!(matches!(
             r(Method::GET, "s3.example.com", "/", ""),
             Ok(Operation::ListBuckets { .. })
         ));

@@ -250,7 +250,11 @@ async fn dispatch(
             .bucket_used(b, "", &ctx.config.server.region)
             .await;
     }
-    let owner = bucket_owner(ctx, op.bucket()).await;
+    // CreateBucket of an existing bucket is the store's to answer (409, as AWS), not 403.
+    let owner = match op {
+        Operation::CreateBucket { .. } => None,
+        _ => bucket_owner(ctx, op.bucket()).await,
+    };
     if !user.allows(op.action(), op.resource(), owner.as_ref().into()) {
         return Err(S3ErrorCode::AccessDenied.into());
     }

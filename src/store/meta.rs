@@ -56,6 +56,9 @@ pub struct Segment {
     /// Hex SHA-256 of the segment, sent upstream as `x-amz-content-sha256`.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// The part number the upload gave it (0: not a part, or recorded before it was kept).
+    #[serde(default)]
+    pub part_number: u16,
 }
 
 /// Where an object stands with respect to the upstream (`x-lifeboat-sync`).
@@ -132,6 +135,7 @@ impl ObjectMeta {
                 etag: etag.clone(),
                 checksum: Some(checksum.value.clone()),
                 sha256,
+                part_number: 0,
             }],
             size: blob.len,
             etag,

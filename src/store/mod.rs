@@ -613,7 +613,6 @@ impl Store {
         self.blocking(|c| c.uploads()).await
     }
 
-    /// Aborts uploads initiated before `cutoff_ms`; returns how many.
     /// Keeps a completed upload's answer (for a retried Complete).
     pub async fn record_completed(
         &self,
@@ -634,6 +633,7 @@ impl Store {
             .await
     }
 
+    /// Aborts uploads initiated before `cutoff_ms`; returns how many.
     pub async fn abort_uploads_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
         for (id, meta) in self.uploads().await? {

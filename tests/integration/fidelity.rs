@@ -1069,6 +1069,17 @@ async fn ownership(s: &Server) {
         .send()
         .await
         .expect("bob creates");
+    let taken = bob
+        .create_bucket()
+        .bucket("alice-files")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&taken),
+        "BucketAlreadyExists",
+        "another owner's name, as AWS"
+    );
     let denied = |e: String| assert_eq!(e, "AccessDenied");
     denied(code(
         &bob.get_object()
