@@ -76,6 +76,7 @@ s3_error_codes! {
     InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
     InvalidRequest => BAD_REQUEST, "Invalid Request";
     InvalidTag => BAD_REQUEST, "The tag provided was not a valid tag.";
+    InvalidURI => BAD_REQUEST, "Couldn't parse the specified URI.";
     InvalidPart => BAD_REQUEST, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
     InvalidPartOrder => BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
     InvalidPartNumber => RANGE_NOT_SATISFIABLE, "The requested partnumber is not satisfiable";
@@ -288,7 +289,7 @@ mod tests {
                 _ => 400,
             }
         };
-        assert_eq!(S3ErrorCode::ALL.len(), 44);
+        assert_eq!(S3ErrorCode::ALL.len(), 45);
         for &c in S3ErrorCode::ALL {
             assert_eq!(c.status().as_u16(), expected(c), "{c:?}");
             assert_eq!(c.as_str(), format!("{c:?}"), "the code is AWS's name");

@@ -35,8 +35,9 @@ pub const MAX_HEADER_COUNT: usize = 1000;
 /// `MIN_HEADER_BUFFER`), so Lifeboat's check, with its S3 error, answers first.
 pub const HEADER_BUFFER_FACTOR: usize = 4;
 pub const MIN_HEADER_BUFFER: usize = 64 * 1024;
-/// How long a client may take to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections accepted and waiting for their first byte (each waits at most
+/// `limits.header_timeout_seconds`), before they are handed to HTTP.
+pub const FIRST_BYTE_QUEUE: usize = 1024;
 /// How long in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest JSON body the admin API reads (its requests are a few hundred bytes).

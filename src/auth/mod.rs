@@ -154,6 +154,11 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, S3Err
     let rest = value
         .strip_prefix(sigv4::ALGORITHM)
         .ok_or_else(unsupported_mechanism)?;
+    if rest.trim().is_empty() {
+        return Err(malformed(
+            "The authorization header is malformed; it must contain Credential, SignedHeaders and Signature.",
+        ));
+    }
     if !rest.starts_with(' ') {
         return Err(unsupported_mechanism());
     }

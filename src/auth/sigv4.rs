@@ -38,10 +38,42 @@ pub fn uri_decode(input: &str) -> String {
         .into_owned()
 }
 
-/// The canonical URI of an S3 request: the decoded path, encoded once, `/` kept.
+/// A request path that does not decode (`InvalidURI`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the URI does not decode: a bad %-escape or invalid UTF-8")]
+pub struct InvalidUri;
+
+/// The one strict decoding of a request path, used by the router (bucket and key) and by SigV4
+/// canonicalisation alike: every `%` must start two hex digits and the result must be UTF-8,
+/// so no two different URIs name the same key.
+pub fn decode_path(raw: &str) -> Result<String, InvalidUri> {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: Option<&u8>| c.is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(b.get(i + 1)) && hex(b.get(i + 2))) {
+                return Err(InvalidUri);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| InvalidUri)
+}
+
+/// The canonical URI of an S3 request: the decoded path, encoded once, `/` kept. The server
+/// refuses a path that does not decode before it gets here (`InvalidURI`).
 pub fn canonical_uri(raw_path: &str) -> String {
     let path = if raw_path.is_empty() { "/" } else { raw_path };
-    uri_encode(&uri_decode(path), false)
+    uri_encode(
+        &decode_path(path).unwrap_or_else(|_| uri_decode(path)),
+        false,
+    )
 }
 
 /// Splits a raw query into decoded `(name, value)` pairs, in order.
@@ -197,6 +229,16 @@ pub fn signatures_equal(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_decode_strictly() {
+        assert_eq!(decode_path("/b/a%20b%2Bc").as_deref(), Ok("/b/a b+c"));
+        assert_eq!(decode_path("/b/caf%C3%A9").as_deref(), Ok("/b/café"));
+        assert_eq!(decode_path("/b/bad%FF%FEkey"), Err(InvalidUri));
+        assert_eq!(decode_path("/b/pct%zzkey"), Err(InvalidUri));
+        assert_eq!(decode_path("/b/end%4"), Err(InvalidUri));
+        assert_eq!(decode_path("/b/end%"), Err(InvalidUri));
+    }
     use proptest::prelude::*;
 
     // The example credentials of the AWS documentation's SigV4 examples.

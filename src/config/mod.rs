@@ -215,6 +215,9 @@ pub struct LimitsConfig {
     /// How long a completed upload's answer is kept for a retried Complete.
     #[serde(rename = "completed_upload_seconds", serialize_with = "secs")]
     pub completed_upload: Duration,
+    /// How long a connection may take to send its first byte, and then its header block.
+    #[serde(rename = "header_timeout_seconds", serialize_with = "secs")]
+    pub header_timeout: Duration,
     /// Longest pause inside a request body (`RequestTimeout`).
     #[serde(rename = "body_idle_seconds", serialize_with = "secs")]
     pub body_idle: Duration,
@@ -234,6 +237,7 @@ impl Default for LimitsConfig {
             max_delete_keys: 1000,
             abandoned_upload: Duration::from_secs(7 * 24 * 3600),
             completed_upload: Duration::from_secs(24 * 3600),
+            header_timeout: Duration::from_secs(30),
             body_idle: Duration::from_secs(60),
         }
     }
@@ -457,6 +461,7 @@ mod tests {
             max_delete_keys = 50
             abandoned_upload_seconds = 3600
             completed_upload_seconds = 600
+            header_timeout_seconds = 12
             body_idle_seconds = 7
             [[users]]
             access_key = "app"

@@ -193,6 +193,11 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
         abandoned_upload: l
             .abandoned_upload_seconds
             .map_or(d.abandoned_upload, Duration::from_secs),
+        header_timeout: Duration::from_secs(
+            l.header_timeout_seconds
+                .unwrap_or(d.header_timeout.as_secs())
+                .max(1),
+        ),
         completed_upload: l
             .completed_upload_seconds
             .map_or(d.completed_upload, Duration::from_secs)

@@ -2,7 +2,6 @@
 //! into typed values with S3's errors: ListObjects and ListObjectsV2, ListMultipartUploads,
 //! `partNumber`, the `response-*` overrides of GetObject, and the copy source.
 
-use crate::auth::sigv4::uri_decode;
 use crate::error::{S3Error, S3ErrorCode};
 
 /// Parameters of ListObjects (v1) and ListObjectsV2.
@@ -132,7 +131,9 @@ pub fn parse_copy_source(value: &str) -> Result<CopySource, S3Error> {
             ));
         }
     }
-    let path = uri_decode(path.trim_start_matches('/'));
+    // Decode first (some SDKs send the leading slash encoded, `%2Fbucket%2Fkey`), then strip it.
+    let path = crate::auth::sigv4::decode_path(path).map_err(|_| invalid())?;
+    let path = path.trim_start_matches('/');
     let (bucket, key) = path.split_once('/').ok_or_else(invalid)?;
     if bucket.is_empty() || key.is_empty() {
         return Err(invalid());

@@ -2,7 +2,12 @@
 //! (`/bucket/key`) and virtual-hosted-style (`bucket.<domain>/key`) addressing as described in
 //! "Virtual hosting of buckets" (`VirtualHosting.html`), and AWS's bucket naming rules.
 
-use crate::auth::sigv4::uri_decode;
+use crate::auth::sigv4::{decode_path, uri_decode};
+
+/// The router's decoding of a path part: the strict one (a path that fails it never gets here).
+fn decode(part: &str) -> String {
+    decode_path(part).unwrap_or_else(|_| uri_decode(part))
+}
 
 /// Bucket and key addressed by a request, before the operation is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +41,7 @@ pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> Target 
                 .and_then(|b| b.strip_suffix('.'))
                 && !bucket.is_empty()
             {
-                let key = uri_decode(path);
+                let key = decode(path);
                 return Target {
                     bucket: Some(bucket.to_owned()),
                     key: (!key.is_empty()).then_some(key),
@@ -52,14 +57,14 @@ pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> Target 
             virtual_host: false,
         },
         None => Target {
-            bucket: Some(uri_decode(path)),
+            bucket: Some(decode(path)),
             key: None,
             virtual_host: false,
         },
         Some((b, k)) => {
-            let key = uri_decode(k);
+            let key = decode(k);
             Target {
-                bucket: Some(uri_decode(b)),
+                bucket: Some(decode(b)),
                 key: (!key.is_empty()).then_some(key),
                 virtual_host: false,
             }

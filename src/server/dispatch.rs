@@ -182,6 +182,10 @@ async fn dispatch(
     if header_block_size(parts) > limits.max_header_bytes {
         return Err(S3ErrorCode::RequestHeaderSectionTooLarge.into());
     }
+    // An alias of another URI (a bad %-escape, invalid UTF-8) names no key.
+    if auth::sigv4::decode_path(parts.uri.path()).is_err() {
+        return Err(S3ErrorCode::InvalidURI.into());
+    }
     // A browser's CORS preflight carries no credentials.
     if parts.method == Method::OPTIONS {
         *op_name = "PreflightRequest";

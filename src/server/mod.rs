@@ -23,7 +23,7 @@ use crate::body::CountedBody;
 use crate::config::Config;
 use crate::context::Context;
 use crate::limits::{
-    ACCEPT_RETRY, HEADER_BUFFER_FACTOR, HEADER_READ_TIMEOUT, MAX_HEADER_COUNT, MIN_HEADER_BUFFER,
+    ACCEPT_RETRY, FIRST_BYTE_QUEUE, HEADER_BUFFER_FACTOR, MAX_HEADER_COUNT, MIN_HEADER_BUFFER,
     SHUTDOWN_GRACE, UPLOAD_SWEEP_MAX,
 };
 use crate::replication::Replication;
@@ -134,7 +134,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let admin_builder = connection_builder(config.limits.max_header_bytes);
+    let header_timeout = config.limits.header_timeout;
+    let admin_builder = connection_builder(config.limits.max_header_bytes, header_timeout);
     let admin_task = {
         let admin = Arc::clone(&admin);
         let stop = stopped();
@@ -143,7 +144,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 let admin = Arc::clone(&admin);
                 async move { crate::admin::handle(&admin, req, remote).await }
             };
-            accept_loop(admin_listener, admin_builder, handler, stop).await;
+            accept_loop(admin_listener, admin_builder, header_timeout, handler, stop).await;
         })
     };
     tracing::info!(address = %admin_local, "admin API listening");
@@ -225,12 +226,15 @@ async fn shutdown_signal() {
 }
 
 /// HTTP/1.1 and HTTP/2 (by preface) with the header limits of both listeners.
-fn connection_builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
+fn connection_builder(
+    max_header_bytes: usize,
+    header_timeout: Duration,
+) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .max_headers(MAX_HEADER_COUNT)
         // Headers past our own limit are answered with RequestHeaderSectionTooLarge by the
         // handler; hyper's own cut-off sits well above it.
@@ -240,12 +244,14 @@ fn connection_builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
 
 /// Serves the S3 API on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let builder = connection_builder(app.ctx.config.limits.max_header_bytes);
+    let limits = &app.ctx.config.limits;
+    let header_timeout = limits.header_timeout;
+    let builder = connection_builder(limits.max_header_bytes, header_timeout);
     let handler = move |req, remote| {
         let app = Arc::clone(&app);
         async move { CountedBody::wrap(dispatch::handle(&app, req, remote).await) }
     };
-    accept_loop(listener, builder, handler, shutdown).await;
+    accept_loop(listener, builder, header_timeout, handler, shutdown).await;
 }
 
 /// Accepts connections until `shutdown` resolves, answering each request with `handler`, then
@@ -253,6 +259,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 async fn accept_loop<H, Fut>(
     listener: TcpListener,
     builder: auto::Builder<TokioExecutor>,
+    first_byte: Duration,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -260,17 +267,32 @@ async fn accept_loop<H, Fut>(
     Fut: Future<Output = Response<CountedBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    // A connection is served once its first byte arrives, within `first_byte`; one that sends
+    // nothing is closed then (hyper's protocol detection has no deadline of its own).
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(FIRST_BYTE_QUEUE);
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok((stream, remote)) => {
+                    let ready = ready_tx.clone();
+                    tokio::spawn(async move {
+                        let mut one = [0u8; 1];
+                        if let Ok(Ok(n)) = tokio::time::timeout(first_byte, stream.peek(&mut one)).await
+                            && n > 0
+                        {
+                            let _ = ready.send((stream, remote)).await;
+                        }
+                    });
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             },
+            Some(ready) = ready_rx.recv() => ready,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);

@@ -15,6 +15,7 @@ mod fidelity;
 mod gateway;
 mod gateway_local;
 mod harness;
+mod hostile;
 mod limits;
 mod listing;
 mod multipart;

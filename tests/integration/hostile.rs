@@ -1,0 +1,120 @@
+//! Hostile input (issue 11, "found when tried with hostile input"): each case is sent as an
+//! attacker or a careless client would, over raw TCP, and must get AWS's answer in S3 XML.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::harness::{Lifeboat, raw, setup_with_bucket, signed_request};
+
+fn code_of(body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    body.split_once("<Code>")
+        .and_then(|(_, r)| r.split_once("</Code>"))
+        .map(|(c, _)| c.to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn invalid_percent_encoding_and_utf8_in_the_path_are_invalid_uri() {
+    let (lb, s3) = setup_with_bucket("bkt").await;
+    for path in ["/bkt/bad%FF%FEkey", "/bkt/pct%zzkey", "/bkt/end%4"] {
+        let req = signed_request(lb.port, "PUT", path, b"x", SystemTime::now());
+        let (status, _, body) = raw(lb.port, &req);
+        assert_eq!(
+            (status, code_of(&body).as_str()),
+            (400, "InvalidURI"),
+            "{path}"
+        );
+    }
+    let listed = s3
+        .list_objects_v2()
+        .bucket("bkt")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.key_count(), Some(0), "nothing stored under an alias");
+}
+
+#[tokio::test]
+async fn connections_that_never_send_a_byte_are_closed() {
+    let lb = Lifeboat::start_with_config("[limits]\nheader_timeout_seconds = 1\n");
+    let started = Instant::now();
+    let mut idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", lb.port)).expect("connect"))
+        .collect();
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the server closes an idle connection");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "closed after the first-byte deadline"
+    );
+    // A connection that does speak is served as before.
+    let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
+    assert_eq!(raw(lb.port, &req).0, 200);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+    s.write_all(b"GET /health HTTP/1.1\r\n").expect("partial");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the header deadline holds too"
+    );
+}
+
+#[tokio::test]
+async fn an_encoded_leading_slash_in_the_copy_source_is_decoded_first() {
+    let (_lb, s3) = setup_with_bucket("bkt").await;
+    s3.put_object()
+        .bucket("bkt")
+        .key("src")
+        .body(aws_sdk_s3::primitives::ByteStream::from(b"copied".to_vec()))
+        .send()
+        .await
+        .expect("put");
+    // aws-sdk-s3 sends the header as given.
+    s3.copy_object()
+        .bucket("bkt")
+        .key("dst")
+        .copy_source("%2Fbkt%2Fsrc")
+        .send()
+        .await
+        .expect("a copy with an encoded leading slash");
+    let got = s3
+        .get_object()
+        .bucket("bkt")
+        .key("dst")
+        .send()
+        .await
+        .expect("copied");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"copied"
+    );
+}
+
+#[tokio::test]
+async fn an_authorization_header_with_only_the_algorithm_is_malformed() {
+    let lb = Lifeboat::start();
+    for value in ["AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 "] {
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {value}\r\nx-amz-date: 20261201T000000Z\r\nConnection: close\r\n\r\n",
+            lb.port
+        );
+        let (status, _, body) = raw(lb.port, req.as_bytes());
+        assert_eq!(
+            (status, code_of(&body).as_str()),
+            (400, "AuthorizationHeaderMalformed"),
+            "{value:?}"
+        );
+    }
+}
