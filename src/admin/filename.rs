@@ -19,13 +19,15 @@ pub fn sanitise(name: &str) -> String {
     let mut out = String::with_capacity(last.len().min(MAX_NAME_BYTES));
     for c in last.chars().filter(|c| !c.is_control()) {
         let c = if safe(c) { c } else { '-' };
-        // No runs of separators, and so never "..".
-        let prev = out.chars().last();
-        if (c == '-' || c == '.') && prev == Some(c) {
-            continue;
+        // No runs of separators, and so never "..": a dot takes the place of dashes before it,
+        // and a separator after a dot (or a dash after a dash) is dropped.
+        if c == '.' {
+            while out.ends_with('-') {
+                out.pop();
+            }
         }
-        if c == '.' && prev == Some('-') {
-            out.pop();
+        if (c == '.' || c == '-') && (out.ends_with('.') || (c == '-' && out.ends_with('-'))) {
+            continue;
         }
         out.push(c);
     }
@@ -95,6 +97,8 @@ mod tests {
         assert_eq!(sanitise(""), "file");
         assert_eq!(sanitise("..."), "file");
         assert_eq!(sanitise("bad\u{0}\n\u{7f}name.txt"), "badname.txt");
+        // Found by the property test: a dash between two dots must not leave "..".
+        assert_eq!(sanitise("a.ꟲ.A."), "a.A");
         let long = format!("{}.jpeg", "x".repeat(500));
         let s = sanitise(&long);
         assert_eq!(s.len(), MAX_NAME_BYTES);
