@@ -5,7 +5,9 @@
 //! - `schema`: the tables, key layout and encoding (the bottom; everything imports it);
 //! - `objects`, `outbox`, `uploads`: the tables of one concern each, inside a caller's
 //!   transaction (peers: none imports another);
-//! - `catalog`: one transaction per operation, composing the three;
+//! - `catalog`: one transaction per operation, composing the three (`catalog/replay.rs` for
+//!   the outbox and dead letters, `catalog/multipart.rs` for uploads);
+//! - this facade, with `replay.rs` and `multipart.rs` holding the same two sides;
 //! - `blob`, `readers`, `copy`: blob files, read pinning, server-side copies.
 //!
 //! Writes go temp file → fsync → rename → fsync of the directory → metadata commit, so a crash
@@ -17,9 +19,11 @@ mod catalog;
 mod copy;
 mod error;
 mod meta;
+mod multipart;
 mod objects;
 pub mod outbox;
 mod readers;
+mod replay;
 mod schema;
 mod space;
 mod uploads;
@@ -39,7 +43,6 @@ pub use meta::{
 };
 pub use objects::{ListPage, ListQuery};
 pub use outbox::OutboxStats;
-use outbox::{DeadLetter, OutboxEntry, OutboxOp};
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
 pub use usage::{ByState, Usage};
@@ -418,14 +421,6 @@ impl Store {
         self.blocking(move |ix| ix.list(&b, &query)).await
     }
 
-    pub async fn outbox_batch(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        self.blocking(move |c| c.outbox_batch(limit)).await
-    }
-
-    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        self.blocking(|c| c.outbox_stats()).await
-    }
-
     /// Objects and bytes by sync state, over every bucket (kept by every write, not scanned).
     pub async fn usage(&self) -> Result<Usage, StoreError> {
         self.blocking(|c| c.usage()).await
@@ -447,204 +442,6 @@ impl Store {
         let b = bucket.to_owned();
         self.blocking(move |c| c.update_bucket(&b, |m| m.cors = cors))
             .await
-    }
-
-    pub async fn pending_op(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<OutboxOp>, StoreError> {
-        let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.blocking(move |c| c.pending_op(&b, &k)).await
-    }
-
-    pub async fn pending_under(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> Result<Vec<OutboxOp>, StoreError> {
-        let (b, p) = (bucket.to_owned(), prefix.to_owned());
-        self.blocking(move |c| c.pending_under(&b, &p)).await
-    }
-
-    pub async fn enqueue_reconcile(
-        &self,
-        bucket: &str,
-        key: &str,
-        failed_etag: Option<&str>,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let (b, k, e) = (
-            bucket.to_owned(),
-            key.to_owned(),
-            failed_etag.map(str::to_owned),
-        );
-        self.blocking(move |c| c.enqueue_reconcile(&b, &k, e.as_deref(), now_ms))
-            .await
-    }
-
-    pub async fn finish_entry(&self, seq: u64, op: &OutboxOp) -> Result<(), StoreError> {
-        let op = op.clone();
-        self.blocking(move |c| c.finish_entry(seq, &op)).await
-    }
-
-    pub async fn entry_is_current(
-        &self,
-        bucket: &str,
-        key: &str,
-        seq: u64,
-    ) -> Result<bool, StoreError> {
-        let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.blocking(move |c| c.entry_is_current(&b, &k, seq))
-            .await
-    }
-
-    pub async fn dead_letter(
-        &self,
-        seq: u64,
-        op: &OutboxOp,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let (op, reason) = (op.clone(), reason.to_owned());
-        self.blocking(move |c| c.dead_letter(seq, &op, &reason))
-            .await
-    }
-
-    pub async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        self.blocking(|c| c.dead_letters()).await
-    }
-
-    /// See `Catalog::retry_dead_letters`.
-    pub async fn retry_dead_letters(&self, only: Option<Vec<u64>>) -> Result<usize, StoreError> {
-        let now = crate::time::now_ms();
-        self.blocking(move |c| c.retry_dead_letters(only.as_deref(), now))
-            .await
-    }
-
-    /// See `Catalog::drop_dead_letters`.
-    pub async fn drop_dead_letters(&self, only: Option<Vec<u64>>) -> Result<usize, StoreError> {
-        self.blocking(move |c| c.drop_dead_letters(only.as_deref()))
-            .await
-    }
-
-    pub async fn create_upload(&self, meta: UploadMeta) -> Result<String, StoreError> {
-        let id = blob::new_id();
-        let id2 = id.clone();
-        self.blocking(move |c| c.create_upload(&id2, &meta)).await?;
-        Ok(id)
-    }
-
-    pub async fn upload(&self, id: &str) -> Result<UploadMeta, StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |c| c.upload(&id)).await
-    }
-
-    /// Makes the part durable and records it; a re-uploaded part replaces the earlier one.
-    pub async fn put_part(
-        &self,
-        id: &str,
-        n: u16,
-        writer: BlobWriter,
-        part_for: impl FnOnce(&DurableBlob) -> PartMeta,
-    ) -> Result<PartMeta, StoreError> {
-        let blob = self.finish_blob(writer).await?;
-        self.record_part(id, n, part_for(&blob)).await
-    }
-
-    /// Records a part whose blob is already durable.
-    pub async fn record_part(
-        &self,
-        id: &str,
-        n: u16,
-        part: PartMeta,
-    ) -> Result<PartMeta, StoreError> {
-        let (id2, p) = (id.to_owned(), part.clone());
-        match self.blocking(move |c| c.put_part(&id2, n, &p)).await {
-            Ok(old) => {
-                if let Some(old) = old {
-                    self.remove_blob(&old.blob).await;
-                }
-                Ok(part)
-            }
-            Err(e) => {
-                self.remove_blob(&part.blob).await;
-                Err(e)
-            }
-        }
-    }
-
-    pub async fn parts(&self, id: &str) -> Result<Vec<(u16, PartMeta)>, StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |c| c.parts(&id)).await
-    }
-
-    /// Commits the object made of the upload's parts and forgets the upload.
-    pub async fn complete_upload(
-        &self,
-        id: &str,
-        meta: ObjectMeta,
-        precondition: Precondition,
-        replicate: bool,
-    ) -> Result<(ObjectMeta, Option<u64>), StoreError> {
-        let (id2, m) = (id.to_owned(), meta.clone());
-        let done = self
-            .blocking(move |c| c.complete_upload(&id2, &m, &precondition, replicate))
-            .await?;
-        for p in &done.unused_parts {
-            self.remove_blob(&p.blob).await;
-        }
-        if let Some(old) = done.replaced {
-            self.remove_replaced(&old, &meta).await;
-        }
-        Ok((meta, done.seq))
-    }
-
-    pub async fn abort_upload(&self, id: &str) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        let parts = self.blocking(move |c| c.abort_upload(&id)).await?;
-        for p in parts {
-            self.remove_blob(&p.blob).await;
-        }
-        Ok(())
-    }
-
-    /// Every upload in progress, with its id.
-    pub async fn uploads(&self) -> Result<Vec<(String, UploadMeta)>, StoreError> {
-        self.blocking(|c| c.uploads()).await
-    }
-
-    /// Keeps a completed upload's answer (for a retried Complete).
-    pub async fn record_completed(
-        &self,
-        id: &str,
-        done: CompletedUpload,
-    ) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |c| c.record_completed(&id, &done)).await
-    }
-
-    pub async fn completed_upload(&self, id: &str) -> Result<Option<CompletedUpload>, StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |c| c.completed_upload(&id)).await
-    }
-
-    pub async fn forget_completed_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        self.blocking(move |c| c.forget_completed_before(cutoff_ms))
-            .await
-    }
-
-    /// Aborts uploads initiated before `cutoff_ms`; returns how many.
-    pub async fn abort_uploads_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for (id, meta) in self.uploads().await? {
-            if meta.initiated_ms < cutoff_ms {
-                match self.abort_upload(&id).await {
-                    Ok(()) | Err(StoreError::NoSuchUpload) => n += 1,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(n)
     }
 }
 

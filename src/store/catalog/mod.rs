@@ -11,25 +11,19 @@ use std::sync::RwLock;
 use redb::{Database, ReadTransaction, WriteTransaction};
 
 use super::error::StoreError;
-use super::meta::{
-    BucketMeta, CompletedUpload, ObjectMeta, PartMeta, Precondition, SyncState, UploadMeta,
-};
+use super::meta::{BucketMeta, ObjectMeta, Precondition, SyncState};
 use super::objects::{self, ListPage, ListQuery};
-use super::outbox::{self, DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
+use super::outbox::{self, OutboxOp};
 use super::usage::{self, Usage};
 use super::{schema, uploads};
+
+mod multipart;
+mod replay;
 
 pub struct Catalog {
     path: PathBuf,
     /// `None` only while it is being re-opened.
     db: RwLock<Option<Database>>,
-}
-
-/// What completing an upload replaced and left over: blobs to remove after the commit.
-pub struct Completed {
-    pub replaced: Option<ObjectMeta>,
-    pub unused_parts: Vec<PartMeta>,
-    pub seq: Option<u64>,
 }
 
 /// Puts the row, then queues it for the upstream (`replicate`) or clears the key's queued entry
@@ -56,37 +50,6 @@ fn put_and_queue(
         None
     };
     Ok((old, seq))
-}
-
-/// Whether a dead letter's local state still stands: the version it names is the local one, or,
-/// for a delete or a revert, the key is still absent locally.
-fn stands(txn: &ReadTransaction, op: &OutboxOp) -> Result<bool, StoreError> {
-    let (bucket, key) = op.bucket_key();
-    let current = match objects::object(txn, bucket, key) {
-        Ok(m) => Some(m),
-        Err(StoreError::NoSuchKey | StoreError::NoSuchBucket) => None,
-        Err(e) => return Err(e),
-    };
-    Ok(match (op, current) {
-        (OutboxOp::Put { etag, .. }, Some(m)) => m.etag == *etag,
-        (OutboxOp::Delete { .. } | OutboxOp::Revert { .. }, None) => true,
-        _ => false,
-    })
-}
-
-/// The dead letters of one key whose local state still stands, newest first.
-fn standing_dead_letters(
-    txn: &ReadTransaction,
-    bucket: &str,
-    key: &str,
-) -> Result<Vec<OutboxOp>, StoreError> {
-    let mut out = Vec::new();
-    for (_, letter) in outbox::dead_letters(txn)?.into_iter().rev() {
-        if letter.entry.op.bucket_key() == (bucket, key) && stands(txn, &letter.entry.op)? {
-            out.push(letter.entry.op);
-        }
-    }
-    Ok(out)
 }
 
 impl Catalog {
@@ -329,26 +292,6 @@ impl Catalog {
         p.check(current.as_ref())
     }
 
-    pub fn outbox_batch(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        self.read(|txn| outbox::batch(txn, limit))
-    }
-
-    pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        self.read(outbox::stats)
-    }
-
-    pub fn record_completed(&self, id: &str, done: &CompletedUpload) -> Result<(), StoreError> {
-        self.write(|txn| uploads::record_completed(txn, id, done))
-    }
-
-    pub fn completed_upload(&self, id: &str) -> Result<Option<CompletedUpload>, StoreError> {
-        self.read(|txn| uploads::completed(txn, id))
-    }
-
-    pub fn forget_completed_before(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        self.write(|txn| uploads::forget_completed_before(txn, cutoff_ms))
-    }
-
     /// Objects and bytes by sync state, over every bucket.
     pub fn usage(&self) -> Result<Usage, StoreError> {
         self.read(usage::total)
@@ -366,266 +309,6 @@ impl Catalog {
         change: impl FnOnce(&mut BucketMeta),
     ) -> Result<(), StoreError> {
         self.write(|txn| objects::update_bucket(txn, name, change))
-    }
-
-    /// The key's local change the upstream does not have: its queued entry, else a dead
-    /// letter that still speaks for the key (a write refused for good whose version is still
-    /// the local one, or a refused delete of a key still absent locally), so that a read never
-    /// fetches back an object deleted here and a listing still shows a `failed` one.
-    pub fn pending_op(&self, bucket: &str, key: &str) -> Result<Option<OutboxOp>, StoreError> {
-        self.read(|txn| {
-            let queued = outbox::pending_op(txn, bucket, key)?;
-            if matches!(queued, Some(OutboxOp::Put { .. } | OutboxOp::Delete { .. })) {
-                return Ok(queued);
-            }
-            // A refused delete outranks a revert: the object must not come back.
-            let dead = standing_dead_letters(txn, bucket, key)?;
-            let delete = dead.iter().find(|op| matches!(op, OutboxOp::Delete { .. }));
-            Ok(delete
-                .cloned()
-                .or(queued)
-                .or_else(|| dead.into_iter().next()))
-        })
-    }
-
-    /// Every local change under a bucket's key prefix the upstream does not have (queued
-    /// entries, and dead letters that still speak for their keys), for merged listings.
-    pub fn pending_under(&self, bucket: &str, prefix: &str) -> Result<Vec<OutboxOp>, StoreError> {
-        self.read(|txn| {
-            let ops = outbox::pending_under(txn, bucket, prefix)?;
-            let mut by_key: std::collections::BTreeMap<String, OutboxOp> = ops
-                .into_iter()
-                .map(|op| (op.bucket_key().1.to_owned(), op))
-                .collect();
-            for (_, letter) in outbox::dead_letters(txn)?.into_iter().rev() {
-                let op = letter.entry.op;
-                let (b, k) = op.bucket_key();
-                if b != bucket || !k.starts_with(prefix) || !stands(txn, &op)? {
-                    continue;
-                }
-                // A queued put or delete speaks for the key; else a refused delete wins.
-                let keep = match by_key.get(k) {
-                    None => true,
-                    Some(OutboxOp::Revert { .. }) => matches!(op, OutboxOp::Delete { .. }),
-                    Some(_) => false,
-                };
-                if keep {
-                    by_key.insert(k.to_owned(), op);
-                }
-            }
-            Ok(by_key.into_values().collect())
-        })
-    }
-
-    pub fn entry_is_current(&self, bucket: &str, key: &str, seq: u64) -> Result<bool, StoreError> {
-        self.read(|txn| outbox::is_current(txn, bucket, key, seq))
-    }
-
-    /// Queues whatever makes the upstream match the local state of a key: its current version,
-    /// or, when it has none, undoing the failed write whose ETag is `failed_etag`. Returns
-    /// whether anything was queued.
-    pub fn enqueue_reconcile(
-        &self,
-        bucket: &str,
-        key: &str,
-        failed_etag: Option<&str>,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.write(|txn| {
-            let (b, k) = (bucket.to_owned(), key.to_owned());
-            let op = match (objects::current(txn, bucket, key)?, failed_etag) {
-                (Some(meta), _) => OutboxOp::Put {
-                    bucket: b,
-                    key: k,
-                    etag: meta.etag,
-                },
-                (None, Some(etag)) => OutboxOp::Revert {
-                    bucket: b,
-                    key: k,
-                    etag: etag.to_owned(),
-                },
-                (None, None) => return Ok(false),
-            };
-            outbox::enqueue(txn, op, now_ms)?;
-            Ok(true)
-        })
-    }
-
-    /// Records a replayed entry. Only the key's newest entry may declare the object synced: an
-    /// older one was superseded by a write (even of the same bytes) still waiting.
-    pub fn finish_entry(&self, seq: u64, op: &OutboxOp) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let (bucket, key) = op.bucket_key();
-            let was_current = outbox::newest(txn, bucket, key)? == Some(seq);
-            let Some(entry) = outbox::take(txn, seq, op)? else {
-                return Ok(());
-            };
-            if !was_current {
-                return Ok(());
-            }
-            if let OutboxOp::Put { etag, .. } = &entry.op
-                && let Some(mut meta) = objects::current(txn, bucket, key)?
-                && meta.etag == *etag
-            {
-                meta.sync = SyncState::Synced;
-                objects::replace(txn, bucket, key, &meta)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Moves an entry the upstream refused for good to the dead letters; the object (still at
-    /// that version) reports `failed`.
-    pub fn dead_letter(&self, seq: u64, op: &OutboxOp, reason: &str) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let (b, k) = op.bucket_key();
-            let newest = outbox::newest(txn, b, k)? == Some(seq);
-            let Some(entry) = outbox::take(txn, seq, op)? else {
-                return Ok(());
-            };
-            outbox::record_dead_letter(txn, seq, &entry, reason)?;
-            // Only while no newer write of the key is queued (it speaks for the key).
-            if newest
-                && let OutboxOp::Put { bucket, key, etag } = op
-                && let Some(mut meta) = objects::current(txn, bucket, key)?
-                && meta.etag == *etag
-            {
-                meta.sync = SyncState::Failed;
-                objects::replace(txn, bucket, key, &meta)?;
-            }
-            Ok(())
-        })
-    }
-
-    pub fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        self.read(outbox::dead_letters)
-    }
-
-    /// Queues dead letters for replay again (all, or those numbered `only`): each whose local
-    /// state still stands (the version it names, or the key's absence for a delete) goes back
-    /// into the outbox; one made moot by a later write is dropped. Returns how many were queued.
-    pub fn retry_dead_letters(
-        &self,
-        only: Option<&[u64]>,
-        now_ms: i64,
-    ) -> Result<usize, StoreError> {
-        self.write(|txn| {
-            let mut queued = 0;
-            let seqs: Vec<u64> = match only {
-                Some(s) => s.to_vec(),
-                None => outbox::dead_letter_seqs(txn)?,
-            };
-            for seq in seqs {
-                let Some(letter) = outbox::take_dead_letter(txn, seq)? else {
-                    continue;
-                };
-                let op = letter.entry.op;
-                let (bucket, key) = op.bucket_key();
-                let (bucket, key) = (bucket.to_owned(), key.to_owned());
-                let current = objects::current(txn, &bucket, &key)?;
-                let stands = match (&op, &current) {
-                    (OutboxOp::Put { etag, .. }, Some(m)) => m.etag == *etag,
-                    (OutboxOp::Delete { .. } | OutboxOp::Revert { .. }, None) => true,
-                    _ => false,
-                };
-                if !stands || outbox::newest(txn, &bucket, &key)?.is_some() {
-                    continue; // a later write or delete speaks for the key
-                }
-                if let (OutboxOp::Put { .. }, Some(mut meta)) = (&op, current) {
-                    meta.sync = SyncState::Pending;
-                    objects::replace(txn, &bucket, &key, &meta)?;
-                }
-                outbox::enqueue(txn, op, now_ms)?;
-                queued += 1;
-            }
-            Ok(queued)
-        })
-    }
-
-    /// Forgets dead letters (all, or those numbered `only`); returns how many.
-    pub fn drop_dead_letters(&self, only: Option<&[u64]>) -> Result<usize, StoreError> {
-        self.write(|txn| {
-            let seqs = match only {
-                Some(s) => s.to_vec(),
-                None => outbox::dead_letter_seqs(txn)?,
-            };
-            let mut n = 0;
-            for seq in seqs {
-                if outbox::take_dead_letter(txn, seq)?.is_some() {
-                    n += 1;
-                }
-            }
-            Ok(n)
-        })
-    }
-
-    pub fn create_upload(&self, id: &str, meta: &UploadMeta) -> Result<(), StoreError> {
-        self.write(|txn| {
-            objects::require_bucket(txn, &meta.bucket)?;
-            uploads::create(txn, id, meta)
-        })
-    }
-
-    pub fn upload(&self, id: &str) -> Result<UploadMeta, StoreError> {
-        self.read(|txn| uploads::get(txn, id))
-    }
-
-    pub fn put_part(
-        &self,
-        id: &str,
-        n: u16,
-        part: &PartMeta,
-    ) -> Result<Option<PartMeta>, StoreError> {
-        self.write(|txn| uploads::put_part(txn, id, n, part))
-    }
-
-    pub fn parts(&self, id: &str) -> Result<Vec<(u16, PartMeta)>, StoreError> {
-        self.read(|txn| uploads::parts(txn, id))
-    }
-
-    pub fn uploads(&self) -> Result<Vec<(String, UploadMeta)>, StoreError> {
-        self.read(uploads::list)
-    }
-
-    pub fn abort_upload(&self, id: &str) -> Result<Vec<PartMeta>, StoreError> {
-        self.write(|txn| uploads::remove(txn, id))
-    }
-
-    /// Makes the upload's parts the object's segments and forgets the upload, in one
-    /// transaction, with the same precondition and outbox rules as `put_object`.
-    pub fn complete_upload(
-        &self,
-        id: &str,
-        meta: &ObjectMeta,
-        precondition: &Precondition,
-        replicate: bool,
-    ) -> Result<Completed, StoreError> {
-        self.write(|txn| {
-            let upload = uploads::get_for_update(txn, id)?;
-            // A part re-uploaded since Complete read the parts replaced (and removed) the blob
-            // chosen: the object would point at nothing. Checked inside the commit.
-            let current = uploads::part_blobs(txn, id)?;
-            if meta.blobs().any(|b| !current.contains(b)) {
-                return Err(StoreError::PartChanged);
-            }
-            let (replaced, seq) = put_and_queue(
-                txn,
-                &upload.bucket,
-                &upload.key,
-                meta,
-                precondition,
-                replicate,
-            )?;
-            let unused_parts = uploads::remove(txn, id)?
-                .into_iter()
-                .filter(|p| !meta.blobs().any(|b| b == p.blob))
-                .collect();
-            Ok(Completed {
-                replaced,
-                unused_parts,
-                seq,
-            })
-        })
     }
 }
 
