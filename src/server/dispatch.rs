@@ -254,16 +254,21 @@ async fn dispatch(
             .bucket_used(b, "", &ctx.config.server.region)
             .await;
     }
-    // CreateBucket of an existing bucket is the store's to answer (409, as AWS), not 403.
+    // Only a user limited to its own buckets needs the owner (a store read); CreateBucket of an
+    // existing bucket is the store's to answer (409, as AWS), not 403.
     let owner = match op {
         Operation::CreateBucket { .. } => None,
+        _ if !user.own_buckets => None,
         _ => bucket_owner(ctx, op.bucket()).await,
     };
     if !user.allows(op.action(), op.resource(), owner.as_ref().into()) {
         return Err(S3ErrorCode::AccessDenied.into());
     }
     if let Operation::CopyObject { source, .. } | Operation::UploadPartCopy { source, .. } = &op {
-        let source_owner = bucket_owner(ctx, Some(&source.bucket)).await;
+        let source_owner = match user.own_buckets {
+            true => bucket_owner(ctx, Some(&source.bucket)).await,
+            false => None,
+        };
         let resource = Resource::Object {
             bucket: &source.bucket,
             key: &source.key,

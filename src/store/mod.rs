@@ -331,10 +331,7 @@ impl Store {
 
     /// `NoSpace` unless `needed` bytes fit on the data disk with `min_free` to spare.
     pub async fn check_space(&self, needed: u64, min_free: u64) -> Result<(), StoreError> {
-        let dir = self.data_dir().to_owned();
-        let available = tokio::task::spawn_blocking(move || space::available(&dir))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        let available = self.free_bytes().await?;
         if needed.saturating_add(min_free) > available {
             return Err(StoreError::NoSpace(format!(
                 "{needed} bytes do not fit: {available} available, storage.min_free_bytes = {min_free}"

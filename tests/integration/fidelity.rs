@@ -184,14 +184,7 @@ async fn part_one_resent_last(s: &Server) {
         .send()
         .await
         .expect("Complete in part-number order");
-    let got = s3
-        .get_object()
-        .bucket("parts")
-        .key("k")
-        .send()
-        .await
-        .expect("get");
-    let got = got.body.collect().await.expect("body").into_bytes();
+    let got = crate::harness::object_bytes(&s3, "parts", "k").await;
     let mut want = resent;
     want.extend_from_slice(&second);
     assert!(got == want, "the resent part 1, then part 2");
@@ -989,22 +982,8 @@ async fn sigv2_everywhere(s: &Server) {
     req.extend_from_slice(&body);
     let (status, head, resp) = raw(s.lb.port, &req);
     assert_eq!(status, 204, "{head}{}", String::from_utf8_lossy(&resp));
-    let got = s3
-        .get_object()
-        .bucket("legacy")
-        .key("forms/f.txt")
-        .send()
-        .await
-        .expect("form object");
-    assert_eq!(
-        got.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .as_ref(),
-        b"form body"
-    );
+    let got = crate::harness::object_bytes(&s3, "legacy", "forms/f.txt").await;
+    assert_eq!(got, b"form body");
 }
 both_modes!(sigv2_headers_presigned_urls_and_forms, "", sigv2_everywhere);
 
@@ -1137,22 +1116,8 @@ async fn ownership(s: &Server) {
         ["alice-files"]
     );
     // An explicit grant opens another user's bucket, for what it names.
-    let got = carol
-        .get_object()
-        .bucket("alice-files")
-        .key("k")
-        .send()
-        .await
-        .expect("carol reads");
-    assert_eq!(
-        got.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .as_ref(),
-        b"alice's"
-    );
+    let got = crate::harness::object_bytes(&carol, "alice-files", "k").await;
+    assert_eq!(got, b"alice's");
     denied(code(
         &carol
             .delete_object()

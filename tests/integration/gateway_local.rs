@@ -93,14 +93,7 @@ async fn etag_on(client: &aws_sdk_s3::Client, key: &str) -> Option<String> {
 
 /// The bytes `client` serves for `key` in `BUCKET`.
 async fn bytes_on(client: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
-    let got = client
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    got.body.collect().await.unwrap().into_bytes().to_vec()
+    crate::harness::object_bytes(client, BUCKET, key).await
 }
 
 /// Waits until B holds `key` with `etag` (or, with `None`, does not hold it).

@@ -552,3 +552,20 @@ pub fn token_file(dir: &Path, token: &str) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
 }
+
+/// The bytes `client` serves for `key` in `bucket`.
+pub async fn object_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
+    got.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
