@@ -29,6 +29,8 @@ pub struct RequestBody {
     sha256: Option<(Sha256, [u8; 32])>,
     ended: bool,
     idle: std::time::Duration,
+    /// Body bytes read off the connection (before aws-chunked decoding).
+    received: u64,
 }
 
 fn chunk_error(e: ChunkError) -> S3Error {
@@ -64,7 +66,13 @@ impl RequestBody {
             sha256,
             ended: false,
             idle,
+            received: 0,
         }
+    }
+
+    /// Body bytes read off the connection so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The next piece of decoded body, or `None` once the body has ended and checked out.
@@ -93,6 +101,7 @@ impl RequestBody {
                         continue; // HTTP trailers: not used by S3 clients
                     };
                     crate::metrics::received(data.len());
+                    self.received += data.len() as u64;
                     if let Some((h, _)) = &mut self.sha256 {
                         h.update(&data);
                     }
@@ -350,13 +359,43 @@ pub fn stream_std_file(mut file: std::fs::File, len: u64) -> ResponseBody {
     }
 }
 
-/// A client response body that counts the bytes it sends (`lifeboat_sent_bytes_total`).
-pub struct CountedBody(pub ResponseBody);
+/// Runs once when a response body is done (sent in full, or dropped with its connection),
+/// with the body bytes sent: the access log line, the connection's in-flight count.
+pub type OnEnd = Box<dyn FnOnce(u64) + Send>;
+
+/// A client response body that counts the bytes it sends (`lifeboat_sent_bytes_total`) and
+/// runs its end hooks when it is done.
+pub struct CountedBody {
+    body: ResponseBody,
+    sent: u64,
+    on_end: Vec<OnEnd>,
+}
 
 impl CountedBody {
+    pub fn new(body: ResponseBody) -> Self {
+        Self {
+            body,
+            sent: 0,
+            on_end: Vec::new(),
+        }
+    }
+
     /// The response with its body counted.
     pub fn wrap(r: http::Response<ResponseBody>) -> http::Response<CountedBody> {
-        r.map(CountedBody)
+        r.map(CountedBody::new)
+    }
+
+    /// Adds a hook run once the body is done, with the bytes sent.
+    pub fn on_end(&mut self, hook: OnEnd) {
+        self.on_end.push(hook);
+    }
+}
+
+impl Drop for CountedBody {
+    fn drop(&mut self) {
+        for hook in self.on_end.drain(..) {
+            hook(self.sent);
+        }
     }
 }
 
@@ -368,20 +407,22 @@ impl Body for CountedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let polled = Pin::new(&mut self.get_mut().0).poll_frame(cx);
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
             crate::metrics::sent(data.len());
+            this.sent += data.len() as u64;
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.0.size_hint()
+        self.body.size_hint()
     }
 }

@@ -100,6 +100,7 @@ s3_error_codes! {
     RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
     RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
     ServiceUnavailable => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
+    SlowDown => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
     SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
     XAmzContentSHA256Mismatch => BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
 }
@@ -285,11 +286,11 @@ mod tests {
                 InternalError => 500,
                 InsufficientStorage => 507,
                 NotImplemented => 501,
-                ServiceUnavailable => 503,
+                ServiceUnavailable | SlowDown => 503,
                 _ => 400,
             }
         };
-        assert_eq!(S3ErrorCode::ALL.len(), 45);
+        assert_eq!(S3ErrorCode::ALL.len(), 46);
         for &c in S3ErrorCode::ALL {
             assert_eq!(c.status().as_u16(), expected(c), "{c:?}");
             assert_eq!(c.as_str(), format!("{c:?}"), "the code is AWS's name");

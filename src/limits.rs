@@ -35,11 +35,10 @@ pub const MAX_HEADER_COUNT: usize = 1000;
 /// `MIN_HEADER_BUFFER`), so Lifeboat's check, with its S3 error, answers first.
 pub const HEADER_BUFFER_FACTOR: usize = 4;
 pub const MIN_HEADER_BUFFER: usize = 64 * 1024;
-/// Connections accepted and waiting for their first byte (each waits at most
-/// `limits.header_timeout_seconds`), before they are handed to HTTP.
-pub const FIRST_BYTE_QUEUE: usize = 1024;
-/// How long in-flight requests get to finish on shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// At the connection limit, the warning is logged at most this often.
+pub const CONNECTION_LIMIT_WARN_EVERY: Duration = Duration::from_secs(60);
+/// How long the replay worker gets to finish its current entry on shutdown.
+pub const WORKER_STOP_WAIT: Duration = Duration::from_secs(10);
 /// Largest JSON body the admin API reads (its requests are a few hundred bytes).
 pub const MAX_ADMIN_BODY: usize = 64 * 1024;
 /// Longest pause inside an admin request body.

@@ -35,9 +35,12 @@ enum Command {
         /// TOML configuration file (for the admin address, token and an admin user).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// The admin API's URL (default: http:// + server.admin_address).
+        /// The admin API's URL (default: http:// + server.admin_address, https:// with TLS).
         #[arg(long)]
         admin: Option<String>,
+        /// PEM certificates to trust for an https admin URL, besides the system roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         /// Print the raw JSON document.
         #[arg(long)]
         json: bool,
@@ -94,9 +97,10 @@ fn main() -> ExitCode {
         Command::Status {
             config,
             admin,
+            ca_file,
             json,
             buckets,
-        } => status(config, admin, json, buckets),
+        } => status(config, admin, ca_file, json, buckets),
         Command::DeadLetters { config, command } => dead_letters(config, command),
     }
 }
@@ -131,7 +135,13 @@ fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode 
     }
 }
 
-fn status(path: Option<PathBuf>, admin: Option<String>, json: bool, buckets: bool) -> ExitCode {
+fn status(
+    path: Option<PathBuf>,
+    admin: Option<String>,
+    ca_file: Option<PathBuf>,
+    json: bool,
+    buckets: bool,
+) -> ExitCode {
     use lifeboat::admin::cli;
     let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_current_thread())
     else {
@@ -143,7 +153,7 @@ fn status(path: Option<PathBuf>, admin: Option<String>, json: bool, buckets: boo
     } else {
         "/storage/status"
     };
-    match runtime.block_on(cli::get_json(&config, &base, path)) {
+    match runtime.block_on(cli::get_json(&config, &base, path, ca_file.as_deref())) {
         Ok(doc) if json => {
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             ExitCode::SUCCESS
@@ -177,21 +187,43 @@ fn prepare(
 }
 
 fn serve(path: Option<PathBuf>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(lifeboat::server::run(config)) {
+    init_logging(config.server.access_log);
+    let result = runtime.block_on(lifeboat::server::run(config));
+    // Tasks still running (a request past the grace period) are dropped here: an upload cut
+    // off removes its temp file, and the store closes with its last reference.
+    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lifeboat: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// How long blocking work (a blob being streamed) gets once the server has stopped.
+const RUNTIME_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Diagnostics (`LIFEBOAT_LOG`, default `info`) and the access log (`server.access_log`) both
+/// go to stderr, each line in its own format; the diagnostics never carry the access target.
+fn init_logging(access: lifeboat::config::AccessLogFormat) {
+    use lifeboat::server::access::{AccessLayer, TARGET};
+    use tracing_subscriber::filter::{EnvFilter, filter_fn};
+    use tracing_subscriber::prelude::*;
+    let mut diagnostics =
+        EnvFilter::try_from_env("LIFEBOAT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Ok(off) = format!("{TARGET}=off").parse() {
+        diagnostics = diagnostics.add_directive(off);
+    }
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(diagnostics),
+        )
+        .with(AccessLayer::new(access).with_filter(filter_fn(|m| m.target() == TARGET)))
+        .init();
 }

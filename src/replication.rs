@@ -35,6 +35,13 @@ impl Replication {
         Ok(Replication::Gateway(gw))
     }
 
+    /// Shutdown: the replay worker stops after its current entry.
+    pub async fn stop(&self) {
+        if let Replication::Gateway(gw) = self {
+            gw.stop(crate::limits::WORKER_STOP_WAIT).await;
+        }
+    }
+
     /// Whether writes must hash their bodies with SHA-256 (sent upstream as
     /// `x-amz-content-sha256`).
     pub fn needs_sha256(&self) -> bool {

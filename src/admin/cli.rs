@@ -37,11 +37,21 @@ pub fn base_url(config: &Config, flag: Option<&str>) -> String {
     if a.ip().is_unspecified() {
         a.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
     }
-    format!("http://{a}")
+    let scheme = match config.server.tls_cert {
+        Some(_) => "https",
+        None => "http",
+    };
+    format!("{scheme}://{a}")
 }
 
 /// GETs `path` from the admin API and parses the JSON answer.
-pub async fn get_json(config: &Config, base: &str, path: &str) -> Result<Value, CliError> {
+/// `ca_file` adds trusted certificates for an https admin URL (the system roots are trusted).
+pub async fn get_json(
+    config: &Config,
+    base: &str,
+    path: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Value, CliError> {
     let (scheme, authority) = base
         .split_once("://")
         .ok_or_else(|| CliError::BadUrl(base.to_owned()))?;
@@ -78,11 +88,17 @@ pub async fn get_json(config: &Config, base: &str, path: &str) -> Result<Value, 
         .uri(&url)
         .body(Empty::<Bytes>::new())
         .map_err(|_| CliError::BadUrl(base.to_owned()))?;
-    let client = Client::builder(TokioExecutor::new()).build_http();
     let unreachable = |reason: String| CliError::Unreachable {
         url: base.to_owned(),
         reason,
     };
+    let tls = crate::upstream::tls_config(ca_file, "--ca-file").map_err(unreachable)?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = Client::builder(TokioExecutor::new()).build(https);
     let resp = tokio::time::timeout(TIMEOUT, client.request(req))
         .await
         .map_err(|_| unreachable("no answer in 10 s".into()))?

@@ -67,7 +67,7 @@ type AdminResponse = Response<CountedBody>;
 
 fn json_response(status: StatusCode, v: &Value) -> AdminResponse {
     let body = serde_json::to_vec_pretty(v).unwrap_or_default();
-    let mut r = Response::new(CountedBody(ResponseBody::full(body)));
+    let mut r = Response::new(CountedBody::new(ResponseBody::full(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -196,7 +196,7 @@ async fn route(
                 circuit: status::circuit(ctx),
                 now_ms: crate::time::now_ms(),
             });
-            let mut r = Response::new(CountedBody(ResponseBody::full(text)));
+            let mut r = Response::new(CountedBody::new(ResponseBody::full(text)));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static(crate::metrics::CONTENT_TYPE),

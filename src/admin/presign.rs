@@ -206,7 +206,11 @@ fn url(
             } else {
                 a.ip()
             };
-            ("http".to_owned(), SocketAddr::new(ip, a.port()).to_string())
+            let scheme = match ctx.config.server.tls_cert {
+                Some(_) => "https",
+                None => "http",
+            };
+            (scheme.to_owned(), SocketAddr::new(ip, a.port()).to_string())
         }
     };
     Ok(presign_url(

@@ -7,6 +7,7 @@
 //! "Configuration"; docs/ARCHITECTURE.md, "Adding a config setting"); every setting is
 //! documented in `config/lifeboat.example.toml`.
 
+mod network;
 mod raw;
 mod resolve;
 
@@ -19,6 +20,7 @@ use serde::{Serialize, Serializer};
 use crate::auth::policy::User;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 pub use crate::secret::Secret;
+pub use network::{AccessLogFormat, BucketRule, Cidr};
 pub use raw::parse_size;
 
 /// The well-known development credentials used when nothing else is configured.
@@ -55,6 +57,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamConfig>,
     pub presign: PresignConfig,
+    /// `[[buckets]]`: anonymous access per bucket.
+    pub buckets: Vec<BucketRule>,
     /// True when the well-known development credentials are in use.
     #[serde(skip)]
     pub dev_credentials: bool,
@@ -81,6 +85,18 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Whether AWS Signature Version 2 is accepted (headers, presigned URLs, POST policies).
     pub sigv2: bool,
+    /// PEM certificate chain and private key: both listeners speak TLS (reloaded on SIGHUP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// How long requests in flight get to finish after SIGTERM or ctrl-c.
+    #[serde(rename = "shutdown_grace_seconds", serialize_with = "secs")]
+    pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` name the client (the access log's client IP).
+    pub trusted_proxies: Vec<Cidr>,
+    /// The access log's format (target `lifeboat::access`, on stderr).
+    pub access_log: AccessLogFormat,
 }
 
 /// Where presigned URLs from the admin API point.
@@ -221,6 +237,18 @@ pub struct LimitsConfig {
     /// Longest pause inside a request body (`RequestTimeout`).
     #[serde(rename = "body_idle_seconds", serialize_with = "secs")]
     pub body_idle: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 keep-alive,
+    /// HTTP/2).
+    #[serde(rename = "idle_timeout_seconds", serialize_with = "secs")]
+    pub idle_timeout: Duration,
+    /// Open connections per listener; beyond it, new ones wait in the accept backlog.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Requests per second per access key (`503 SlowDown` beyond it); 0: no limit.
+    pub requests_per_second: u32,
+    /// Requests an access key may send at once before the rate applies.
+    pub request_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -239,6 +267,11 @@ impl Default for LimitsConfig {
             completed_upload: Duration::from_secs(24 * 3600),
             header_timeout: Duration::from_secs(30),
             body_idle: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            max_concurrent_streams: 100,
+            requests_per_second: 0,
+            request_burst: 0,
         }
     }
 }
@@ -436,6 +469,15 @@ mod tests {
             metrics_auth = true
             sigv2 = false
             cors_origins = ["https://app.example.test", "https://*.example.test"]
+            tls_cert = "/etc/lifeboat/cert.pem"
+            tls_key = "/etc/lifeboat/key.pem"
+            shutdown_grace_seconds = 5
+            trusted_proxies = ["10.0.0.0/8", "::1/128"]
+            access_log = "logfmt"
+            [[buckets]]
+            name = "public-assets"
+            public_read = true
+            public_list = true
             [presign]
             allowed_content_types = ["image/*", "application/pdf"]
             max_size = "10MiB"
@@ -463,6 +505,11 @@ mod tests {
             completed_upload_seconds = 600
             header_timeout_seconds = 12
             body_idle_seconds = 7
+            idle_timeout_seconds = 9
+            max_connections = 77
+            max_concurrent_streams = 12
+            requests_per_second = 50
+            request_burst = 80
             [[users]]
             access_key = "app"
             secret_key = "app-secret-value"
@@ -501,6 +548,9 @@ mod tests {
             "breaker_cooldown_ms",
             "max_expires",
             "cors_origins",
+            "trusted_proxies",
+            "public_list",
+            "request_burst",
         ] {
             assert!(printed.contains(key), "{key} missing:\n{printed}");
         }

@@ -72,6 +72,16 @@ pub(super) struct RawConfig {
     pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) presign: RawPresign,
+    #[serde(default)]
+    pub(super) buckets: Vec<RawBucket>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBucket {
+    pub(super) name: String,
+    pub(super) public_read: Option<bool>,
+    pub(super) public_list: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +109,11 @@ pub(super) struct RawServer {
     pub(super) metrics_auth: Option<bool>,
     pub(super) cors_origins: Option<Vec<String>>,
     pub(super) sigv2: Option<bool>,
+    pub(super) tls_cert: Option<PathBuf>,
+    pub(super) tls_key: Option<PathBuf>,
+    pub(super) shutdown_grace_seconds: Option<u64>,
+    pub(super) trusted_proxies: Option<Vec<String>>,
+    pub(super) access_log: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,4 +202,9 @@ pub(super) struct RawLimits {
     pub(super) completed_upload_seconds: Option<u64>,
     pub(super) header_timeout_seconds: Option<u64>,
     pub(super) body_idle_seconds: Option<u64>,
+    pub(super) idle_timeout_seconds: Option<u64>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_concurrent_streams: Option<u32>,
+    pub(super) requests_per_second: Option<u32>,
+    pub(super) request_burst: Option<u32>,
 }

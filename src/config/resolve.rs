@@ -75,6 +75,9 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
         .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
         .collect();
     let admin = resolve_admin(&mut raw.server)?;
+    let network = super::network::resolve_network(&mut raw.server)?;
+    let connections = super::network::resolve_connection_limits(&raw.limits)?;
+    let buckets = super::network::resolve_buckets(std::mem::take(&mut raw.buckets))?;
 
     let storage = StorageConfig {
         data_dir: env("LIFEBOAT_DATA_DIR")
@@ -203,6 +206,11 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             .map_or(d.completed_upload, Duration::from_secs)
             .max(Duration::from_secs(1)),
         body_idle: Duration::from_secs(l.body_idle_seconds.unwrap_or(d.body_idle.as_secs()).max(1)),
+        idle_timeout: connections.idle_timeout,
+        max_connections: connections.max_connections,
+        max_concurrent_streams: connections.max_concurrent_streams,
+        requests_per_second: connections.requests_per_second,
+        request_burst: connections.request_burst,
     };
     if limits.max_header_bytes < 1024 {
         return Err(invalid("limits.max_header_bytes", "must be at least 1KiB"));
@@ -239,12 +247,18 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             metrics_auth: admin.metrics_auth,
             cors_origins: admin.cors_origins,
             sigv2: raw.server.sigv2.unwrap_or(true),
+            tls_cert: network.tls_cert,
+            tls_key: network.tls_key,
+            shutdown_grace: network.shutdown_grace,
+            trusted_proxies: network.trusted_proxies,
+            access_log: network.access_log,
         },
         storage,
         users,
         upstream,
         presign,
         limits,
+        buckets,
         dev_credentials,
     })
 }

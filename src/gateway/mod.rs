@@ -48,6 +48,9 @@ pub struct Gateway {
     /// multipart uploads (older servers take the first and not the second).
     checksums: ChecksumSupport,
     checksums_multipart: ChecksumSupport,
+    /// Turned true on shutdown: the replay worker stops after its current entry.
+    stopping: tokio::sync::watch::Sender<bool>,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What Lifeboat has found out about the upstream's support for the checksum headers: unknown
@@ -87,6 +90,8 @@ impl Gateway {
             known_buckets: Mutex::new(HashSet::new()),
             checksums: ChecksumSupport::default(),
             checksums_multipart: ChecksumSupport::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
+            worker: Mutex::new(None),
         }))
     }
 
@@ -110,6 +115,18 @@ impl Gateway {
             }
         };
         lock.lock_owned().await
+    }
+
+    /// Stops the replay worker after the entry it is replaying (waiting at most `wait`; an
+    /// entry cut off stays queued and is replayed after the restart).
+    pub async fn stop(&self, wait: std::time::Duration) {
+        self.stopping.send_replace(true);
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = worker
+            && tokio::time::timeout(wait, w).await.is_err()
+        {
+            tracing::warn!("the replay worker did not stop in time; its entry stays queued");
+        }
     }
 
     /// Wakes the replay worker.

@@ -84,7 +84,8 @@ impl Gateway {
     /// have changed since they were refused.
     pub fn spawn_worker(self: &Arc<Self>) {
         let gw = Arc::clone(self);
-        tokio::spawn(async move {
+        let mut stop = self.stopping.subscribe();
+        let handle = tokio::spawn(async move {
             match gw.store.retry_dead_letters(None).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "dead letters queued again for replay"),
@@ -94,19 +95,28 @@ impl Gateway {
             // Local failures of the entry at the head of the queue, and which entry that is.
             let mut local_failures = (0u64, 0u32);
             loop {
+                if *stop.borrow() {
+                    break;
+                }
                 let batch = match gw.store.outbox_batch(OUTBOX_BATCH).await {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read the outbox");
-                        tokio::time::sleep(OUTBOX_READ_RETRY).await;
+                        pause(&mut stop, OUTBOX_READ_RETRY).await;
                         continue;
                     }
                 };
                 if batch.is_empty() {
-                    let _ = tokio::time::timeout(OUTBOX_IDLE_WAIT, gw.wake.notified()).await;
+                    tokio::select! {
+                        _ = tokio::time::timeout(OUTBOX_IDLE_WAIT, gw.wake.notified()) => {}
+                        () = stopped(&mut stop) => {}
+                    }
                     continue;
                 }
                 for (seq, entry) in batch {
+                    if *stop.borrow() {
+                        break;
+                    }
                     let e = match gw.replay(seq, &entry.op).await {
                         Ok(()) => {
                             crate::metrics::replay("done");
@@ -147,12 +157,27 @@ impl Gateway {
                         _ => "upstream unavailable",
                     };
                     tracing::warn!(seq, error = %e, reason, retry_in_ms = wait.as_millis() as u64, "outbox replay failed; the entry stays queued");
-                    tokio::time::sleep(wait).await;
+                    pause(&mut stop, wait).await;
                     break;
                 }
             }
+            tracing::info!("replay worker stopped");
         });
+        *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
     }
+}
+
+/// Sleeps for `wait`, or until shutdown.
+async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, wait: std::time::Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = stopped(stop) => {}
+    }
+}
+
+/// Resolves once shutdown has been asked for.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One S3 request, from its head to its answer: a request id and a span, the header limit,
-//! the CORS preflight, authentication, routing, the grant check and the handler; every failure
-//! rendered as S3 XML here, and one log line and the metrics at the end.
+//! the CORS preflight, authentication (or a public bucket's anonymous read), routing, the grant
+//! check, the rate limit and the handler; every failure rendered as S3 XML here, and the
+//! metrics and the access log line (`access.rs`, written when the body is done) at the end.
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
@@ -9,10 +10,12 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use super::access::{AccessRecord, client_ip};
 use super::{App, request_id};
 use crate::auth;
+use crate::auth::PayloadMode;
 use crate::auth::policy::{Action, Resource};
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{CountedBody, RequestBody, ResponseBody};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{
     S3Response, acl, attributes, bucket, copy, cors, delete, get, list, multipart, multipart_list,
@@ -20,12 +23,21 @@ use crate::handlers::{
 };
 use crate::router::{self, Operation, Target};
 
+/// What dispatch learns of a request on the way, for the metrics and the access log.
+#[derive(Default)]
+struct Tally {
+    op: &'static str,
+    user: String,
+    bytes_in: u64,
+}
+
 pub(super) async fn handle(
     app: &App,
     req: Request<Incoming>,
     remote: SocketAddr,
-) -> Response<ResponseBody> {
+) -> Response<CountedBody> {
     let started = Instant::now();
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let id = request_id();
     let (parts, incoming) = req.into_parts();
     let host = parts
@@ -51,8 +63,10 @@ pub(super) async fn handle(
         .headers
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() == b"0");
-    let mut op_name = "Unknown";
-    let mut user_name = String::new();
+    let mut tally = Tally {
+        op: "Unknown",
+        ..Tally::default()
+    };
     // Every line the request causes, in the gateway and the store too, carries these fields;
     // `op` is filled in once the request is routed.
     let span = tracing::info_span!(
@@ -62,13 +76,17 @@ pub(super) async fn handle(
         bucket = target.bucket.as_deref().unwrap_or(""),
         key = target.key.as_deref().unwrap_or(""),
     );
-    let result = dispatch(app, &parts, incoming, &target, &mut op_name, &mut user_name)
+    let result = dispatch(app, &parts, incoming, &target, &mut tally)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
+    let mut error = "";
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => error_response(&e, &target, &id, is_head),
+        Err(e) => {
+            error = e.code.as_str();
+            error_response(&e, &target, &id, is_head)
+        }
     };
     if parts.method != Method::OPTIONS {
         cors::decorate(
@@ -90,16 +108,39 @@ pub(super) async fn handle(
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    crate::metrics::request(op_name, resp.status().as_u16(), started.elapsed());
-    tracing::info!(
-        client = %remote.ip(),
-        user = %user_name,
-        op = op_name,
-        method = %parts.method,
-        status = resp.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let status = resp.status().as_u16();
+    crate::metrics::request(tally.op, status, started.elapsed());
+    tracing::debug!(op = tally.op, status, "answered");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let record = AccessRecord {
+        time,
+        started,
+        request_id: id,
+        client: client_ip(
+            remote,
+            &parts.headers,
+            &app.ctx.config.server.trusted_proxies,
+        ),
+        user: tally.user,
+        operation: tally.op,
+        method: parts.method.to_string(),
+        bucket: target.bucket.clone().unwrap_or_default(),
+        key: target.key.clone().unwrap_or_default(),
+        status,
+        bytes_in: tally.bytes_in,
+        error,
+        cache: header("x-cache"),
+        sync: header("x-lifeboat-sync"),
+    };
+    let mut resp = CountedBody::wrap(resp);
+    resp.body_mut()
+        .on_end(Box::new(move |bytes_out| record.finish(bytes_out)));
     resp
 }
 
@@ -169,13 +210,42 @@ fn header_block_size(parts: &http::request::Parts) -> usize {
     n
 }
 
+/// Whether a request carries no credentials at all (no header, no presigned query).
+fn is_anonymous(parts: &http::request::Parts, query: &[(String, String)]) -> bool {
+    !parts.headers.contains_key(http::header::AUTHORIZATION)
+        && !query.iter().any(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "X-Amz-Algorithm"
+                    | "X-Amz-Credential"
+                    | "X-Amz-Signature"
+                    | "AWSAccessKeyId"
+                    | "Signature"
+            )
+        })
+}
+
+/// Whether `[[buckets]]` opens `op` to anonymous clients: GET and HEAD of an object in a
+/// `public_read` bucket, listing a `public_list` one.
+fn is_public(rules: &[crate::config::BucketRule], op: &Operation) -> bool {
+    let rule = |b: &str| rules.iter().find(|r| r.name == b);
+    match op {
+        Operation::GetObject { bucket, .. } | Operation::HeadObject { bucket, .. } => {
+            rule(bucket).is_some_and(|r| r.public_read)
+        }
+        Operation::ListObjects { bucket, .. } | Operation::ListObjectsV2 { bucket, .. } => {
+            rule(bucket).is_some_and(|r| r.public_list)
+        }
+        _ => false,
+    }
+}
+
 async fn dispatch(
     app: &App,
     parts: &http::request::Parts,
     incoming: Incoming,
     target: &Target,
-    op_name: &mut &'static str,
-    user_name: &mut String,
+    tally: &mut Tally,
 ) -> S3Result<S3Response> {
     let ctx = &app.ctx;
     let limits = &ctx.config.limits;
@@ -188,7 +258,7 @@ async fn dispatch(
     }
     // A browser's CORS preflight carries no credentials.
     if parts.method == Method::OPTIONS {
-        *op_name = "PreflightRequest";
+        tally.op = "PreflightRequest";
         tracing::Span::current().record("op", "PreflightRequest");
         return cors::preflight(
             ctx,
@@ -219,32 +289,49 @@ async fn dispatch(
     if let Ok(Operation::PostObject { bucket }) = &routed
         && !parts.headers.contains_key(http::header::AUTHORIZATION)
     {
-        *op_name = "PostObject";
+        tally.op = "PostObject";
         tracing::Span::current().record("op", "PostObject");
         return post::post_object(ctx, &app.users, bucket, &parts.headers, incoming).await;
     }
-    let authenticated = auth::authenticate(
-        &auth::RequestParts {
-            method: parts.method.as_str(),
-            raw_path: parts.uri.path(),
-            query: &query,
-            headers: &parts.headers,
-            authority: parts.uri.authority().map(|a| a.as_str()),
-            body_sha256: None,
-            virtual_bucket: target
-                .virtual_host
-                .then_some(())
-                .and(target.bucket.as_deref()),
+    // A public bucket's objects (or listing) need no credentials; everything else does.
+    let public = is_anonymous(parts, &query)
+        && routed
+            .as_ref()
+            .is_ok_and(|op| is_public(&ctx.config.buckets, op));
+    let authenticated = match public {
+        true => auth::Authenticated {
+            user: std::sync::Arc::clone(&app.anonymous),
+            payload: PayloadMode::Unsigned,
         },
-        &app.users,
-        &app.auth,
-        SystemTime::now(),
-    )?;
+        false => auth::authenticate(
+            &auth::RequestParts {
+                method: parts.method.as_str(),
+                raw_path: parts.uri.path(),
+                query: &query,
+                headers: &parts.headers,
+                authority: parts.uri.authority().map(|a| a.as_str()),
+                body_sha256: None,
+                virtual_bucket: target
+                    .virtual_host
+                    .then_some(())
+                    .and(target.bucket.as_deref()),
+            },
+            &app.users,
+            &app.auth,
+            SystemTime::now(),
+        )?,
+    };
     let user = &authenticated.user;
-    user_name.clone_from(&user.access_key);
+    tally.user.clone_from(&user.access_key);
     let op = routed?;
-    *op_name = op.name();
+    tally.op = op.name();
     tracing::Span::current().record("op", op.name());
+    if let Some(rate) = &app.rate
+        && !public
+        && !rate.admit(&user.access_key)
+    {
+        return Err(S3ErrorCode::SlowDown.into());
+    }
     // A bucket that exists only upstream is adopted first, owned by no user here: it is open
     // to users whose grants name it.
     if let Some(b) = op.bucket()
@@ -261,7 +348,7 @@ async fn dispatch(
         _ if !user.own_buckets => None,
         _ => bucket_owner(ctx, op.bucket()).await,
     };
-    if !user.allows(op.action(), op.resource(), owner.as_ref().into()) {
+    if !public && !user.allows(op.action(), op.resource(), owner.as_ref().into()) {
         return Err(S3ErrorCode::AccessDenied.into());
     }
     if let Operation::CopyObject { source, .. } | Operation::UploadPartCopy { source, .. } = &op {
@@ -281,13 +368,25 @@ async fn dispatch(
         check_signed_max_size(&query, &parts.headers)?;
     }
     let payload = &authenticated.payload;
-    let headers = &parts.headers;
     let mut body = RequestBody::new(incoming, payload, limits.body_idle);
-    match &op {
+    let answer = handle_operation(ctx, parts, user, &op, payload, &mut body).await;
+    tally.bytes_in = body.received();
+    answer
+}
+
+/// The handler of each operation.
+async fn handle_operation(
+    ctx: &crate::context::Context,
+    parts: &http::request::Parts,
+    user: &crate::auth::policy::User,
+    op: &Operation,
+    payload: &PayloadMode,
+    body: &mut RequestBody,
+) -> S3Result<S3Response> {
+    let headers = &parts.headers;
+    match op {
         Operation::ListBuckets { params } => bucket::list_buckets(ctx, user, params).await,
-        Operation::CreateBucket { bucket } => {
-            bucket::create_bucket(ctx, user, bucket, &mut body).await
-        }
+        Operation::CreateBucket { bucket } => bucket::create_bucket(ctx, user, bucket, body).await,
         Operation::HeadBucket { bucket } => bucket::head_bucket(ctx, bucket).await,
         Operation::DeleteBucket { bucket } => bucket::delete_bucket(ctx, bucket).await,
         Operation::GetBucketLocation { bucket } => bucket::get_bucket_location(ctx, bucket).await,
@@ -295,12 +394,10 @@ async fn dispatch(
         Operation::GetBucketAcl { bucket } => acl::get_bucket_acl(ctx, bucket).await,
         Operation::GetBucketCors { bucket } => cors::get_bucket_cors(ctx, bucket).await,
         Operation::PutBucketCors { bucket } => {
-            cors::put_bucket_cors(ctx, bucket, headers, &mut body).await
+            cors::put_bucket_cors(ctx, bucket, headers, body).await
         }
         Operation::DeleteBucketCors { bucket } => cors::delete_bucket_cors(ctx, bucket).await,
-        Operation::PutBucketAcl { bucket } => {
-            acl::put_bucket_acl(ctx, bucket, headers, &mut body).await
-        }
+        Operation::PutBucketAcl { bucket } => acl::put_bucket_acl(ctx, bucket, headers, body).await,
         Operation::ListObjects { bucket, params } => {
             list::list_objects(ctx, bucket, params, false).await
         }
@@ -314,14 +411,14 @@ async fn dispatch(
             multipart_list::list_uploads(ctx, bucket, params).await
         }
         Operation::DeleteObjects { bucket } => {
-            delete::delete_objects(ctx, user, bucket, headers, &mut body).await
+            delete::delete_objects(ctx, user, bucket, headers, body).await
         }
         Operation::PostObject { .. } => Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "A POST form upload carries its signature in the form, not in an Authorization header.",
         )),
         Operation::PutObject { bucket, key } => {
-            put::put_object(ctx, bucket, key, headers, payload, parts.version, &mut body).await
+            put::put_object(ctx, bucket, key, headers, payload, parts.version, body).await
         }
         Operation::CopyObject {
             bucket,
@@ -344,14 +441,14 @@ async fn dispatch(
         }
         Operation::GetObjectAcl { bucket, key } => acl::get_object_acl(ctx, bucket, key).await,
         Operation::PutObjectAcl { bucket, key } => {
-            acl::put_object_acl(ctx, bucket, key, headers, &mut body).await
+            acl::put_object_acl(ctx, bucket, key, headers, body).await
         }
         Operation::GetObjectTagging { bucket, key } => acl::get_tagging(ctx, bucket, key).await,
         Operation::GetObjectAttributes { bucket, key } => {
             attributes::get_object_attributes(ctx, bucket, key, headers).await
         }
         Operation::PutObjectTagging { bucket, key } => {
-            acl::put_tagging(ctx, bucket, key, headers, &mut body).await
+            acl::put_tagging(ctx, bucket, key, headers, body).await
         }
         Operation::DeleteObjectTagging { bucket, key } => {
             acl::delete_tagging(ctx, bucket, key).await
@@ -374,7 +471,7 @@ async fn dispatch(
                 headers,
                 payload,
                 parts.version,
-                &mut body,
+                body,
             )
             .await
         }
@@ -392,7 +489,7 @@ async fn dispatch(
             bucket,
             key,
             upload_id,
-        } => multipart::complete(ctx, bucket, key, upload_id, headers, &mut body).await,
+        } => multipart::complete(ctx, bucket, key, upload_id, headers, body).await,
         Operation::AbortMultipartUpload {
             bucket,
             key,

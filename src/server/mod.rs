@@ -1,33 +1,32 @@
 //! The listeners: the S3 API (`dispatch` answers each request) and the admin API
-//! (`crate::admin`), both HTTP/1.1 and HTTP/2 (hyper-util's auto builder) through one accept
-//! loop with graceful shutdown. The admin listener is bound first, so health checks answer
-//! while the store recovers.
+//! (`crate::admin`), both HTTP/1.1 and HTTP/2 (hyper-util's auto builder), optionally over TLS
+//! (`tls`), through one accept loop (`listener`) with its connection limits and graceful
+//! shutdown. The admin listener is bound first, so health checks answer while the store
+//! recovers. On SIGTERM or ctrl-c both stop accepting, requests in flight finish (up to
+//! `server.shutdown_grace_seconds`), the replay worker stops after its current entry, and the
+//! store closes when the last reference to it goes.
 
+pub mod access;
 mod dispatch;
+mod listener;
+mod rate;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::admin::Admin;
 use crate::auth::{AuthSettings, Users};
-use crate::body::CountedBody;
 use crate::config::Config;
 use crate::context::Context;
-use crate::limits::{
-    ACCEPT_RETRY, FIRST_BYTE_QUEUE, HEADER_BUFFER_FACTOR, MAX_HEADER_COUNT, MIN_HEADER_BUFFER,
-    SHUTDOWN_GRACE, UPLOAD_SWEEP_MAX,
-};
+use crate::limits::UPLOAD_SWEEP_MAX;
 use crate::replication::Replication;
 use crate::store::Store;
+use listener::{ConnectionRules, accept_loop};
+use tls::Tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -41,6 +40,8 @@ pub enum ServerError {
         path: String,
         source: crate::store::StoreError,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Refused(String),
 }
@@ -52,14 +53,31 @@ pub struct App {
     auth: AuthSettings,
     /// Where the S3 listener is bound (presigned URLs point here without `public_url`).
     s3_address: SocketAddr,
+    /// Requests per second per access key, when limited.
+    rate: Option<rate::RateLimiter>,
+    /// The "user" of an anonymous read of a public bucket: no key, no grants.
+    anonymous: Arc<crate::auth::policy::User>,
 }
 
 impl App {
     /// Builds the shared state; in gateway mode this starts the outbox replay worker.
     pub fn new(config: Config, store: Store, s3_address: SocketAddr) -> Result<Self, ServerError> {
         let replication = Replication::start(&config, &store).map_err(ServerError::Refused)?;
+        let rate = rate::RateLimiter::new(
+            config.limits.requests_per_second,
+            config.limits.request_burst,
+        );
+        let anonymous = Arc::new(crate::auth::policy::User {
+            access_key: String::new(),
+            secret_key: crate::secret::Secret::new(String::new()),
+            admin: false,
+            grants: Vec::new(),
+            own_buckets: false,
+        });
         Ok(Self {
             s3_address,
+            rate,
+            anonymous,
             users: Users::new(&config.users),
             auth: AuthSettings {
                 clock_skew: config.limits.clock_skew,
@@ -89,6 +107,14 @@ impl App {
 
     pub fn s3_address(&self) -> SocketAddr {
         self.s3_address
+    }
+
+    /// The scheme clients reach the S3 listener with.
+    pub fn s3_scheme(&self) -> &'static str {
+        match self.ctx.config.server.tls_cert {
+            Some(_) => "https",
+            None => "http",
+        }
     }
 }
 
@@ -125,30 +151,32 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             crate::config::DEV_SECRET_KEY
         );
     }
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let rules = ConnectionRules::new(&config, tls.clone());
     let (admin_listener, admin_local) = bind(config.server.admin_address).await?;
     let admin = Arc::new(Admin::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let header_timeout = config.limits.header_timeout;
-    let admin_builder = connection_builder(config.limits.max_header_bytes, header_timeout);
     let admin_task = {
         let admin = Arc::clone(&admin);
-        let stop = stopped();
+        let (rules, stop) = (rules.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let handler = move |req, remote| {
                 let admin = Arc::clone(&admin);
                 async move { crate::admin::handle(&admin, req, remote).await }
             };
-            accept_loop(admin_listener, admin_builder, header_timeout, handler, stop).await;
+            accept_loop(admin_listener, rules, handler, stop).await;
         })
     };
     tracing::info!(address = %admin_local, "admin API listening");
-    println!("lifeboat admin listening on http://{admin_local}");
+    println!("lifeboat admin listening on {scheme}://{admin_local}");
+    tokio::spawn(async move {
+        shutdown_signal(tls).await;
+        let _ = stop_tx.send(true);
+    });
     let data_dir = config.storage.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
@@ -167,13 +195,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     admin.ready(Arc::clone(&app));
     tracing::info!(address = %local, "S3 API listening");
     // Tests and scripts read this line to learn the port when address ends in :0.
-    println!("lifeboat listening on http://{local}");
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    serve(listener, app, stopped()).await;
+    println!("lifeboat listening on {scheme}://{local}");
+    let handler = {
+        let app = Arc::clone(&app);
+        move |req, remote| {
+            let app = Arc::clone(&app);
+            async move { dispatch::handle(&app, req, remote).await }
+        }
+    };
+    accept_loop(listener, rules, handler, stop_rx).await;
     let _ = admin_task.await;
+    app.ctx.replication.stop().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -202,121 +235,39 @@ fn spawn_upload_cleaner(store: Store, max_age: Duration, keep_completed: Duratio
     });
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or ctrl-c; meanwhile SIGHUP reloads the TLS certificate.
+async fn shutdown_signal(tls: Option<Arc<Tls>>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => match &tls {
+                    Some(t) => match t.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; the old certificate stays"),
+                    },
+                    None => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+                },
+            }
         }
+        tracing::info!("shutdown requested");
     }
     #[cfg(not(unix))]
     {
+        let _ = tls;
         let _ = ctrl_c.await;
-    }
-}
-
-/// HTTP/1.1 and HTTP/2 (by preface) with the header limits of both listeners.
-fn connection_builder(
-    max_header_bytes: usize,
-    header_timeout: Duration,
-) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_headers(MAX_HEADER_COUNT)
-        // Headers past our own limit are answered with RequestHeaderSectionTooLarge by the
-        // handler; hyper's own cut-off sits well above it.
-        .max_buf_size((max_header_bytes * HEADER_BUFFER_FACTOR).max(MIN_HEADER_BUFFER));
-    builder
-}
-
-/// Serves the S3 API on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let limits = &app.ctx.config.limits;
-    let header_timeout = limits.header_timeout;
-    let builder = connection_builder(limits.max_header_bytes, header_timeout);
-    let handler = move |req, remote| {
-        let app = Arc::clone(&app);
-        async move { CountedBody::wrap(dispatch::handle(&app, req, remote).await) }
-    };
-    accept_loop(listener, builder, header_timeout, handler, shutdown).await;
-}
-
-/// Accepts connections until `shutdown` resolves, answering each request with `handler`, then
-/// drains in-flight requests (both listeners run this loop).
-async fn accept_loop<H, Fut>(
-    listener: TcpListener,
-    builder: auto::Builder<TokioExecutor>,
-    first_byte: Duration,
-    handler: H,
-    shutdown: impl Future<Output = ()>,
-) where
-    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<CountedBody>> + Send + 'static,
-{
-    let graceful = GracefulShutdown::new();
-    // A connection is served once its first byte arrives, within `first_byte`; one that sends
-    // nothing is closed then (hyper's protocol detection has no deadline of its own).
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(FIRST_BYTE_QUEUE);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    let ready = ready_tx.clone();
-                    tokio::spawn(async move {
-                        let mut one = [0u8; 1];
-                        if let Ok(Ok(n)) = tokio::time::timeout(first_byte, stream.peek(&mut one)).await
-                            && n > 0
-                        {
-                            let _ = ready.send((stream, remote)).await;
-                        }
-                    });
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
-                }
-            },
-            Some(ready) = ready_rx.recv() => ready,
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let svc = service_fn(move |req| {
-            let answer = handler(req, remote);
-            async move { Ok::<_, std::convert::Infallible>(answer.await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish in time");
     }
 }
 

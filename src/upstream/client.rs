@@ -99,7 +99,12 @@ impl http_body::Body for Tracked {
     }
 }
 
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+/// A TLS client configuration: the system roots plus the certificates in `ca_file`
+/// (`label` names the setting in errors). The admin CLI uses it too.
+pub(crate) fn tls_config(
+    ca_file: Option<&std::path::Path>,
+    label: &str,
+) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -109,7 +114,7 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
     }
     if let Some(path) = ca_file {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read upstream.ca_file {}: {e}", path.display()))?
+            .map_err(|e| format!("cannot read {label} {}: {e}", path.display()))?
             .collect::<Result<_, _>>()
             .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
         for c in certs {
@@ -148,7 +153,7 @@ impl Upstream {
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(config.ca_file.as_deref())?)
+            .with_tls_config(tls_config(config.ca_file.as_deref(), "upstream.ca_file")?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

@@ -86,14 +86,23 @@ impl Lifeboat {
                 admin = a.to_owned();
                 continue;
             }
-            match line.trim().strip_prefix("lifeboat listening on http://") {
-                Some(a) => break a.to_owned(),
+            let line = line.trim();
+            let listening = line
+                .strip_prefix("lifeboat listening on http://")
+                .map(|a| ("http", a))
+                .or_else(|| {
+                    line.strip_prefix("lifeboat listening on https://")
+                        .map(|a| ("https", a))
+                });
+            match listening {
+                Some((scheme, a)) => break (scheme, a.to_owned()),
                 None => {
                     let log = std::fs::read_to_string(dir.join("lifeboat.log")).unwrap_or_default();
                     panic!("lifeboat did not start: {line:?}\n{log}");
                 }
             }
         };
+        let (scheme, addr) = addr;
         let port: u16 = addr
             .rsplit(':')
             .next()
@@ -102,7 +111,12 @@ impl Lifeboat {
         Self {
             child: Some(child),
             port,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            // A TLS test's certificate names localhost (the harness's clients resolve every
+            // name to loopback).
+            endpoint: match scheme {
+                "https" => format!("https://localhost:{port}"),
+                _ => format!("http://127.0.0.1:{port}"),
+            },
             admin,
             data_dir,
             _tmp: None,
@@ -152,6 +166,40 @@ impl Lifeboat {
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
         raw(self.port, &bytes)
+    }
+
+    /// The server's diagnostics and access log (its stderr).
+    pub fn log(&self) -> String {
+        let dir = self.data_dir.parent().expect("data dir has a parent");
+        std::fs::read_to_string(dir.join("lifeboat.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`) to the server process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{name} {pid}");
+    }
+
+    /// Waits up to `within` for the process to exit; its status, or `None` if still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL, as a crash would.

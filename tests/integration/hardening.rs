@@ -1,0 +1,391 @@
+//! Hardening (issue 11): graceful shutdown, the access log, connection and rate limits, and
+//! public buckets, each against the real binary.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::harness::{AK, Lifeboat, SK, lifeboat, object_bytes, raw, signed_request};
+
+fn code_of(body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    body.split_once("<Code>")
+        .and_then(|(_, r)| r.split_once("</Code>"))
+        .map(|(c, _)| c.to_owned())
+        .unwrap_or_default()
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body from a keep-alive connection.
+fn read_response(s: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            other => panic!("connection ended inside a response head: {other:?}"),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
+/// A signed request that keeps its connection open.
+fn keep_alive(req: Vec<u8>) -> Vec<u8> {
+    String::from_utf8(req)
+        .expect("text request")
+        .replace("Connection: close\r\n", "")
+        .into_bytes()
+}
+
+fn tmp_files(lb: &Lifeboat) -> usize {
+    std::fs::read_dir(lb.data_dir.join("tmp")).map_or(0, |d| d.count())
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lb = lifeboat(dir.path(), "[server]\nshutdown_grace_seconds = 10\n");
+    let s3 = lb.client();
+    s3.create_bucket()
+        .bucket("bkt")
+        .send()
+        .await
+        .expect("bucket");
+    // A PUT whose body is half sent when the signal arrives.
+    let body = vec![b'x'; 64 * 1024];
+    let req = signed_request(lb.port, "PUT", "/bkt/in-flight", &body, SystemTime::now());
+    let split = req.len() - body.len() / 2;
+    let mut conn = TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    conn.write_all(&req[..split]).expect("first half");
+    std::thread::sleep(Duration::from_millis(200));
+    lb.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused once the listener is closed.
+    let refused = (0..50).any(|_| {
+        let gone = TcpStream::connect(("127.0.0.1", lb.port)).is_err();
+        if !gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gone
+    });
+    assert!(refused, "the listener closes on SIGTERM");
+    conn.write_all(&req[split..]).expect("second half");
+    let (status, _) = read_response(&mut conn);
+    assert_eq!(status, 200, "the request in flight finishes");
+    let exit = lb.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(exit.success(), "exit status {exit:?}");
+    let log = lb.log();
+    assert!(
+        log.contains("replay worker") || log.contains("stopped"),
+        "{log}"
+    );
+    // After the restart the object is there, and nothing was left behind.
+    let lb = lifeboat(dir.path(), "");
+    assert_eq!(tmp_files(&lb), 0);
+    assert_eq!(object_bytes(&lb.client(), "bkt", "in-flight").await, body);
+}
+
+#[tokio::test]
+async fn an_upload_cut_by_the_grace_period_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lb = lifeboat(dir.path(), "[server]\nshutdown_grace_seconds = 1\n");
+    let s3 = lb.client();
+    s3.create_bucket()
+        .bucket("bkt")
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_object()
+        .bucket("bkt")
+        .key("kept")
+        .body(ByteStream::from_static(b"acknowledged"))
+        .send()
+        .await
+        .expect("put");
+    let body = vec![b'y'; 1 << 20];
+    let req = signed_request(lb.port, "PUT", "/bkt/cut", &body, SystemTime::now());
+    let mut conn = TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+    conn.write_all(&req[..req.len() - body.len() / 2])
+        .expect("half");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tmp_files(&lb) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tmp_files(&lb), 1, "the upload is being written");
+    let started = Instant::now();
+    lb.signal("TERM");
+    let exit = lb.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the grace period bounds the wait"
+    );
+    assert_eq!(tmp_files(&lb), 0, "the cut upload's temp file is gone");
+    drop(conn);
+    let lb = lifeboat(dir.path(), "");
+    let s3 = lb.client();
+    assert_eq!(object_bytes(&s3, "bkt", "kept").await, b"acknowledged");
+    let cut = s3.head_object().bucket("bkt").key("cut").send().await;
+    assert!(cut.is_err(), "the cut upload was never acknowledged");
+}
+
+/// The access lines of a server's log, parsed.
+fn access_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_and_no_secrets() {
+    let lb = Lifeboat::start();
+    let s3 = lb.client();
+    s3.create_bucket()
+        .bucket("bkt")
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_object()
+        .bucket("bkt")
+        .key("logged/key.txt")
+        .body(ByteStream::from_static(b"0123456789"))
+        .send()
+        .await
+        .expect("put");
+    let presigned = s3
+        .get_object()
+        .bucket("bkt")
+        .key("logged/key.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("config"))
+        .await
+        .expect("presign");
+    let uri = presigned.uri().to_owned();
+    let (status, _, body) = lb.send("GET", &lb.path_of(&uri), &[], b"");
+    assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
+    let missing = s3.get_object().bucket("bkt").key("nope").send().await;
+    assert!(missing.is_err());
+    // Lines are written when the body is done: poll for the last one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let lines = access_lines(&lb.log());
+        if lines.len() >= 4 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(lines.len(), 4, "one line per request: {lines:#?}");
+    let put = &lines[1];
+    assert_eq!(put["operation"], "PutObject");
+    assert_eq!(put["bucket"], "bkt");
+    assert_eq!(put["key"], "logged/key.txt");
+    assert_eq!(put["status"], 200);
+    assert_eq!(put["bytes_in"], 10);
+    assert_eq!(put["user"], AK);
+    assert_eq!(put["client_ip"], "127.0.0.1");
+    for field in ["time", "request_id", "duration_ms", "bytes_out"] {
+        assert!(!put[field].is_null(), "{field} in {put}");
+    }
+    let get = &lines[2];
+    assert_eq!(get["operation"], "GetObject");
+    assert_eq!(get["bytes_out"], 10);
+    assert_eq!(lines[3]["status"], 404);
+    assert_eq!(lines[3]["error"], "NoSuchKey");
+    let log = lb.log();
+    let signature = uri
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .expect("a signature")
+        .split('&')
+        .next()
+        .expect("value");
+    for secret in [
+        signature,
+        SK,
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "Signature=",
+    ] {
+        assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let xff = [("X-Forwarded-For", "203.0.113.7")];
+    for (config, expected) in [
+        ("", "127.0.0.1"),
+        (
+            "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+            "203.0.113.7",
+        ),
+    ] {
+        let lb = Lifeboat::start_with_config(config);
+        let req =
+            crate::harness::signed_request_with(lb.port, "GET", "/", b"", SystemTime::now(), &xff);
+        assert_eq!(raw(lb.port, &req).0, 200);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let line = loop {
+            if let Some(l) = access_lines(&lb.log()).pop() {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "no access line");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(line["client_ip"], expected, "{config}");
+    }
+}
+
+#[tokio::test]
+async fn logfmt_access_lines_are_key_value_pairs() {
+    let lb = Lifeboat::start_with_config("[server]\naccess_log = \"logfmt\"\n");
+    let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
+    assert_eq!(raw(lb.port, &req).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = lb.log();
+        if let Some(line) = log.lines().find(|l| l.starts_with("time=")) {
+            assert!(line.contains("operation=ListBuckets"), "{line}");
+            assert!(line.contains("status=200"), "{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no logfmt line:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let lb = Lifeboat::start_with_config("[limits]\nidle_timeout_seconds = 1\n");
+    let mut conn = TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let req = keep_alive(signed_request(lb.port, "GET", "/", b"", SystemTime::now()));
+    conn.write_all(&req).expect("request");
+    assert_eq!(read_response(&mut conn).0, 200);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let n = conn.read_to_end(&mut rest).expect("closed, not timed out");
+    assert_eq!(n, 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),
+        "closed after the idle timeout: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn beyond_max_connections_new_ones_wait_and_open_ones_keep_working() {
+    let lb = Lifeboat::start_with_config("[limits]\nmax_connections = 2\n");
+    let open: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let req = keep_alive(signed_request(lb.port, "GET", "/", b"", SystemTime::now()));
+            c.write_all(&req).expect("request");
+            assert_eq!(read_response(&mut c).0, 200);
+            c
+        })
+        .collect();
+    // A third connection is not served while two are open...
+    let mut third = TcpStream::connect(("127.0.0.1", lb.port)).expect("backlog");
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .ok();
+    let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
+    third.write_all(&req).expect("queued request");
+    let mut byte = [0u8; 1];
+    assert!(third.read(&mut byte).is_err(), "waits at the limit");
+    // ...the open ones keep working...
+    let mut first = open.into_iter();
+    let mut a = first.next().expect("first");
+    a.write_all(&keep_alive(signed_request(
+        lb.port,
+        "GET",
+        "/",
+        b"",
+        SystemTime::now(),
+    )))
+    .expect("again");
+    assert_eq!(read_response(&mut a).0, 200);
+    // ...and once one closes, the third is served.
+    drop(a);
+    third.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    assert_eq!(read_response(&mut third).0, 200);
+}
+
+#[tokio::test]
+async fn over_the_request_rate_an_access_key_gets_slow_down() {
+    let lb = Lifeboat::start_with_config("[limits]\nrequests_per_second = 1\nrequest_burst = 3\n");
+    let statuses: Vec<(u16, String)> = (0..5)
+        .map(|_| {
+            let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
+            let (status, _, body) = raw(lb.port, &req);
+            (status, code_of(&body))
+        })
+        .collect();
+    assert_eq!(statuses[..3], vec![(200, String::new()); 3]);
+    assert_eq!(statuses[4], (503, "SlowDown".to_owned()));
+}
+
+#[tokio::test]
+async fn a_public_read_bucket_serves_anonymous_get_and_head_and_nothing_else() {
+    let lb = Lifeboat::start_with_config(
+        "[[buckets]]\nname = \"pub\"\npublic_read = true\n\
+         [[buckets]]\nname = \"listed\"\npublic_read = true\npublic_list = true\n",
+    );
+    let s3 = lb.client();
+    for b in ["pub", "listed", "private"] {
+        s3.create_bucket().bucket(b).send().await.expect("bucket");
+        s3.put_object()
+            .bucket(b)
+            .key("doc.txt")
+            .body(ByteStream::from_static(b"public bytes"))
+            .send()
+            .await
+            .expect("put");
+    }
+    let (status, _, body) = lb.send("GET", "/pub/doc.txt", &[], b"");
+    assert_eq!((status, body.as_slice()), (200, &b"public bytes"[..]));
+    assert_eq!(lb.send("HEAD", "/pub/doc.txt", &[], b"").0, 200);
+    let (status, _, body) = lb.send("GET", "/pub/missing", &[], b"");
+    assert_eq!((status, code_of(&body).as_str()), (404, "NoSuchKey"));
+    for (method, path) in [
+        ("GET", "/pub"),
+        ("GET", "/pub?list-type=2"),
+        ("PUT", "/pub/new.txt"),
+        ("DELETE", "/pub/doc.txt"),
+        ("GET", "/pub/doc.txt?tagging"),
+        ("GET", "/private/doc.txt"),
+        ("GET", "/"),
+    ] {
+        let (status, _, body) = lb.send(method, path, &[], b"");
+        assert_eq!(
+            (status, code_of(&body).as_str()),
+            (403, "AccessDenied"),
+            "{method} {path}"
+        );
+    }
+    let (status, _, body) = lb.send("GET", "/listed?list-type=2", &[], b"");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<Key>doc.txt</Key>"));
+    assert_eq!(object_bytes(&s3, "pub", "doc.txt").await, b"public bytes");
+}
