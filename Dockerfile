@@ -22,4 +22,8 @@ EXPOSE 9000
 EXPOSE 9001
 # Set LIFEBOAT_ACCESS_KEY and LIFEBOAT_SECRET_KEY (or mount a config with [[users]]): Lifeboat
 # refuses to listen on 0.0.0.0 with its development credentials.
+# SIGTERM (what `docker stop` sends) stops accepting, lets requests in flight finish for
+# server.shutdown_grace_seconds (30 s; keep docker's --stop-timeout above it), stops the replay
+# worker after its current entry and closes the store: exit code 0.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/lifeboat", "serve"]
