@@ -215,6 +215,11 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
     if limits.max_header_bytes < 1024 {
         return Err(invalid("limits.max_header_bytes", "must be at least 1KiB"));
     }
+    // hyper refuses a request line over 64 KiB with a bare 414; Lifeboat's own check (in S3
+    // XML) must answer first.
+    if limits.max_header_bytes > 63 << 10 {
+        return Err(invalid("limits.max_header_bytes", "must be at most 63KiB"));
+    }
     if limits.abandoned_upload.is_zero() {
         return Err(invalid(
             "limits.abandoned_upload_seconds",

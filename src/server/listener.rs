@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
+use super::head_guard::{HeadGuard, HeadLimits};
 use super::tls::Tls;
 use crate::body::CountedBody;
 use crate::config::Config;
@@ -40,6 +41,8 @@ pub struct ConnectionRules {
     pub max_connections: usize,
     pub grace: Duration,
     pub tls: Option<Arc<Tls>>,
+    /// HTTP/1.1 heads held to the limits below hyper (the S3 listener: its S3 XML refusal).
+    pub head_guard: Option<HeadLimits>,
     builder: auto::Builder<TokioExecutor>,
 }
 
@@ -68,14 +71,26 @@ impl ConnectionRules {
             max_connections: limits.max_connections,
             grace: config.server.shutdown_grace,
             tls,
+            head_guard: None,
             builder,
         }
     }
+
+    /// The same rules, with request heads checked by `HeadGuard` before hyper parses them.
+    pub fn with_head_guard(mut self, config: &Config) -> Self {
+        self.head_guard = Some(HeadLimits {
+            max_bytes: config.limits.max_header_bytes,
+            // One less than hyper's own count: hyper may see the start of one more line.
+            max_headers: MAX_HEADER_COUNT - 1,
+        });
+        self
+    }
 }
 
-/// Requests in flight on one connection, and when the last one ended.
-struct Activity {
+/// Requests in flight on one connection, how many have ended, and when the last one did.
+pub(super) struct Activity {
     in_flight: AtomicUsize,
+    ended: std::sync::atomic::AtomicU64,
     last: Mutex<Instant>,
 }
 
@@ -83,8 +98,19 @@ impl Activity {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             in_flight: AtomicUsize::new(0),
+            ended: std::sync::atomic::AtomicU64::new(0),
             last: Mutex::new(Instant::now()),
         })
+    }
+
+    /// No request in flight.
+    pub(super) fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// Requests ended so far.
+    pub(super) fn ended(&self) -> u64 {
+        self.ended.load(Ordering::SeqCst)
     }
 
     /// Counts a request in; the guard counts it out when dropped.
@@ -121,6 +147,7 @@ struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
+        self.0.ended.fetch_add(1, Ordering::SeqCst);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -228,13 +255,34 @@ async fn http<I, H, Fut>(
     remote: SocketAddr,
     rules: &ConnectionRules,
     handler: H,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<CountedBody>> + Send + 'static,
 {
     let activity = Activity::new();
+    match rules.head_guard {
+        Some(limits) => {
+            let io = HeadGuard::new(io, Arc::clone(&activity), limits);
+            serve(io, activity, remote, rules, handler, stop).await;
+        }
+        None => serve(io, activity, remote, rules, handler, stop).await,
+    }
+}
+
+async fn serve<I, H, Fut>(
+    io: I,
+    activity: Arc<Activity>,
+    remote: SocketAddr,
+    rules: &ConnectionRules,
+    handler: H,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<CountedBody>> + Send + 'static,
+{
     let svc = {
         let activity = Arc::clone(&activity);
         service_fn(move |req| {

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod dispatch;
+mod head_guard;
 mod listener;
 mod rate;
 pub mod tls;
@@ -203,6 +204,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             async move { dispatch::handle(&app, req, remote).await }
         }
     };
+    let rules = rules.with_head_guard(&app.ctx.config);
     accept_loop(listener, rules, handler, stop_rx).await;
     let _ = admin_task.await;
     app.ctx.replication.stop().await;

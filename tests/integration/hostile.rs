@@ -106,3 +106,70 @@ async fn an_authorization_header_with_only_the_algorithm_is_malformed() {
         );
     }
 }
+
+#[tokio::test]
+async fn heads_past_the_http_layers_limits_get_s3_xml_not_a_bare_431() {
+    let lb = Lifeboat::start();
+    let many: String = (0..10_000).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let long_line = format!("GET /bkt/{} HTTP/1.1\r\n\r\n", "k".repeat(100_000));
+    let cases = [
+        format!("GET /bkt/key HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+        long_line,
+        format!(
+            "GET /bkt/key HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+            "v".repeat(20_000)
+        ),
+        // Past hyper's header count but within the byte limit.
+        format!(
+            "GET /bkt/key HTTP/1.1\r\nHost: x\r\n{}\r\n",
+            (0..1200).map(|i| format!("h{i}:\r\n")).collect::<String>()
+        ),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let (status, head, body) = raw(lb.port, req.as_bytes());
+        assert_eq!(
+            (status, code_of(&body).as_str()),
+            (400, "RequestHeaderSectionTooLarge"),
+            "case {i}: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/xml")
+        );
+    }
+    // On a keep-alive connection, after a request that was fine.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let ok = String::from_utf8(signed_request(lb.port, "GET", "/", b"", SystemTime::now()))
+        .expect("text")
+        .replace("Connection: close\r\n", "");
+    s.write_all(ok.as_bytes()).expect("first");
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    let body_len = loop {
+        s.read_exact(&mut byte).expect("first answer");
+        first.push(byte[0]);
+        if first.ends_with(b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&first).to_ascii_lowercase();
+            break head
+                .split_once("content-length:")
+                .and_then(|(_, r)| r.split_once("\r\n"))
+                .and_then(|(v, _)| v.trim().parse::<usize>().ok())
+                .expect("content-length");
+        }
+    };
+    let mut body = vec![0u8; body_len];
+    s.read_exact(&mut body).expect("first body");
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    s.write_all(cases[0].as_bytes()).expect("second");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("<Code>RequestHeaderSectionTooLarge</Code>"),
+        "{text}"
+    );
+    // The server is fine afterwards.
+    let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
+    assert_eq!(raw(lb.port, &req).0, 200);
+}
