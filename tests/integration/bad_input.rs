@@ -578,10 +578,7 @@ fn cases(port: u16, upload_id: &str) -> Vec<Case> {
         ),
         case(
             "no Content-Length",
-            {
-                let head = signed_head(p, "PUT", "/bkt/nolen", &[], "UNSIGNED-PAYLOAD").head;
-                head
-            },
+            signed_head(p, "PUT", "/bkt/nolen", &[], "UNSIGNED-PAYLOAD").head,
             411,
             "MissingContentLength",
         ),
