@@ -617,3 +617,71 @@ pub async fn object_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .into_bytes()
         .to_vec()
 }
+
+/// A SigV4 header-signed request head, and what signed it: the chunk and trailer signatures of
+/// an aws-chunked body chain on from `seed` with `key`.
+pub struct SignedHead {
+    pub head: Vec<u8>,
+    pub key: lifeboat::auth::sigv4::SigningKey,
+    pub amz_date: String,
+    pub scope: String,
+    pub seed: String,
+}
+
+/// Signs the head of a request whose body the caller writes: `host`, `x-amz-date`,
+/// `x-amz-content-sha256` (`payload_hash`) and every header in `headers` (lower-case names) are
+/// signed and sent, then `Connection: close`.
+pub fn signed_head(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+) -> SignedHead {
+    use lifeboat::auth::sigv4;
+    let now = SystemTime::now();
+    let amz_date = lifeboat::time::format_amz_date(now);
+    let scope = sigv4::scope(&amz_date[..8], "us-east-1", "s3");
+    let key = sigv4::SigningKey::derive(SK, now, "us-east-1", "s3");
+    let host = format!("127.0.0.1:{port}");
+    let mut signed: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    signed.push(("host".into(), host));
+    signed.push(("x-amz-content-sha256".into(), payload_hash.to_owned()));
+    signed.push(("x-amz-date".into(), amz_date.clone()));
+    signed.sort();
+    let names = signed
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let creq = sigv4::canonical_request(
+        method,
+        &sigv4::canonical_uri(path),
+        &sigv4::canonical_query(&sigv4::parse_query(query)),
+        &signed,
+        &names,
+        payload_hash,
+    );
+    let seed = key.sign(&sigv4::string_to_sign(&amz_date, &scope, &creq));
+    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\n");
+    for (k, v) in &signed {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Authorization: AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={names}, Signature={seed}\r\n\
+         Connection: close\r\n\r\n"
+    ));
+    SignedHead {
+        head: head.into_bytes(),
+        key,
+        amz_date,
+        scope,
+        seed,
+    }
+}
