@@ -1,7 +1,10 @@
 //! The S3 listener's guard on HTTP/1.1 request heads, below hyper: a head longer than
 //! `limits.max_header_bytes`, or with more than `MAX_HEADER_COUNT` header lines, is answered
 //! `400 RequestHeaderSectionTooLarge` in S3 XML and the connection closed, before hyper sees
-//! the bytes that would make it answer a bare `431` or `414` of its own.
+//! the bytes that would make it answer a bare `431` or `414` of its own. A head whose framing
+//! two parsers could read differently (Content-Length with Transfer-Encoding, which hyper
+//! would quietly read as chunked; two different Content-Lengths, which hyper answers with a
+//! bare 400) is `400 InvalidRequest`: a proxy in front may have framed it the other way.
 //!
 //! The guard reads for hyper and looks only at head bytes: those read while no request is in
 //! flight on the connection, up to the blank line that ends the head (a body is never
@@ -53,7 +56,14 @@ struct Scan {
     /// Something other than CR and LF has been seen (leading blank lines are skipped).
     begun: bool,
     done: bool,
+    /// The start of the current line, lower-cased, for the framing headers.
+    line: Vec<u8>,
+    content_length: Option<Vec<u8>>,
+    transfer_encoding: bool,
 }
+
+/// Enough of a line for `content-length: <20 digits>`.
+const LINE_PREFIX: usize = 48;
 
 pub struct HeadGuard<I> {
     inner: I,
@@ -77,6 +87,8 @@ enum Verdict {
     Pass,
     Http2,
     TooLarge(&'static str),
+    /// Framing a server and a proxy could read two ways (request smuggling).
+    Ambiguous(&'static str),
 }
 
 impl Scan {
@@ -109,8 +121,19 @@ impl Scan {
                 self.lines += 1;
                 if &self.tail == b"\r\n\r\n" || self.tail[2..] == *b"\n\n" {
                     self.done = true;
+                    if self.transfer_encoding && self.content_length.is_some() {
+                        return Verdict::Ambiguous(
+                            "A request must not carry both Content-Length and Transfer-Encoding.",
+                        );
+                    }
                     return Verdict::Pass;
                 }
+                if let Some(v) = self.framing_line() {
+                    return v;
+                }
+                self.line.clear();
+            } else if self.begun && self.line.len() < LINE_PREFIX {
+                self.line.push(b.to_ascii_lowercase());
             }
             if self.bytes > limits.max_bytes {
                 return Verdict::TooLarge(
@@ -124,12 +147,32 @@ impl Scan {
         }
         Verdict::Pass
     }
+
+    /// Notes a framing header on the line just ended; a second Content-Length that disagrees
+    /// with the first is refused.
+    fn framing_line(&mut self) -> Option<Verdict> {
+        let line = std::mem::take(&mut self.line);
+        let (name, value) = line.split_at(line.iter().position(|&c| c == b':')?);
+        let value = value[1..].trim_ascii();
+        match name.trim_ascii() {
+            b"content-length" => match &self.content_length {
+                Some(first) if first.as_slice() != value => {
+                    return Some(Verdict::Ambiguous(
+                        "A request must not carry two different Content-Length values.",
+                    ));
+                }
+                _ => self.content_length = Some(value.to_vec()),
+            },
+            b"transfer-encoding" => self.transfer_encoding = true,
+            _ => {}
+        }
+        None
+    }
 }
 
-fn refusal(message: &str) -> Vec<u8> {
+fn refusal(code: S3ErrorCode, message: &str) -> Vec<u8> {
     let id = super::request_id();
-    let xml =
-        S3Error::with_message(S3ErrorCode::RequestHeaderSectionTooLarge, message).to_xml("", &id);
+    let xml = S3Error::with_message(code, message).to_xml("", &id);
     let mut out = format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
          Connection: close\r\nServer: Lifeboat\r\nx-amz-request-id: {id}\r\n\r\n",
@@ -199,25 +242,25 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<I> {
         let State::Watching(scan) = &mut this.state else {
             return Poll::Ready(Ok(()));
         };
-        match scan.check(&buf.filled()[before..], idle, epoch, this.limits) {
-            Verdict::Pass => Poll::Ready(Ok(())),
+        let (code, message) = match scan.check(&buf.filled()[before..], idle, epoch, this.limits) {
+            Verdict::Pass => return Poll::Ready(Ok(())),
             Verdict::Http2 => {
                 this.state = State::Off;
-                Poll::Ready(Ok(()))
+                return Poll::Ready(Ok(()));
             }
-            Verdict::TooLarge(message) => {
-                // hyper never sees these bytes: it gets the end of the stream instead.
-                buf.set_filled(before);
-                tracing::debug!(message, "request head refused before parsing");
-                crate::metrics::request("Unknown", 400, std::time::Duration::ZERO);
-                this.state = State::Refusing {
-                    out: refusal(message),
-                    written: 0,
-                };
-                ready!(this.poll_refuse(cx));
-                Poll::Ready(Ok(()))
-            }
-        }
+            Verdict::TooLarge(m) => (S3ErrorCode::RequestHeaderSectionTooLarge, m),
+            Verdict::Ambiguous(m) => (S3ErrorCode::InvalidRequest, m),
+        };
+        // hyper never sees these bytes: it gets the end of the stream instead.
+        buf.set_filled(before);
+        tracing::debug!(message, "request head refused before parsing");
+        crate::metrics::request("Unknown", 400, std::time::Duration::ZERO);
+        this.state = State::Refusing {
+            out: refusal(code, message),
+            written: 0,
+        };
+        ready!(this.poll_refuse(cx));
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -313,6 +356,49 @@ mod tests {
         let mut scan = Scan::default();
         let many = b"GET / HTTP/1.1\r\na:1\r\nb:2\r\nc:3\r\nd:4\r\n";
         assert_eq!(feed(&mut scan, &[many]), vec![false]);
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let both = b"POST /b HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(
+            Scan::default().check(
+                both,
+                true,
+                0,
+                HeadLimits {
+                    max_bytes: 4096,
+                    max_headers: 10
+                }
+            ),
+            Verdict::Ambiguous(_)
+        ));
+        let two = b"PUT /b HTTP/1.1\r\ncontent-length: 5\r\nCONTENT-LENGTH: 6\r\n\r\n";
+        assert!(matches!(
+            Scan::default().check(
+                two,
+                true,
+                0,
+                HeadLimits {
+                    max_bytes: 4096,
+                    max_headers: 10
+                }
+            ),
+            Verdict::Ambiguous(_)
+        ));
+        let same = b"PUT /b HTTP/1.1\r\ncontent-length: 5\r\nContent-Length:5\r\n\r\n";
+        assert!(matches!(
+            Scan::default().check(
+                same,
+                true,
+                0,
+                HeadLimits {
+                    max_bytes: 4096,
+                    max_headers: 10
+                }
+            ),
+            Verdict::Pass
+        ));
     }
 
     #[test]

@@ -3,13 +3,11 @@
 //! (`ErrorResponses.html` and each operation's page). After the table the store must hold
 //! exactly what the test put there, and the server must still serve a normal PUT and GET.
 //!
-//! Not in the table, because the answer is not yet AWS's:
-//! - a request line or header block beyond hyper's own limits (10,000 headers, a 100 KB request
-//!   line) still gets hyper's bare 431 (issue 11, item 3), and two different Content-Length
-//!   headers hyper's bare 400, without S3 XML;
-//! - Content-Length together with Transfer-Encoding: hyper drops the Content-Length before
-//!   Lifeboat sees the request (RFC 9112 §6.3 lets a server go by Transfer-Encoding), so it is
-//!   read as chunked, not refused;
+//! Heads past hyper's own limits and ambiguous framing (Content-Length with
+//! Transfer-Encoding, two different Content-Lengths) are refused below hyper
+//! (`server/head_guard.rs`), so they are in the table too.
+//!
+//! Not in the table, because the answer is not AWS's:
 //! - a credential scoped to another region is accepted (Lifeboat does not compare the scope's
 //!   region with `server.region`; AWS answers `AuthorizationHeaderMalformed`).
 
@@ -534,6 +532,35 @@ fn cases(port: u16, upload_id: &str) -> Vec<Case> {
             },
             400,
             "RequestHeaderSectionTooLarge",
+        ),
+        // ---- Past hyper's own limits (answered below hyper, see server/head_guard.rs)
+        case(
+            "10,000 request headers",
+            format!(
+                "GET /bkt/keep/one HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\n{}Connection: close\r\n\r\n",
+                (0..10_000).map(|i| format!("x-h{i}: v\r\n")).collect::<String>()
+            )
+            .into_bytes(),
+            400,
+            "RequestHeaderSectionTooLarge",
+        ),
+        case(
+            "a 100 KB request line",
+            format!("GET /bkt/{} HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\n\r\n", "k".repeat(100_000)).into_bytes(),
+            400,
+            "RequestHeaderSectionTooLarge",
+        ),
+        case(
+            "Content-Length with Transfer-Encoding",
+            signed(p, "PUT", "/bkt/smuggled", b"", &[("Transfer-Encoding", "chunked")]),
+            400,
+            "InvalidRequest",
+        ),
+        case(
+            "two different Content-Lengths",
+            signed(p, "PUT", "/bkt/smuggled", b"", &[("Content-Length", "5")]),
+            400,
+            "InvalidRequest",
         ),
         // ---- aws-chunked bodies
         case("chunk size not hex", chunked_put(p, "chunked", ChunkFault::BadSize), 400, "InvalidRequest"),
