@@ -389,3 +389,67 @@ async fn a_public_read_bucket_serves_anonymous_get_and_head_and_nothing_else() {
     assert!(String::from_utf8_lossy(&body).contains("<Key>doc.txt</Key>"));
     assert_eq!(object_bytes(&s3, "pub", "doc.txt").await, b"public bytes");
 }
+
+#[tokio::test]
+async fn in_gateway_mode_sigterm_stops_the_replay_worker_and_exits_zero() {
+    let Some(mut server) = crate::fidelity::Server::gateway("").or_else(|| {
+        eprintln!("skipped: SeaweedFS is not installed");
+        None
+    }) else {
+        return;
+    };
+    let s3 = server.lb.client();
+    s3.create_bucket()
+        .bucket("gwb")
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_object()
+        .bucket("gwb")
+        .key("replicated")
+        .body(ByteStream::from_static(b"replicated"))
+        .send()
+        .await
+        .expect("put");
+    server.lb.signal("TERM");
+    let exit = server.lb.wait_exit(Duration::from_secs(20)).expect("exits");
+    assert!(exit.success(), "exit status {exit:?}");
+    let log = server.lb.log();
+    assert!(log.contains("replay worker stopped"), "{log}");
+}
+
+/// The server's HTTP/2 SETTINGS, read over a raw h2c connection (prior knowledge).
+fn h2_settings(port: u16) -> Vec<(u16, u32)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .expect("preface and empty SETTINGS");
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head).expect("frame head");
+    assert_eq!(head[3], 0x4, "the server's first frame is SETTINGS");
+    let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).expect("settings");
+    payload
+        .chunks_exact(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn http2_connections_are_held_to_max_concurrent_streams() {
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    let lb = Lifeboat::start_with_config("[limits]\nmax_concurrent_streams = 7\n");
+    let settings = h2_settings(lb.port);
+    assert!(
+        settings.contains(&(MAX_CONCURRENT_STREAMS, 7)),
+        "{settings:?}"
+    );
+    let lb = Lifeboat::start();
+    assert!(h2_settings(lb.port).contains(&(MAX_CONCURRENT_STREAMS, 100)));
+}
