@@ -72,6 +72,14 @@ pub const UPSTREAM_LARGE_BODY: u64 = 1 << 20;
 /// How often a request in flight checks its upload progress against the timeouts.
 pub const UPSTREAM_PROGRESS_TICK: Duration = Duration::from_millis(100);
 
+/// Peer notices (`[cluster] peers`): changes per POST, how long a batch waits to fill, changes
+/// queued before new ones are dropped (a dropped notice costs at most `revalidate_after`), and
+/// how long a peer gets to answer.
+pub const PEER_BATCH: usize = 100;
+pub const PEER_BATCH_WAIT: Duration = Duration::from_millis(50);
+pub const PEER_QUEUE: usize = 10_000;
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Outbox entries the replay worker reads per batch.
 pub const OUTBOX_BATCH: usize = 64;
 /// With an empty outbox the worker sleeps until woken, or this long (a safety net).

@@ -29,7 +29,14 @@ impl Replication {
         let Some(u) = &config.upstream else {
             return Ok(Replication::Local(store.clone()));
         };
-        let gw = Gateway::new(u.clone(), store.clone())?;
+        let peers = match (&config.cluster.peers, &config.server.admin_token) {
+            (p, Some(token)) if !p.is_empty() => Some(crate::gateway::coherence::Peers::start(
+                p.clone(),
+                token.clone(),
+            )?),
+            _ => None,
+        };
+        let gw = Gateway::new(u.clone(), store.clone(), peers)?;
         gw.spawn_worker();
         tracing::info!(endpoint = %u.endpoint, write = ?u.write, read = ?u.read, "gateway mode");
         Ok(Replication::Gateway(gw))

@@ -16,6 +16,7 @@
 mod auth;
 pub mod cli;
 mod error;
+mod events;
 pub mod filename;
 pub mod presign;
 mod status;
@@ -127,6 +128,7 @@ async fn route(
         ("/storage/status", Method::GET),
         ("/storage/presigned-upload", Method::POST),
         ("/storage/presigned-download", Method::POST),
+        ("/storage/events", Method::POST),
     ];
     match known.iter().find(|(p, _)| *p == path) {
         None => return Err(ApiError::NotFound(path)),
@@ -220,6 +222,10 @@ async fn route(
                         message: "the body does not hash to the signed x-amz-content-sha256".into(),
                     });
                 }
+            }
+            if path == "/storage/events" {
+                let doc = events::receive(ctx, &body).await?;
+                return Ok(json_response(StatusCode::OK, &doc));
             }
             let env = presign::Env {
                 ctx,

@@ -20,7 +20,7 @@ use serde::{Serialize, Serializer};
 use crate::auth::policy::User;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 pub use crate::secret::Secret;
-pub use network::{AccessLogFormat, BucketRule, Cidr};
+pub use network::{AccessLogFormat, BucketRule, Cidr, ClusterConfig};
 pub use raw::parse_size;
 
 /// The well-known development credentials used when nothing else is configured.
@@ -59,6 +59,7 @@ pub struct Config {
     pub presign: PresignConfig,
     /// `[[buckets]]`: anonymous access per bucket.
     pub buckets: Vec<BucketRule>,
+    pub cluster: ClusterConfig,
     /// True when the well-known development credentials are in use.
     #[serde(skip)]
     pub dev_credentials: bool,
@@ -469,11 +470,14 @@ mod tests {
             metrics_auth = true
             sigv2 = false
             cors_origins = ["https://app.example.test", "https://*.example.test"]
+            admin_token_file = "TOKEN_FILE"
             tls_cert = "/etc/lifeboat/cert.pem"
             tls_key = "/etc/lifeboat/key.pem"
             shutdown_grace_seconds = 5
             trusted_proxies = ["10.0.0.0/8", "::1/128"]
             access_log = "logfmt"
+            [cluster]
+            peers = ["http://node-b.example.test:9001"]
             [[buckets]]
             name = "public-assets"
             public_read = true
@@ -536,7 +540,17 @@ mod tests {
             breaker_cooldown_ms = 444
             allow_write_override = false
         "#;
-        let c = Config::from_toml(toml, &no_env).expect("resolves");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "a-long-enough-admin-token").expect("token");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
+        let toml = toml.replace("TOKEN_FILE", &token.to_string_lossy());
+        let c = Config::from_toml(&toml, &no_env).expect("resolves");
         let printed = c.describe();
         assert!(!printed.contains("app-secret-value") && !printed.contains("upstream-secret"));
         let back = Config::from_toml(&printed, &no_env)
@@ -551,6 +565,8 @@ mod tests {
             "trusted_proxies",
             "public_list",
             "request_burst",
+            "peers",
+            "admin_token_file",
         ] {
             assert!(printed.contains(key), "{key} missing:\n{printed}");
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use super::raw::{RawBucket, RawLimits, RawServer};
+use super::raw::{RawBucket, RawCluster, RawLimits, RawServer};
 use super::{ConfigError, invalid};
 
 /// How the access log (tracing target `lifeboat::access`) is written.
@@ -84,6 +84,43 @@ pub struct BucketRule {
     pub public_read: bool,
     /// Anonymous ListObjects and ListObjectsV2.
     pub public_list: bool,
+}
+
+/// `[cluster]`: the other nodes in front of the same upstream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterConfig {
+    /// Their admin API base URLs; each is told (`POST /storage/events`) of the changes this
+    /// node makes upstream.
+    pub peers: Vec<String>,
+}
+
+pub(super) fn resolve_cluster(
+    raw: RawCluster,
+    admin_token: bool,
+) -> Result<ClusterConfig, ConfigError> {
+    let peers: Vec<String> = raw
+        .peers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.trim_end_matches('/').to_owned())
+        .collect();
+    if let Some(p) = peers
+        .iter()
+        .find(|p| !(p.starts_with("http://") || p.starts_with("https://")))
+    {
+        return Err(invalid(
+            "cluster.peers",
+            format!("{p:?}: expected an admin API URL, http://host:port"),
+        ));
+    }
+    if !peers.is_empty() && !admin_token {
+        return Err(invalid(
+            "cluster.peers",
+            "peers authenticate with the admin bearer token: set server.admin_token_file (the \
+             same token on every node)",
+        ));
+    }
+    Ok(ClusterConfig { peers })
 }
 
 /// The network parts of `[server]`.

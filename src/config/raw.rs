@@ -74,6 +74,14 @@ pub(super) struct RawConfig {
     pub(super) presign: RawPresign,
     #[serde(default)]
     pub(super) buckets: Vec<RawBucket>,
+    #[serde(default)]
+    pub(super) cluster: RawCluster,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub(super) peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

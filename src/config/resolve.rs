@@ -78,6 +78,8 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
     let network = super::network::resolve_network(&mut raw.server)?;
     let connections = super::network::resolve_connection_limits(&raw.limits)?;
     let buckets = super::network::resolve_buckets(std::mem::take(&mut raw.buckets))?;
+    let cluster =
+        super::network::resolve_cluster(std::mem::take(&mut raw.cluster), admin.token.is_some())?;
 
     let storage = StorageConfig {
         data_dir: env("LIFEBOAT_DATA_DIR")
@@ -264,6 +266,7 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
         presign,
         limits,
         buckets,
+        cluster,
         dev_credentials,
     })
 }

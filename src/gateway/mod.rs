@@ -17,6 +17,7 @@
 //! The gateway returns data (metadata, `read::ObjectSource`, pages); the handlers render HTTP.
 
 pub mod buckets;
+pub mod coherence;
 pub mod fill;
 pub mod list;
 pub mod push;
@@ -48,6 +49,8 @@ pub struct Gateway {
     /// multipart uploads (older servers take the first and not the second).
     checksums: ChecksumSupport,
     checksums_multipart: ChecksumSupport,
+    /// `[cluster] peers`, told of every change this node makes upstream.
+    peers: Option<coherence::Peers>,
     /// Turned true on shutdown: the replay worker stops after its current entry.
     stopping: tokio::sync::watch::Sender<bool>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -79,8 +82,13 @@ impl ChecksumSupport {
 }
 
 impl Gateway {
-    pub fn new(config: UpstreamConfig, store: Store) -> Result<Arc<Self>, String> {
+    pub fn new(
+        config: UpstreamConfig,
+        store: Store,
+        peers: Option<coherence::Peers>,
+    ) -> Result<Arc<Self>, String> {
         Ok(Arc::new(Self {
+            peers,
             write: config.write,
             read: config.read,
             upstream: Upstream::new(config)?,

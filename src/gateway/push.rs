@@ -138,6 +138,7 @@ impl Gateway {
                 if checksum.is_some() {
                     support.note(true);
                 }
+                self.changed_upstream(bucket, key, Some(&meta.etag));
                 Ok(())
             }
             // Found out per upstream (single-part and multipart apart): a refusal of a write
@@ -148,6 +149,7 @@ impl Gateway {
                 if plain.is_ok() {
                     tracing::info!(multipart = meta.multipart, error = %e, "the upstream refuses x-amz-checksum-* headers: not sending them");
                     support.note(false);
+                    self.changed_upstream(bucket, key, Some(&meta.etag));
                 }
                 plain
             }
@@ -279,10 +281,12 @@ impl Gateway {
             .send(&UpstreamRequest::new(Method::DELETE, &ub, Some(&uk)))
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) if e.status() == Some(404) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) => {}
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e),
         }
+        self.changed_upstream(bucket, key, None);
+        Ok(())
     }
 
     /// Deletes the upstream object only if it carries `etag` (the write being undone).
@@ -337,7 +341,10 @@ impl Gateway {
                 .copy_upstream((sb, sk, etag), bucket, key, meta, once)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.changed_upstream(bucket, key, Some(&meta.etag));
+                    return Ok(());
+                }
                 // Down: the upload would fail too. Anything else (a refusal, or an answer
                 // Lifeboat cannot use): upload the bytes instead.
                 Err(e) if e.is_outage() && !matches!(e, UpstreamError::BadAnswer(_)) => {

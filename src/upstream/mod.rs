@@ -208,6 +208,19 @@ impl Upstream {
         }
     }
 
+    /// The gateway bucket and key of an upstream bucket and key (`map` undone); `None` for an
+    /// upstream object outside what this gateway maps.
+    pub fn unmap(&self, bucket: &str, key: &str) -> Option<(String, String)> {
+        match &self.config.bucket {
+            Some(u) if u == bucket => key
+                .split_once('/')
+                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                .map(|(b, k)| (b.to_owned(), k.to_owned())),
+            Some(_) => None,
+            None => Some((bucket.to_owned(), key.to_owned())),
+        }
+    }
+
     /// The upstream key prefix that holds a gateway bucket's keys ("" without a bucket map).
     pub fn key_prefix(&self, bucket: &str) -> String {
         match &self.config.bucket {

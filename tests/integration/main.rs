@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod buckets;
 mod cli;
+mod coherence;
 mod copy;
 mod cors;
 mod crash;
