@@ -18,6 +18,7 @@ pub mod error;
 pub mod gateway;
 pub mod handlers;
 pub mod limits;
+pub mod load;
 pub mod metrics;
 pub mod replication;
 pub mod router;

@@ -80,6 +80,13 @@ pub const PEER_BATCH_WAIT: Duration = Duration::from_millis(50);
 pub const PEER_QUEUE: usize = 10_000;
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Cache warm-up: objects fetched at once, keys listed per page, and client requests in
+/// flight at which it pauses (`WARM_YIELD_PAUSE` at a time) before starting another fetch.
+pub const WARM_CONCURRENCY: usize = 2;
+pub const WARM_PAGE: usize = 1000;
+pub const WARM_YIELD_AT: usize = 4;
+pub const WARM_YIELD_PAUSE: Duration = Duration::from_millis(20);
+
 /// Outbox entries the replay worker reads per batch.
 pub const OUTBOX_BATCH: usize = 64;
 /// With an empty outbox the worker sleeps until woken, or this long (a safety net).

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
@@ -52,11 +52,26 @@ pub async fn get_json(
     path: &str,
     ca_file: Option<&std::path::Path>,
 ) -> Result<Value, CliError> {
+    call_json(config, base, "GET", path, None, ca_file).await
+}
+
+/// Calls the admin API with an optional JSON body and parses the JSON answer.
+pub async fn call_json(
+    config: &Config,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Value, CliError> {
     let (scheme, authority) = base
         .split_once("://")
         .ok_or_else(|| CliError::BadUrl(base.to_owned()))?;
     let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut req = http::Request::builder().method("GET");
+    let mut req = http::Request::builder().method(method);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
     let url = match (
         &config.server.admin_token,
         config.users.iter().find(|u| u.admin),
@@ -72,7 +87,7 @@ pub async fn get_json(
                 region: &config.server.region,
             },
             Presign {
-                method: "GET",
+                method,
                 scheme,
                 host: authority,
                 path: path_only,
@@ -84,9 +99,10 @@ pub async fn get_json(
         ),
         (None, None) => format!("{base}{path}"),
     };
+    let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let req = req
         .uri(&url)
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(payload))
         .map_err(|_| CliError::BadUrl(base.to_owned()))?;
     let unreachable = |reason: String| CliError::Unreachable {
         url: base.to_owned(),

@@ -20,6 +20,7 @@ mod events;
 pub mod filename;
 pub mod presign;
 mod status;
+mod warm;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -129,18 +130,18 @@ async fn route(
         ("/storage/presigned-upload", Method::POST),
         ("/storage/presigned-download", Method::POST),
         ("/storage/events", Method::POST),
+        ("/storage/warm", Method::POST),
+        ("/storage/warm", Method::GET),
     ];
-    match known.iter().find(|(p, _)| *p == path) {
-        None => return Err(ApiError::NotFound(path)),
-        Some((_, m))
-            if *m != parts.method && !(*m == Method::GET && parts.method == Method::HEAD) =>
-        {
+    match route_method(known, &path, &parts.method) {
+        RouteMatch::Found => {}
+        RouteMatch::NoPath => return Err(ApiError::NotFound(path)),
+        RouteMatch::NoMethod => {
             return Err(ApiError::MethodNotAllowed {
                 method: parts.method.to_string(),
                 path,
             });
         }
-        Some(_) => {}
     }
     if path == "/health/live" {
         return Ok(json_response(StatusCode::OK, &json!({"status": "live"})));
@@ -227,6 +228,10 @@ async fn route(
                 let doc = events::receive(ctx, &body).await?;
                 return Ok(json_response(StatusCode::OK, &doc));
             }
+            if path == "/storage/warm" {
+                let (status, doc) = warm::handle(ctx, &parts.method, &body)?;
+                return Ok(json_response(status, &doc));
+            }
             let env = presign::Env {
                 ctx,
                 caller: &checked.caller,
@@ -239,6 +244,30 @@ async fn route(
             };
             Ok(json_response(StatusCode::OK, &doc))
         }
+    }
+}
+
+enum RouteMatch {
+    Found,
+    NoPath,
+    NoMethod,
+}
+
+/// Whether `known` has `path` with `method` (HEAD where GET is known).
+fn route_method(known: &[(&str, Method)], path: &str, method: &Method) -> RouteMatch {
+    let mut seen = false;
+    for (p, m) in known {
+        if *p == path {
+            seen = true;
+            if m == method || (*m == Method::GET && *method == Method::HEAD) {
+                return RouteMatch::Found;
+            }
+        }
+    }
+    if seen {
+        RouteMatch::NoMethod
+    } else {
+        RouteMatch::NoPath
     }
 }
 

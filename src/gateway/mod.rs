@@ -22,6 +22,7 @@ pub mod fill;
 pub mod list;
 pub mod push;
 pub mod read;
+pub mod warm;
 pub mod worker;
 pub mod write;
 
@@ -49,6 +50,8 @@ pub struct Gateway {
     /// multipart uploads (older servers take the first and not the second).
     checksums: ChecksumSupport,
     checksums_multipart: ChecksumSupport,
+    /// The cache warm-up this node runs (or ran last).
+    warmer: warm::Warmer,
     /// `[cluster] peers`, told of every change this node makes upstream.
     peers: Option<coherence::Peers>,
     /// Turned true on shutdown: the replay worker stops after its current entry.
@@ -89,6 +92,7 @@ impl Gateway {
     ) -> Result<Arc<Self>, String> {
         Ok(Arc::new(Self {
             peers,
+            warmer: warm::Warmer::default(),
             write: config.write,
             read: config.read,
             upstream: Upstream::new(config)?,

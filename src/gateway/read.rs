@@ -277,6 +277,13 @@ impl Gateway {
 
     async fn miss(self: &Arc<Self>, r: &ReadRequest<'_>) -> S3Result<ObjectSource> {
         let (ub, uk) = self.upstream.map(r.bucket, r.key);
+        // `x-lifeboat-cache: warm` on a HEAD: fetch the object into the cache meanwhile.
+        if r.head
+            && header(r.headers, "x-lifeboat-cache").is_some_and(|v| v.eq_ignore_ascii_case("warm"))
+        {
+            let fetch = prefetch(Arc::clone(self), r.bucket.to_owned(), r.key.to_owned());
+            tokio::spawn(fetch.in_current_span());
+        }
         let partial = r.part_number.is_some() || r.headers.contains_key("range");
         if r.head || partial {
             let method = if r.head { Method::HEAD } else { Method::GET };

@@ -37,6 +37,7 @@ pub(super) async fn handle(
     remote: SocketAddr,
 ) -> Response<CountedBody> {
     let started = Instant::now();
+    let busy = crate::load::Busy::enter();
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let id = request_id();
     let (parts, incoming) = req.into_parts();
@@ -139,8 +140,10 @@ pub(super) async fn handle(
         sync: header("x-lifeboat-sync"),
     };
     let mut resp = CountedBody::wrap(resp);
-    resp.body_mut()
-        .on_end(Box::new(move |bytes_out| record.finish(bytes_out)));
+    resp.body_mut().on_end(Box::new(move |bytes_out| {
+        drop(busy);
+        record.finish(bytes_out);
+    }));
     resp
 }
 

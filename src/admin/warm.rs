@@ -1,0 +1,53 @@
+//! `POST /storage/warm {"bucket", "prefix"}` starts a cache warm-up in the background (202,
+//! or 409 while one runs); `GET /storage/warm` reports the running or last one
+//! (`gateway::warm`). Gateway mode only: a local-only server has nothing to fetch.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::context::Context;
+use crate::replication::Replication;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmRequest {
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+}
+
+pub fn handle(
+    ctx: &Context,
+    method: &Method,
+    body: &Bytes,
+) -> Result<(StatusCode, Value), ApiError> {
+    let Replication::Gateway(gw) = &ctx.replication else {
+        return Err(ApiError::InvalidRequest(
+            "a warm-up fetches from the upstream: this server runs local-only (no [upstream])"
+                .into(),
+        ));
+    };
+    if method == Method::GET || method == Method::HEAD {
+        let doc = match gw.warm_status() {
+            Some(s) => json!({ "warm": s }),
+            None => json!({ "warm": null }),
+        };
+        return Ok((StatusCode::OK, doc));
+    }
+    let req: WarmRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::InvalidRequest(format!("expected {{\"bucket\", \"prefix\"}}: {e}"))
+    })?;
+    if req.bucket.is_empty() {
+        return Err(ApiError::InvalidRequest("bucket must not be empty".into()));
+    }
+    match gw.start_warm(&req.bucket, &req.prefix) {
+        Ok(s) => Ok((StatusCode::ACCEPTED, json!({ "warm": s }))),
+        Err(running) => Ok((
+            StatusCode::CONFLICT,
+            json!({ "error": { "code": "WarmUpRunning", "message": "a warm-up is running; wait for it or watch GET /storage/warm" }, "warm": running }),
+        )),
+    }
+}
