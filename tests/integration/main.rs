@@ -10,6 +10,7 @@ mod cli;
 mod copy;
 mod cors;
 mod crash;
+mod encryption;
 mod faults;
 mod fidelity;
 mod gateway;
