@@ -207,7 +207,7 @@ pub struct DurableBlob {
 /// `BlobWriter::blocking_sink`; `finish` it, then `BlobWriter::assume_written`.
 pub enum BlobSink {
     Plain(std::fs::File),
-    Sealed(SealedWriter<std::fs::File>),
+    Sealed(Box<SealedWriter<std::fs::File>>),
 }
 
 impl Write for BlobSink {
@@ -263,7 +263,7 @@ impl BlobWriter {
             .write(true)
             .open(&self.tmp_path)?;
         Ok(match self.sealer.take() {
-            Some(s) => BlobSink::Sealed(SealedWriter::new(file, *s)),
+            Some(s) => BlobSink::Sealed(Box::new(SealedWriter::new(file, *s))),
             None => BlobSink::Plain(file),
         })
     }

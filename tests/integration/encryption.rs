@@ -39,12 +39,13 @@ fn sealed_config(key: &Path) -> String {
 /// A fresh directory and Lifeboat with a fresh key; (server, directory).
 fn start_sealed() -> (Lifeboat, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = key_file(dir.path(), &rand_key(), 0o600);
+    let key = key_file(dir.path(), &test_key(), 0o600);
     (lifeboat(dir.path(), &sealed_config(&key)), dir)
 }
 
-fn rand_key() -> Vec<u8> {
-    data(32, 0x5eed_0f_1e_b0a7)
+/// A key: 32 pseudo-random bytes.
+fn test_key() -> Vec<u8> {
+    data(32, 0x5eed_0f1e_b0a7)
 }
 
 /// `data(len, seed)` with `marker` written at each of `at`.
@@ -315,7 +316,7 @@ async fn turning_encryption_on_keeps_old_objects_readable_and_seals_new_ones() {
         put_object(&s3, "old", old.clone()).await;
         multipart_upload(&s3, BUCKET, "old-multi", vec![old.clone()], None).await;
     }
-    let key = key_file(dir.path(), &rand_key(), 0o600);
+    let key = key_file(dir.path(), &test_key(), 0o600);
     let config = sealed_config(&key);
     let new = marked(200_000, 12, NEW, &[FRAME]);
     {
@@ -370,8 +371,8 @@ fn a_key_file_others_can_read_or_of_the_wrong_length_is_refused_at_start() {
     let data_dir = dir.path().join("data");
     let config = dir.path().join("lifeboat.toml");
     for (bytes, mode, says) in [
-        (rand_key(), 0o644, vec!["0644", "chmod 600"]),
-        (rand_key(), 0o640, vec!["0640", "chmod 600"]),
+        (test_key(), 0o644, vec!["0644", "chmod 600"]),
+        (test_key(), 0o640, vec!["0640", "chmod 600"]),
         (data(31, 1), 0o600, vec!["holds 31 bytes", "exactly 32"]),
         (vec![b'a'; 65], 0o600, vec!["holds 65 bytes", "exactly 32"]),
     ] {
@@ -397,7 +398,7 @@ async fn an_encrypted_gateway_sends_the_upstream_plaintext() {
     const MARKER: &[u8] = b"PLAINTEXT-FOR-THE-UPSTREAM-77";
     let b = Lifeboat::start();
     let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path(), &rand_key(), 0o600);
+    let key = key_file(dir.path(), &test_key(), 0o600);
     let config = format!(
         "{}[upstream]\nendpoint = \"http://127.0.0.1:{}\"\naccess_key = \"{AK}\"\n\
          secret_key = \"{SK}\"\n",
