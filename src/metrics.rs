@@ -312,12 +312,12 @@ pub fn insufficient_storage() {
     METRICS.insufficient_storage.inc();
 }
 
-/// One frame of a sealed blob opened (store/sealed.rs).
+/// One frame of a sealed blob opened (store/sealed/).
 pub fn sealed_frame_read() {
     METRICS.sealed_frames_read.inc();
 }
 
-/// A sealed blob that failed authentication or did not fit its size (store/sealed.rs).
+/// A sealed blob that failed authentication or did not fit its size (store/sealed/).
 pub fn sealed_frame_rejected() {
     METRICS.sealed_frames_rejected.inc();
 }

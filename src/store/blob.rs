@@ -4,7 +4,7 @@
 //! directory is fsynced, before the metadata that points at it is committed. A writer dropped
 //! before `finish` (a client that went away, a failed check) removes its temp file.
 //!
-//! With an encryption key, every new blob is sealed (`sealed.rs`) and says so
+//! With an encryption key, every new blob is sealed (`sealed/`) and says so
 //! (`DurableBlob::sealed`, then `Segment::sealed`); blobs written before the key was set stay
 //! plain and readable. Every read and write of a blob's bytes goes through this module: the
 //! writer, `BlobSink` for copies, `SegmentStream` for GET and `BlobDirs::read_sync` for the

@@ -59,7 +59,7 @@ pub struct Segment {
     /// The part number the upload gave it (0: not a part, or recorded before it was kept).
     #[serde(default)]
     pub part_number: u16,
-    /// Whether the blob was written sealed (store/sealed.rs); false for blobs written before
+    /// Whether the blob was written sealed (store/sealed/); false for blobs written before
     /// `storage.encryption_key_file` was set, which stay readable as they are.
     #[serde(default)]
     pub sealed: bool,

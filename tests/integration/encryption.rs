@@ -15,7 +15,7 @@ use crate::harness::{
 };
 
 const BUCKET: &str = "sealed";
-/// Plaintext per frame and the bytes around it (store/sealed.rs: `FRAME`, `TAG`, `HEADER`).
+/// Plaintext per frame and the bytes around it (store/sealed/: `FRAME`, `TAG`, `HEADER`).
 const FRAME: usize = 64 * 1024;
 const TAG: usize = 16;
 const HEADER: usize = 24;
