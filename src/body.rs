@@ -227,7 +227,9 @@ impl Body for ResponseBody {
 
 /// Streams `len` bytes from `offset` of an object made of `segments` through a bounded channel.
 /// `first` is the already-open file of the first segment; `guard` keeps every segment's blob on
-/// disk until the stream ends, even if the object is overwritten or deleted meanwhile.
+/// disk until the stream ends, even if the object is overwritten or deleted meanwhile. Sealed
+/// segments are decrypted frame by frame (`Store::open_segment`); a frame that fails its check
+/// ends the stream with an error, so the client never gets its bytes.
 pub fn stream_object(
     store: Store,
     segments: Vec<Segment>,
@@ -236,8 +238,9 @@ pub fn stream_object(
     offset: u64,
     len: u64,
 ) -> ResponseBody {
+    use tracing::Instrument;
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    tokio::spawn(async move {
+    let task = async move {
         // The blobs stay on disk until this stream is done, even if the object is replaced.
         let _guard = guard;
         let mut first = Some(first);
@@ -252,79 +255,59 @@ pub fn stream_object(
                 skip -= seg.size;
                 continue;
             }
-            let file = match file {
-                Some(f) => Ok(f),
-                None => store.open_segment(seg).await,
-            };
             let take = left.min(seg.size - skip);
-            let sent = match file {
-                Ok(f) => send_range(f, skip, take, &tx).await,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    false
-                }
-            };
-            if !sent {
+            if !send_range(&store, seg, file, skip, take, &tx).await {
                 return;
             }
             left -= take;
             skip = 0;
         }
-    });
+    };
+    // In the request's span, so that a failed frame is logged with its bucket and key.
+    tokio::spawn(task.instrument(tracing::Span::current()));
     ResponseBody::Stream {
         rx,
         remaining: Some(len),
     }
 }
 
-/// Sends `len` bytes of `file` from `offset`; false when the stream should stop.
+/// Sends `len` bytes of one segment from `offset`; false when the stream should stop.
 async fn send_range(
-    mut file: tokio::fs::File,
+    store: &Store,
+    seg: &Segment,
+    file: Option<tokio::fs::File>,
     offset: u64,
     len: u64,
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
 ) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    if offset > 0
-        && let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await
-    {
-        let _ = tx.send(Err(e)).await;
-        return false;
-    }
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(READ_CHUNK as u64) as usize;
-        let mut buf = vec![0u8; want];
-        match file.read(&mut buf).await {
-            Ok(0) => {
-                let _ = tx
-                    .send(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "blob shorter than its metadata",
-                    )))
-                    .await;
-                return false;
-            }
-            Ok(n) => {
-                buf.truncate(n);
-                left -= n as u64;
-                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+    let mut reader = match store.open_segment(seg, file, offset, len).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            return false;
+        }
+    };
+    loop {
+        match reader.next_chunk().await {
+            Ok(None) => return true,
+            Ok(Some(chunk)) => {
+                if tx.send(Ok(chunk)).await.is_err() {
                     return false; // the client went away
                 }
             }
             Err(e) => {
+                tracing::error!(error = %e, blob = %seg.blob, "reading an object's blob failed");
                 let _ = tx.send(Err(e)).await;
                 return false;
             }
         }
     }
-    true
 }
 
-/// Streams the first `len` bytes of a std file through a bounded channel, reading on the
-/// blocking pool (for upstream request bodies; each retry opens the file again).
-pub fn stream_std_file(mut file: std::fs::File, len: u64) -> ResponseBody {
-    use std::io::Read;
+/// Streams the first `len` bytes of a blocking reader through a bounded channel, reading on the
+/// blocking pool (for upstream request bodies: a blob, decrypted if sealed; each retry opens it
+/// again).
+pub fn stream_reader(mut file: impl std::io::Read + Send + 'static, len: u64) -> ResponseBody {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || {
         let mut left = len;

@@ -30,7 +30,8 @@ fn describe(op: &OutboxOp) -> String {
 /// Runs the action on the store of `config`; returns what to print.
 pub async fn run(config: &Config, action: Action) -> Result<String, String> {
     let dir = config.storage.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+    let key = config.storage.encryption_key.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, key))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| {

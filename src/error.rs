@@ -231,6 +231,9 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::Io(e) => S3Error::internal(e),
             StoreError::Index(e) => S3Error::internal(e),
             StoreError::Corrupt(e) => S3Error::internal(e),
+            e @ (StoreError::KeyRequired { .. } | StoreError::WrongKey { .. }) => {
+                S3Error::internal(e)
+            }
         }
     }
 }

@@ -75,6 +75,8 @@ struct Metrics {
     object_bytes: Family<StateLabel, Gauge>,
     integrity_errors: Counter,
     insufficient_storage: Counter,
+    sealed_frames_read: Counter,
+    sealed_frames_rejected: Counter,
 }
 
 impl Metrics {
@@ -101,6 +103,8 @@ impl Metrics {
             object_bytes: Family::default(),
             integrity_errors: Counter::default(),
             insufficient_storage: Counter::default(),
+            sealed_frames_read: Counter::default(),
+            sealed_frames_rejected: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -208,6 +212,16 @@ impl Metrics {
             "Writes refused with 507 InsufficientStorage",
             m.insufficient_storage.clone(),
         );
+        r.register(
+            "sealed_frames_read",
+            "Frames of sealed (encrypted) blobs decrypted and authenticated (64 KiB each)",
+            m.sealed_frames_read.clone(),
+        );
+        r.register(
+            "sealed_frames_rejected",
+            "Sealed blobs that failed authentication or their length check: never served",
+            m.sealed_frames_rejected.clone(),
+        );
         Self { registry: r, ..m }
     }
 }
@@ -298,6 +312,16 @@ pub fn insufficient_storage() {
     METRICS.insufficient_storage.inc();
 }
 
+/// One frame of a sealed blob opened (store/sealed/).
+pub fn sealed_frame_read() {
+    METRICS.sealed_frames_read.inc();
+}
+
+/// A sealed blob that failed authentication or did not fit its size (store/sealed/).
+pub fn sealed_frame_rejected() {
+    METRICS.sealed_frames_rejected.inc();
+}
+
 /// The store's state at the moment of a scrape.
 pub struct Snapshot {
     pub usage: Usage,
@@ -374,6 +398,8 @@ mod tests {
             "lifeboat_upstream_circuit_state 2",
             "lifeboat_objects{state=\"pending\"} 0",
             "lifeboat_local_budget_bytes 7",
+            "lifeboat_sealed_frames_read_total",
+            "lifeboat_sealed_frames_rejected_total",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

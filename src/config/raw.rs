@@ -130,6 +130,7 @@ pub(super) struct RawStorage {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) max_bytes: Option<RawSize>,
     pub(super) min_free_bytes: Option<RawSize>,
+    pub(super) encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]

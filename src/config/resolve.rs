@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawPresign, RawServer, RawSize, RawUpstream};
 use super::{
-    Config, ConfigError, DEFAULT_UPLOAD_TYPES, DEV_ACCESS_KEY, DEV_SECRET_KEY, EnvLookup,
-    LimitsConfig, PresignConfig, PresignTarget, ReadPolicy, Secret, ServerConfig, StorageConfig,
-    UpstreamConfig, WritePolicy, invalid,
+    Config, ConfigError, DEFAULT_UPLOAD_TYPES, DEV_ACCESS_KEY, DEV_SECRET_KEY, EncryptionKey,
+    EnvLookup, LimitsConfig, PresignConfig, PresignTarget, ReadPolicy, Secret, ServerConfig,
+    StorageConfig, UpstreamConfig, WritePolicy, invalid,
 };
 use crate::auth::policy::{Action, Grant, User};
 
@@ -88,6 +88,11 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             .unwrap_or_else(|| PathBuf::from("./lifeboat-data")),
         max_bytes: raw.storage.max_bytes.map_or(50 << 30, RawSize::bytes),
         min_free_bytes: raw.storage.min_free_bytes.map_or(128 << 20, RawSize::bytes),
+        encryption_key: match &raw.storage.encryption_key_file {
+            Some(path) => Some(read_encryption_key(path)?),
+            None => None,
+        },
+        encryption_key_file: raw.storage.encryption_key_file,
     };
 
     let mut users = Vec::new();
@@ -415,9 +420,8 @@ fn resolve_admin(raw: &mut RawServer) -> Result<AdminSettings, ConfigError> {
     })
 }
 
-/// Reads the admin bearer token; the file must be readable by its owner only.
-fn read_token(path: &std::path::Path) -> Result<Secret, ConfigError> {
-    let key = "server.admin_token_file";
+/// Refuses a secret's file that group or others may read: it must be mode 0600 (or stricter).
+fn check_owner_only(key: &str, path: &std::path::Path) -> Result<(), ConfigError> {
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -439,6 +443,13 @@ fn read_token(path: &std::path::Path) -> Result<Secret, ConfigError> {
     }
     #[cfg(not(unix))]
     let _ = meta;
+    Ok(())
+}
+
+/// Reads the admin bearer token; the file must be readable by its owner only.
+fn read_token(path: &std::path::Path) -> Result<Secret, ConfigError> {
+    let key = "server.admin_token_file";
+    check_owner_only(key, path)?;
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -454,6 +465,32 @@ fn read_token(path: &std::path::Path) -> Result<Secret, ConfigError> {
         ));
     }
     Ok(Secret::new(token))
+}
+
+/// Reads the key blobs are sealed with: exactly 32 raw bytes, readable by its owner only.
+fn read_encryption_key(path: &std::path::Path) -> Result<EncryptionKey, ConfigError> {
+    let key = "storage.encryption_key_file";
+    check_owner_only(key, path)?;
+    let mut bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let found = EncryptionKey::from_bytes(&bytes);
+    let len = bytes.len();
+    bytes.iter_mut().for_each(|b| *b = 0);
+    std::hint::black_box(&bytes);
+    found.ok_or_else(|| {
+        invalid(
+            key,
+            format!(
+                "{} holds {} bytes; it must hold exactly {} random bytes, not text \
+                 (head -c 32 /dev/urandom > FILE; chmod 600 FILE)",
+                path.display(),
+                len,
+                EncryptionKey::LEN
+            ),
+        )
+    })
 }
 
 fn resolve_presign(raw: RawPresign) -> Result<PresignConfig, ConfigError> {

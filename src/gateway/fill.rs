@@ -328,6 +328,7 @@ impl Fill {
                 checksum: Some(checksum.value.clone()),
                 sha256: digests.sha256,
                 part_number: 0,
+                sealed: blob.sealed,
             }],
             size,
             etag,

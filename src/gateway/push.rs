@@ -10,7 +10,7 @@ use super::Gateway;
 use crate::checksum::{self, ChecksumAlgorithm};
 use crate::limits::{HASH_BUFFER, UPSTREAM_SMALL_BODY};
 use crate::store::{ObjectMeta, Segment};
-use crate::upstream::{BodySource, UpstreamError, UpstreamRequest, header};
+use crate::upstream::{BodySource, OpenBody, UpstreamError, UpstreamRequest, header};
 use crate::xml::Element;
 
 /// Where a write's bytes can come from upstream.
@@ -49,12 +49,13 @@ impl Gateway {
         if let Some(h) = &seg.sha256 {
             return Ok(h.clone());
         }
-        // Written before gateway mode was on: hash the blob once now.
-        let path = self.store.dirs().path_of(&seg.blob);
+        // Written before gateway mode was on: hash the blob (its plaintext) once now.
+        let dirs = self.store.dirs().clone();
+        let seg = seg.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<String> {
             use sha2::Digest;
             use std::io::Read;
-            let mut f = std::fs::File::open(path)?;
+            let mut f = dirs.read_sync(&seg, 0)?;
             let mut h = sha2::Sha256::new();
             let mut buf = vec![0u8; HASH_BUFFER];
             loop {
@@ -102,8 +103,12 @@ impl Gateway {
         seg: &Segment,
     ) -> Result<UpstreamRequest, UpstreamError> {
         r.sha256 = Some(self.sha256_of(seg).await?);
-        r.body = BodySource::File {
-            path: self.store.dirs().path_of(&seg.blob),
+        let (dirs, segment) = (self.store.dirs().clone(), seg.clone());
+        r.body = BodySource::Reader {
+            open: OpenBody(std::sync::Arc::new(move || {
+                let reader: Box<dyn std::io::Read + Send> = Box::new(dirs.read_sync(&segment, 0)?);
+                Ok(reader)
+            })),
             len: seg.size,
         };
         Ok(r)

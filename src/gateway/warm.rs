@@ -66,11 +66,11 @@ impl Gateway {
         self: &Arc<Self>,
         bucket: &str,
         prefix: &str,
-    ) -> Result<WarmStatus, WarmStatus> {
+    ) -> Result<WarmStatus, Box<WarmStatus>> {
         let status = {
             let mut current = self.warmer.lock();
             if let Some(s) = current.as_ref().filter(|s| s.running) {
-                return Err(s.clone());
+                return Err(Box::new(s.clone()));
             }
             let s = WarmStatus {
                 bucket: bucket.to_owned(),

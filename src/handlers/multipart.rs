@@ -158,6 +158,7 @@ pub async fn upload_part(
             last_modified_ms: now_ms(),
             checksum: value,
             sha256,
+            sealed: blob.sealed,
         })
         .await?;
     with_checksum(
@@ -245,6 +246,7 @@ pub async fn upload_part_copy(
                 last_modified_ms: now_ms(),
                 checksum: digests.checksum.value.clone(),
                 sha256: digests.sha256,
+                sealed: blob.sealed,
             },
         )
         .await?;
@@ -407,6 +409,7 @@ pub async fn complete(
                 checksum: Some(p.checksum.clone()),
                 sha256: p.sha256.clone(),
                 part_number: r.number,
+                sealed: p.sealed,
             })
             .collect(),
         size,

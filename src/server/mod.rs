@@ -179,7 +179,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         let _ = stop_tx.send(true);
     });
     let data_dir = config.storage.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+    let key = config.storage.encryption_key.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, key))
         .await
         .map_err(|e| ServerError::Refused(e.to_string()))?
         .map_err(|source| ServerError::Store {

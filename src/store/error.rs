@@ -27,6 +27,18 @@ pub enum StoreError {
     Index(Box<redb::Error>),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// The store holds sealed blobs and no key was given to read them.
+    #[error(
+        "the store holds {sealed} sealed (encrypted) blobs: set storage.encryption_key_file to \
+         the key they were written with"
+    )]
+    KeyRequired { sealed: u64 },
+    /// The key is not the one the store's sealed blobs were written with.
+    #[error(
+        "storage.encryption_key_file is not the key this store's sealed blobs were written \
+         with ({path} records another)"
+    )]
+    WrongKey { path: String },
 }
 
 /// Whether an I/O error says the disk is full.

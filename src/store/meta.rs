@@ -59,6 +59,10 @@ pub struct Segment {
     /// The part number the upload gave it (0: not a part, or recorded before it was kept).
     #[serde(default)]
     pub part_number: u16,
+    /// Whether the blob was written sealed (store/sealed/); false for blobs written before
+    /// `storage.encryption_key_file` was set, which stay readable as they are.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 /// Where an object stands with respect to the upstream (`x-lifeboat-sync`).
@@ -136,6 +140,7 @@ impl ObjectMeta {
                 checksum: Some(checksum.value.clone()),
                 sha256,
                 part_number: 0,
+                sealed: blob.sealed,
             }],
             size: blob.len,
             etag,
@@ -158,6 +163,22 @@ impl ObjectMeta {
 
     pub fn blobs(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().map(|s| s.blob.as_str())
+    }
+}
+
+/// The blobs the catalog refers to (objects and parts), and how many of them are sealed: what
+/// start-up recovery keeps, and whether the store needs its key.
+#[derive(Debug, Default)]
+pub struct Referenced {
+    pub ids: std::collections::HashSet<String>,
+    pub sealed: u64,
+}
+
+impl Referenced {
+    pub fn add(&mut self, id: String, sealed: bool) {
+        if self.ids.insert(id) && sealed {
+            self.sealed += 1;
+        }
     }
 }
 
@@ -221,6 +242,9 @@ pub struct PartMeta {
     pub checksum: String,
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Whether the part's blob was written sealed (as `Segment::sealed`).
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 impl Precondition {

@@ -8,7 +8,8 @@
 //! - `catalog`: one transaction per operation, composing the three (`catalog/replay.rs` for
 //!   the outbox and dead letters, `catalog/multipart.rs` for uploads);
 //! - this facade, with `replay.rs` and `multipart.rs` holding the same two sides;
-//! - `blob`, `readers`, `copy`: blob files, read pinning, server-side copies.
+//! - `blob`, `readers`, `copy`: blob files, read pinning, server-side copies; `sealed`: the
+//!   encrypted blob format (`storage.encryption_key_file`) that `blob` reads and writes.
 //!
 //! Writes go temp file → fsync → rename → fsync of the directory → metadata commit, so a crash
 //! leaves either the old object or the new one. Start-up recovery removes temp files and blobs
@@ -25,6 +26,7 @@ pub mod outbox;
 mod readers;
 mod replay;
 mod schema;
+mod sealed;
 mod space;
 mod uploads;
 mod usage;
@@ -33,8 +35,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checksum::{BodyDigests, ChecksumAlgorithm};
+use crate::secret::EncryptionKey;
 
-pub use blob::{BlobDirs, BlobWriter, DurableBlob};
+pub use blob::{BlobDirs, BlobWriter, DurableBlob, SegmentRead, SegmentStream};
 use catalog::Catalog;
 pub use error::{StoreError, is_no_space};
 pub use meta::{
@@ -46,6 +49,10 @@ pub use outbox::OutboxStats;
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
 pub use usage::{ByState, Usage};
+
+/// The file in the data directory that records which key sealed the blobs (`sealed::fingerprint`,
+/// an HMAC of a fixed label: it reveals nothing of the key).
+pub const KEY_FINGERPRINT: &str = "encryption-key.fingerprint";
 
 /// The local store. Cheap to clone.
 #[derive(Clone)]
@@ -62,9 +69,12 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `data_dir` and runs crash recovery.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let dirs = BlobDirs::new(data_dir);
+    /// Opens (creating if needed) the store under `data_dir` and runs crash recovery. With
+    /// `key` (`storage.encryption_key_file`) new blobs are sealed; without it a store that
+    /// holds sealed blobs refuses to open, and so does one whose sealed blobs were written
+    /// with another key (`KEY_FINGERPRINT` records which).
+    pub fn open(data_dir: &Path, key: Option<EncryptionKey>) -> Result<Self, StoreError> {
+        let dirs = BlobDirs::new(data_dir).with_key(key);
         std::fs::create_dir_all(&dirs.blobs)?;
         std::fs::create_dir_all(&dirs.tmp)?;
         // All 256 fan-out directories exist (and are durable) before any blob is renamed into
@@ -102,9 +112,11 @@ impl Store {
         &self.inner.dirs
     }
 
-    /// Removes temp files and blobs that no metadata references.
+    /// Removes temp files and blobs that no metadata references; refuses a store whose sealed
+    /// blobs this process has no key for.
     fn recover(&self) -> Result<(), StoreError> {
         let referenced = self.inner.catalog.referenced_blobs()?;
+        self.check_key(referenced.sealed)?;
         let (removed_tmp, removed_orphans) = self.inner.dirs.remove_unreferenced(&referenced)?;
         if removed_tmp + removed_orphans > 0 {
             tracing::info!(
@@ -112,6 +124,35 @@ impl Store {
                 removed_orphans,
                 "recovery cleaned up after an unclean stop"
             );
+        }
+        Ok(())
+    }
+
+    /// Without a key, sealed blobs are unreadable: refuse to start rather than fail every read.
+    /// With one, its fingerprint must be the one recorded (when sealed blobs exist), and is
+    /// recorded for the next start.
+    fn check_key(&self, sealed: u64) -> Result<(), StoreError> {
+        let path = self.inner.data_dir.join(KEY_FINGERPRINT);
+        let Some(fingerprint) = self.inner.dirs.fingerprint() else {
+            return match sealed {
+                0 => Ok(()),
+                sealed => Err(StoreError::KeyRequired { sealed }),
+            };
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(recorded) if recorded.trim() == fingerprint => return Ok(()),
+            Ok(_) if sealed > 0 => {
+                return Err(StoreError::WrongKey {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        std::fs::write(&path, format!("{fingerprint}\n"))?;
+        if sealed == 0 {
+            tracing::info!("encryption at rest is on: new blobs are sealed");
         }
         Ok(())
     }
@@ -275,11 +316,11 @@ impl Store {
             return Err(StoreError::NoSuchKey);
         };
         let mut writer = self.blob_writer().await?;
-        let tmp = writer.tmp_path().to_owned();
+        let sink = writer.blocking_sink()?;
         let dirs = self.inner.dirs.clone();
         let segments = segments.to_vec();
         let digests = tokio::task::spawn_blocking(move || {
-            copy::copy_segments(&dirs, &segments, offset, len, &tmp, checksum, sha256)
+            copy::copy_segments(&dirs, &segments, offset, len, sink, checksum, sha256)
         })
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
@@ -408,9 +449,19 @@ impl Store {
             .await
     }
 
-    /// Opens one segment's blob.
-    pub async fn open_segment(&self, segment: &Segment) -> std::io::Result<tokio::fs::File> {
-        tokio::fs::File::open(self.inner.dirs.path_of(&segment.blob)).await
+    /// A reader of `len` plaintext bytes from `offset` of one segment (decrypted when it is
+    /// sealed), from `file` when the segment's blob is already open (`pin`).
+    pub async fn open_segment(
+        &self,
+        segment: &Segment,
+        file: Option<tokio::fs::File>,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<SegmentStream> {
+        self.inner
+            .dirs
+            .open_stream(segment, file, offset, len)
+            .await
     }
 
     pub async fn list(&self, bucket: &str, query: ListQuery) -> Result<ListPage, StoreError> {
@@ -465,9 +516,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_with_sealed_blobs_needs_its_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |b| EncryptionKey::from_bytes(&[b; 32]);
+        {
+            let store = Store::open(dir.path(), None).unwrap();
+            store
+                .create_bucket("b", BucketMeta::new("o", "r"))
+                .await
+                .unwrap();
+            put(&store, "plain", b"old").await;
+        }
+        {
+            // A key on a store with only plain blobs: fine; new blobs are sealed.
+            let store = Store::open(dir.path(), key(1)).unwrap();
+            let meta = put(&store, "sealed", b"new").await;
+            assert!(meta.segments[0].sealed);
+            assert!(!store.object("b", "plain").await.unwrap().segments[0].sealed);
+        }
+        let refused = Store::open(dir.path(), None).err().unwrap();
+        assert!(
+            matches!(refused, StoreError::KeyRequired { sealed: 1 }),
+            "{refused}"
+        );
+        let refused = Store::open(dir.path(), key(2)).err().unwrap();
+        assert!(matches!(refused, StoreError::WrongKey { .. }), "{refused}");
+        assert!(Store::open(dir.path(), key(1)).is_ok());
+    }
+
+    #[tokio::test]
     async fn a_replaced_blob_stays_until_its_last_reader_is_done() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
         let bm = BucketMeta::new("o", "r");
         store.create_bucket("b", bm).await.unwrap();
         let old = put(&store, "k", b"old").await;

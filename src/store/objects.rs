@@ -3,13 +3,12 @@
 //! position and skips a whole common prefix with one seek: paging through a million keys stays
 //! fast, and no directory is ever walked.
 
-use std::collections::HashSet;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::error::StoreError;
-use super::meta::{BucketMeta, ObjectMeta, Precondition};
+use super::meta::{BucketMeta, ObjectMeta, Precondition, Referenced};
 use super::schema::{BUCKETS, OBJECTS, bucket_end, decode, encode, object_key};
 use super::usage;
 
@@ -206,15 +205,14 @@ pub fn update(
 }
 
 /// Adds every blob an object references to `set` (start-up recovery keeps them).
-pub fn referenced_blobs(
-    txn: &ReadTransaction,
-    set: &mut HashSet<String>,
-) -> Result<(), StoreError> {
+pub fn referenced_blobs(txn: &ReadTransaction, set: &mut Referenced) -> Result<(), StoreError> {
     let table = txn.open_table(OBJECTS)?;
     for entry in table.iter()? {
         let (_, v) = entry?;
         let meta: ObjectMeta = decode(v.value())?;
-        set.extend(meta.segments.into_iter().map(|s| s.blob));
+        for s in meta.segments {
+            set.add(s.blob, s.sealed);
+        }
     }
     Ok(())
 }

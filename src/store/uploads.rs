@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::error::StoreError;
-use super::meta::{CompletedUpload, PartMeta, UploadMeta};
+use super::meta::{CompletedUpload, PartMeta, Referenced, UploadMeta};
 use super::schema::{
     COMPLETED_UPLOADS, PARTS, UPLOADS, decode, encode, part_key, part_number, parts_range,
 };
@@ -106,14 +106,12 @@ pub fn list(txn: &ReadTransaction) -> Result<Vec<(String, UploadMeta)>, StoreErr
 }
 
 /// Adds every part's blob to `set` (start-up recovery keeps them).
-pub fn referenced_blobs(
-    txn: &ReadTransaction,
-    set: &mut HashSet<String>,
-) -> Result<(), StoreError> {
+pub fn referenced_blobs(txn: &ReadTransaction, set: &mut Referenced) -> Result<(), StoreError> {
     let parts = txn.open_table(PARTS)?;
     for entry in parts.iter()? {
         let (_, v) = entry?;
-        set.insert(decode::<PartMeta>(v.value())?.blob);
+        let part = decode::<PartMeta>(v.value())?;
+        set.add(part.blob, part.sealed);
     }
     Ok(())
 }

@@ -264,7 +264,7 @@ impl Upstream {
         // last frame, and CompleteMultipartUpload and server-side copies do their work before
         // they answer (AWS documents minutes for a large Complete): such requests get the idle
         // timeout for their answer too.
-        let large = matches!(&r.body, super::BodySource::File { len, .. } if *len > LARGE_BODY);
+        let large = matches!(&r.body, super::BodySource::Reader { len, .. } if *len > LARGE_BODY);
         let completes =
             r.method == http::Method::POST && r.query.iter().any(|(k, _)| k == "uploadId");
         let copies = r.headers.iter().any(|(k, _)| k == "x-amz-copy-source");

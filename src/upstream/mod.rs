@@ -39,11 +39,24 @@ pub use retry::{Disposition, backoff};
 pub enum BodySource {
     Empty,
     Bytes(Bytes),
-    /// `len` bytes of a blob file.
-    File {
-        path: std::path::PathBuf,
+    /// `len` bytes of a local blob, opened afresh for every attempt.
+    Reader {
+        open: OpenBody,
         len: u64,
     },
+}
+
+/// Opens a blocking reader over a request body, once per attempt: the gateway hands one that
+/// reads a blob's plaintext (decrypting a sealed blob), so the upstream never sees ciphertext.
+#[derive(Clone)]
+pub struct OpenBody(
+    pub std::sync::Arc<dyn Fn() -> std::io::Result<Box<dyn std::io::Read + Send>> + Send + Sync>,
+);
+
+impl std::fmt::Debug for OpenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenBody")
+    }
 }
 
 /// One request to the upstream, before signing.

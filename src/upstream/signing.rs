@@ -93,7 +93,7 @@ impl Upstream {
         let len = match &r.body {
             BodySource::Empty => 0,
             BodySource::Bytes(b) => b.len() as u64,
-            BodySource::File { len, .. } => *len,
+            BodySource::Reader { len, .. } => *len,
         };
         let mut headers: Vec<(String, String)> = r.headers.clone();
         headers.push(("host".into(), host.clone()));
@@ -139,9 +139,9 @@ impl Upstream {
         let (body, in_memory) = match &r.body {
             BodySource::Empty => (ResponseBody::Empty, true),
             BodySource::Bytes(b) => (ResponseBody::full(b.clone()), true),
-            BodySource::File { path, len } => {
-                let file = std::fs::File::open(path).map_err(|e| local(&e))?;
-                (crate::body::stream_std_file(file, *len), false)
+            BodySource::Reader { open, len } => {
+                let reader = (open.0)().map_err(|e| local(&e))?;
+                (crate::body::stream_reader(reader, *len), false)
             }
         };
         let progress = Progress::new(in_memory);

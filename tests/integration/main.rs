@@ -12,6 +12,7 @@ mod coherence;
 mod copy;
 mod cors;
 mod crash;
+mod encryption;
 mod faults;
 mod fidelity;
 mod gateway;

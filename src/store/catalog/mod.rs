@@ -4,14 +4,14 @@
 //! tables are written here once: "put the row, then enqueue or clear the key's outbox entry",
 //! "a cache fill never hides queued work", "only the key's newest entry marks it synced".
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
 use super::error::StoreError;
-use super::meta::{BucketMeta, ObjectMeta, Precondition, SyncState};
+use super::meta::{BucketMeta, ObjectMeta, Precondition, Referenced, SyncState};
 use super::objects::{self, ListPage, ListQuery};
 use super::outbox::{self, OutboxOp};
 use super::usage::{self, Usage};
@@ -152,9 +152,9 @@ impl Catalog {
         result
     }
 
-    pub fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
+    pub fn referenced_blobs(&self) -> Result<Referenced, StoreError> {
         self.read(|txn| {
-            let mut set = HashSet::new();
+            let mut set = Referenced::default();
             objects::referenced_blobs(txn, &mut set)?;
             uploads::referenced_blobs(txn, &mut set)?;
             Ok(set)
@@ -326,6 +326,7 @@ mod listing_tests {
                 checksum: None,
                 sha256: None,
                 part_number: 0,
+                sealed: false,
             }],
             size: n,
             etag: "e".into(),
@@ -465,6 +466,7 @@ mod outbox_tests {
                 checksum: None,
                 sha256: None,
                 part_number: 0,
+                sealed: false,
             }],
             size: 1,
             etag: etag.into(),
