@@ -48,6 +48,21 @@ enum Command {
         #[arg(long)]
         buckets: bool,
     },
+    /// Fetch every object under s3://BUCKET/PREFIX from the upstream into the running server's
+    /// cache (admin API); resumable: objects already cached are skipped.
+    Warm {
+        /// s3://bucket/prefix
+        target: String,
+        /// TOML configuration file (for the admin address, token and an admin user).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The admin API's URL (default: http:// + server.admin_address, https:// with TLS).
+        #[arg(long)]
+        admin: Option<String>,
+        /// PEM certificates to trust for an https admin URL, besides the system roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
     /// Outbox entries the upstream refused for good (run with the server stopped).
     DeadLetters {
         /// TOML configuration file (for the data directory).
@@ -101,6 +116,12 @@ fn main() -> ExitCode {
             json,
             buckets,
         } => status(config, admin, ca_file, json, buckets),
+        Command::Warm {
+            target,
+            config,
+            admin,
+            ca_file,
+        } => warm(&target, config, admin, ca_file),
         Command::DeadLetters { config, command } => dead_letters(config, command),
     }
 }
@@ -127,6 +148,44 @@ fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode 
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn warm(
+    target: &str,
+    path: Option<PathBuf>,
+    admin: Option<String>,
+    ca_file: Option<PathBuf>,
+) -> ExitCode {
+    use lifeboat::admin::{cli, warm_cli};
+    let Some((bucket, prefix)) = warm_cli::parse_target(target) else {
+        eprintln!("lifeboat: {target:?} is not s3://bucket/prefix");
+        return ExitCode::FAILURE;
+    };
+    let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_current_thread())
+    else {
+        return ExitCode::FAILURE;
+    };
+    let base = cli::base_url(&config, admin.as_deref());
+    match runtime.block_on(warm_cli::run(
+        &config,
+        &base,
+        &bucket,
+        &prefix,
+        ca_file.as_deref(),
+    )) {
+        Ok((summary, complete)) => {
+            println!("{summary}");
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("lifeboat: {e}");

@@ -21,6 +21,7 @@ pub mod filename;
 pub mod presign;
 mod status;
 mod warm;
+pub mod warm_cli;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -229,7 +230,7 @@ async fn route(
                 return Ok(json_response(StatusCode::OK, &doc));
             }
             if path == "/storage/warm" {
-                let (status, doc) = warm::handle(ctx, &parts.method, &body)?;
+                let (status, doc) = warm::handle(ctx, &parts.method, &body).await?;
                 return Ok(json_response(status, &doc));
             }
             let env = presign::Env {

@@ -19,7 +19,7 @@ struct WarmRequest {
     prefix: String,
 }
 
-pub fn handle(
+pub async fn handle(
     ctx: &Context,
     method: &Method,
     body: &Bytes,
@@ -43,6 +43,9 @@ pub fn handle(
     if req.bucket.is_empty() {
         return Err(ApiError::InvalidRequest("bucket must not be empty".into()));
     }
+    // A bucket that exists only upstream is adopted first, as an S3 request would.
+    gw.adopt_bucket(&req.bucket, "", &ctx.config.server.region)
+        .await;
     match gw.start_warm(&req.bucket, &req.prefix) {
         Ok(s) => Ok((StatusCode::ACCEPTED, json!({ "warm": s }))),
         Err(running) => Ok((

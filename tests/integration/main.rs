@@ -28,3 +28,4 @@ mod post;
 mod tls;
 mod upstream;
 mod upstream_checksums;
+mod warm;
