@@ -87,6 +87,9 @@ pub const WARM_PAGE: usize = 1000;
 pub const WARM_YIELD_AT: usize = 4;
 pub const WARM_YIELD_PAUSE: Duration = Duration::from_millis(20);
 
+/// Keys a migration (`lifeboat sync`) looks at per transaction.
+pub const MIGRATION_PAGE: usize = 500;
+
 /// Outbox entries the replay worker reads per batch.
 pub const OUTBOX_BATCH: usize = 64;
 /// With an empty outbox the worker sleeps until woken, or this long (a safety net).

@@ -209,6 +209,9 @@ pub struct UpstreamConfig {
     pub breaker_cooldown: Duration,
     /// Whether a request may pick its write policy with `x-lifeboat-write`.
     pub allow_write_override: bool,
+    /// Bytes per second the replay worker (and so `lifeboat sync`) uploads at most; 0: no
+    /// limit.
+    pub replication_rate: u64,
 }
 
 /// Request limits; each answers with the AWS error named beside it.
@@ -546,6 +549,7 @@ mod tests {
             breaker_threshold = 9
             breaker_cooldown_ms = 444
             allow_write_override = false
+            replication_rate = "20MiB"
         "#;
         let dir = tempfile::tempdir().expect("tempdir");
         let token = dir.path().join("token");
@@ -574,6 +578,7 @@ mod tests {
             "request_burst",
             "peers",
             "admin_token_file",
+            "replication_rate",
         ] {
             assert!(printed.contains(key), "{key} missing:\n{printed}");
         }

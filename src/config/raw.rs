@@ -185,6 +185,7 @@ pub(super) struct RawUpstream {
     pub(super) breaker_threshold: Option<u32>,
     pub(super) breaker_cooldown_ms: Option<u64>,
     pub(super) allow_write_override: Option<bool>,
+    pub(super) replication_rate: Option<RawSize>,
 }
 
 impl fmt::Debug for RawUpstream {

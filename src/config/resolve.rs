@@ -364,6 +364,7 @@ fn resolve_upstream(
         breaker_threshold: raw.breaker_threshold.unwrap_or(3),
         breaker_cooldown: ms(raw.breaker_cooldown_ms, 5_000),
         allow_write_override: raw.allow_write_override.unwrap_or(true),
+        replication_rate: raw.replication_rate.map_or(0, RawSize::bytes),
     }))
 }
 

@@ -20,6 +20,7 @@ pub mod buckets;
 pub mod coherence;
 pub mod fill;
 pub mod list;
+pub mod migrate;
 pub mod push;
 pub mod read;
 pub mod warm;
@@ -50,6 +51,9 @@ pub struct Gateway {
     /// multipart uploads (older servers take the first and not the second).
     checksums: ChecksumSupport,
     checksums_multipart: ChecksumSupport,
+    /// The last migration (`lifeboat sync`), and the replication pace.
+    sync_run: Mutex<Option<migrate::SyncRun>>,
+    pace: migrate::Pace,
     /// The cache warm-up this node runs (or ran last).
     warmer: warm::Warmer,
     /// `[cluster] peers`, told of every change this node makes upstream.
@@ -90,9 +94,12 @@ impl Gateway {
         store: Store,
         peers: Option<coherence::Peers>,
     ) -> Result<Arc<Self>, String> {
+        let replication_rate = config.replication_rate;
         Ok(Arc::new(Self {
             peers,
             warmer: warm::Warmer::default(),
+            sync_run: Mutex::new(None),
+            pace: migrate::Pace::new(replication_rate),
             write: config.write,
             read: config.read,
             upstream: Upstream::new(config)?,

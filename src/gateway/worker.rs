@@ -50,6 +50,17 @@ pub fn replay_step(op: &OutboxOp, current: bool, local: Option<ObjectMeta>) -> R
 impl Gateway {
     /// Replays one outbox entry under the key's lock. Err only when the entry must stay.
     pub async fn replay(&self, seq: u64, op: &OutboxOp) -> Result<(), UpstreamError> {
+        self.replay_entry(seq, op, false).await
+    }
+
+    /// As `replay`; a `migrate` entry (`lifeboat sync`) first asks whether the upstream holds
+    /// that version already, and counts in the sync's progress.
+    pub async fn replay_entry(
+        &self,
+        seq: u64,
+        op: &OutboxOp,
+        migrate: bool,
+    ) -> Result<(), UpstreamError> {
         let (bucket, key) = op.bucket_key();
         let _guard = self.key_lock(bucket, key).await;
         let local_err = |e: StoreError| UpstreamError::Local(e.to_string());
@@ -69,7 +80,18 @@ impl Gateway {
         };
         match replay_step(op, current, local) {
             ReplayStep::Skip => {}
-            ReplayStep::Push(meta) => self.push_object(bucket, key, &meta, false).await?,
+            ReplayStep::Push(meta)
+                if migrate && self.upstream_has(bucket, key, &meta.etag).await? =>
+            {
+                self.migrated(None);
+            }
+            ReplayStep::Push(meta) => {
+                self.pace.take(meta.size).await;
+                self.push_object(bucket, key, &meta, false).await?;
+                if migrate {
+                    self.migrated(Some(meta.size));
+                }
+            }
             ReplayStep::DeleteUpstream => self.delete_upstream(bucket, key).await?,
             ReplayStep::Revert(etag) => self.revert_upstream(bucket, key, &etag).await?,
         }
@@ -117,7 +139,7 @@ impl Gateway {
                     if *stop.borrow() {
                         break;
                     }
-                    let e = match gw.replay(seq, &entry.op).await {
+                    let e = match gw.replay_entry(seq, &entry.op, entry.migrate).await {
                         Ok(()) => {
                             crate::metrics::replay("done");
                             failures = 0;

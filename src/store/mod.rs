@@ -39,6 +39,7 @@ use crate::secret::EncryptionKey;
 
 pub use blob::{BlobDirs, BlobWriter, DurableBlob, SegmentRead, SegmentStream};
 use catalog::Catalog;
+pub use catalog::MigrationPage;
 pub use error::{StoreError, is_no_space};
 pub use meta::{
     BucketMeta, CompletedUpload, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment,

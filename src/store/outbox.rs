@@ -47,6 +47,10 @@ impl OutboxOp {
 pub struct OutboxEntry {
     pub op: OutboxOp,
     pub enqueued_ms: i64,
+    /// Queued by a migration (`lifeboat sync`): the upstream may already hold this version
+    /// (an earlier run, an earlier copy), so the replay asks before it uploads.
+    #[serde(default)]
+    pub migrate: bool,
 }
 
 /// Outbox depth and the age of its oldest entry.
@@ -61,6 +65,24 @@ pub struct OutboxStats {
 
 /// Adds an entry, superseding the key's older one. Returns its sequence number.
 pub fn enqueue(txn: &WriteTransaction, op: OutboxOp, now_ms: i64) -> Result<u64, StoreError> {
+    enqueue_entry(txn, op, now_ms, false)
+}
+
+/// As `enqueue`, for a migration's entry (`OutboxEntry::migrate`).
+pub fn enqueue_migration(
+    txn: &WriteTransaction,
+    op: OutboxOp,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    enqueue_entry(txn, op, now_ms, true)
+}
+
+fn enqueue_entry(
+    txn: &WriteTransaction,
+    op: OutboxOp,
+    now_ms: i64,
+    migrate: bool,
+) -> Result<u64, StoreError> {
     let mut outbox = txn.open_table(OUTBOX)?;
     let mut keys = txn.open_table(OUTBOX_KEYS)?;
     let mut counters = txn.open_table(COUNTERS)?;
@@ -75,6 +97,7 @@ pub fn enqueue(txn: &WriteTransaction, op: OutboxOp, now_ms: i64) -> Result<u64,
     let entry = OutboxEntry {
         op,
         enqueued_ms: now_ms,
+        migrate,
     };
     outbox.insert(seq, encode(&entry)?.as_slice())?;
     Ok(seq)

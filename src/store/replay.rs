@@ -5,6 +5,21 @@ use super::outbox::{DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
 use super::{Store, StoreError};
 
 impl Store {
+    /// See `Catalog::queue_local_only`.
+    pub async fn queue_local_only(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<String>,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<super::catalog::MigrationPage, StoreError> {
+        let (b, p) = (bucket.to_owned(), prefix.to_owned());
+        let now = crate::time::now_ms();
+        self.blocking(move |c| c.queue_local_only(&b, &p, after.as_deref(), limit, dry_run, now))
+            .await
+    }
+
     pub async fn outbox_batch(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
         self.blocking(move |c| c.outbox_batch(limit)).await
     }

@@ -17,8 +17,11 @@ use super::outbox::{self, OutboxOp};
 use super::usage::{self, Usage};
 use super::{schema, uploads};
 
+mod migrate;
 mod multipart;
 mod replay;
+
+pub use migrate::MigrationPage;
 
 pub struct Catalog {
     path: PathBuf,
