@@ -58,6 +58,41 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
+/// `upstream.revalidate_after`: seconds, or the string `"never"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawRevalidate {
+    Seconds(u64),
+    Never(Never),
+}
+
+/// The word `"never"`, and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Never;
+
+impl<'de> Deserialize<'de> for Never {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "never" {
+            Ok(Never)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{s:?}: expected a number of seconds or \"never\""
+            )))
+        }
+    }
+}
+
+impl RawRevalidate {
+    /// `None` for never.
+    pub(super) fn after(self) -> Option<std::time::Duration> {
+        match self {
+            RawRevalidate::Seconds(s) => Some(std::time::Duration::from_secs(s)),
+            RawRevalidate::Never(Never) => None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -167,7 +202,7 @@ pub(super) struct RawUpstream {
     pub(super) read: Option<String>,
     pub(super) auto_create_buckets: Option<bool>,
     pub(super) sse: Option<String>,
-    pub(super) revalidate_after: Option<u64>,
+    pub(super) revalidate_after: Option<RawRevalidate>,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) first_byte_timeout_ms: Option<u64>,
