@@ -8,13 +8,15 @@
 //! | `GET /metrics` | none, or admin with `server.metrics_auth` | `crate::metrics` |
 //! | `GET /storage/status[?detail=buckets]` | admin | `status` |
 //! | `POST /storage/presigned-upload`, `POST /storage/presigned-download` | admin | `presign` |
+//! | `GET`, `DELETE /storage/dead-letters`, `POST /storage/dead-letters/retry` | admin | `dead_letters` |
 //!
 //! Every request gets an id (`x-amz-request-id`) and one log line, like the S3 API's; the query
-//! (which may hold a signature) is never logged. Later tools (pin, warm, sync, dead letters)
-//! add routes to `route`.
+//! (which may hold a signature) is never logged. Later tools (pin, warm, sync) add routes to
+//! `route`.
 
 mod auth;
 pub mod cli;
+mod dead_letters;
 mod error;
 pub mod filename;
 pub mod presign;
@@ -127,18 +129,26 @@ async fn route(
         ("/storage/status", Method::GET),
         ("/storage/presigned-upload", Method::POST),
         ("/storage/presigned-download", Method::POST),
+        ("/storage/dead-letters", Method::GET),
+        ("/storage/dead-letters", Method::DELETE),
+        ("/storage/dead-letters/retry", Method::POST),
     ];
-    match known.iter().find(|(p, _)| *p == path) {
-        None => return Err(ApiError::NotFound(path)),
-        Some((_, m))
-            if *m != parts.method && !(*m == Method::GET && parts.method == Method::HEAD) =>
-        {
-            return Err(ApiError::MethodNotAllowed {
-                method: parts.method.to_string(),
-                path,
-            });
-        }
-        Some(_) => {}
+    let methods: Vec<&Method> = known
+        .iter()
+        .filter(|(p, _)| *p == path)
+        .map(|(_, m)| m)
+        .collect();
+    if methods.is_empty() {
+        return Err(ApiError::NotFound(path));
+    }
+    if !methods
+        .iter()
+        .any(|m| **m == parts.method || (**m == Method::GET && parts.method == Method::HEAD))
+    {
+        return Err(ApiError::MethodNotAllowed {
+            method: parts.method.to_string(),
+            path,
+        });
     }
     if path == "/health/live" {
         return Ok(json_response(StatusCode::OK, &json!({"status": "live"})));
@@ -210,6 +220,10 @@ async fn route(
             let doc = status::document(ctx, admin.started, buckets).await?;
             Ok(json_response(StatusCode::OK, &doc))
         }
+        "/storage/dead-letters" if parts.method != Method::DELETE => {
+            let doc = dead_letters::list(ctx, &query).await?;
+            Ok(json_response(StatusCode::OK, &doc))
+        }
         _ => {
             let checked = checked.ok_or(ApiError::MissingCredentials)?;
             if let Some(expected) = checked.body_sha256 {
@@ -226,10 +240,13 @@ async fn route(
                 caller: &checked.caller,
                 s3_address: app.s3_address(),
             };
-            let doc = if path == "/storage/presigned-upload" {
-                presign::upload(&env, parse(&body)?).await?
-            } else {
-                presign::download(&env, parse(&body)?).await?
+            let doc = match path.as_str() {
+                "/storage/presigned-upload" => presign::upload(&env, parse(&body)?).await?,
+                "/storage/presigned-download" => presign::download(&env, parse(&body)?).await?,
+                "/storage/dead-letters/retry" => {
+                    dead_letters::retry(ctx, &parse_or_default(&body)?).await?
+                }
+                _ => dead_letters::drop(ctx, &parse_or_default(&body)?).await?,
             };
             Ok(json_response(StatusCode::OK, &doc))
         }
@@ -239,6 +256,15 @@ async fn route(
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("the body is not the JSON expected: {e}")))
+}
+
+/// An empty body is the type's default (a selection of every dead letter).
+fn parse_or_default<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
 }
 
 /// Reads a small body through `MAX_ADMIN_BODY`.

@@ -36,13 +36,14 @@ use crate::checksum::{BodyDigests, ChecksumAlgorithm};
 
 pub use blob::{BlobDirs, BlobWriter, DurableBlob};
 use catalog::Catalog;
+pub use catalog::Retried;
 pub use error::{StoreError, is_no_space};
 pub use meta::{
     BucketMeta, CompletedUpload, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment,
     SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
-pub use outbox::OutboxStats;
+pub use outbox::{Attempts, DeadLetter, DeadLetterFilter, OutboxStats};
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
 pub use usage::{ByState, Usage};

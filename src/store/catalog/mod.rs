@@ -20,6 +20,8 @@ use super::{schema, uploads};
 mod multipart;
 mod replay;
 
+pub use replay::Retried;
+
 pub struct Catalog {
     path: PathBuf,
     /// `None` only while it is being re-opened.
