@@ -11,6 +11,7 @@ mod cli;
 mod copy;
 mod cors;
 mod crash;
+mod dead_letters;
 mod faults;
 mod fidelity;
 mod gateway;
