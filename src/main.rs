@@ -63,11 +63,19 @@ enum Command {
         #[arg(long)]
         ca_file: Option<PathBuf>,
     },
-    /// Outbox entries the upstream refused for good (run with the server stopped).
+    /// Outbox entries the upstream refused for good (the store of a stopped server, else the
+    /// running server's admin API).
     DeadLetters {
-        /// TOML configuration file (for the data directory).
+        /// TOML configuration file (for the data directory, and the admin API's address,
+        /// token and an admin user while the server runs).
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+        /// Only the dead letters of this bucket.
+        #[arg(long, global = true)]
+        bucket: Option<String>,
+        /// Only keys under this prefix (with --bucket).
+        #[arg(long, global = true)]
+        prefix: Option<String>,
         #[command(subcommand)]
         command: DeadLettersCommand,
     },
@@ -79,7 +87,8 @@ enum DeadLettersCommand {
     List,
     /// Queue them for replay again (all, or the numbers given).
     Retry { seq: Vec<u64> },
-    /// Forget them (all with --all, or the numbers given).
+    /// Forget them, keeping the local objects (all with --all, or the numbers given, or
+    /// --bucket/--prefix).
     Drop {
         seq: Vec<u64>,
         #[arg(long)]
@@ -122,23 +131,32 @@ fn main() -> ExitCode {
             admin,
             ca_file,
         } => warm(&target, config, admin, ca_file),
-        Command::DeadLetters { config, command } => dead_letters(config, command),
+        Command::DeadLetters {
+            config,
+            bucket,
+            prefix,
+            command,
+        } => dead_letters(config, bucket, prefix, command),
     }
 }
 
-fn dead_letters(path: Option<PathBuf>, command: DeadLettersCommand) -> ExitCode {
-    use lifeboat::dead_letters::{Action, run};
-    let some = |v: Vec<u64>| (!v.is_empty()).then_some(v);
+fn dead_letters(
+    path: Option<PathBuf>,
+    bucket: Option<String>,
+    prefix: Option<String>,
+    command: DeadLettersCommand,
+) -> ExitCode {
+    use lifeboat::dead_letters::{Action, Selection, run};
+    let select = |seq: Vec<u64>, all: bool| Selection {
+        ids: (!seq.is_empty()).then_some(seq),
+        bucket: bucket.clone(),
+        prefix: prefix.clone(),
+        all,
+    };
     let action = match command {
-        DeadLettersCommand::List => Action::List,
-        DeadLettersCommand::Retry { seq } => Action::Retry(some(seq)),
-        DeadLettersCommand::Drop { seq, all } => {
-            if seq.is_empty() && !all {
-                eprintln!("lifeboat: name the dead letters to drop, or pass --all");
-                return ExitCode::FAILURE;
-            }
-            Action::Drop(some(seq))
-        }
+        DeadLettersCommand::List => Action::List(select(Vec::new(), false)),
+        DeadLettersCommand::Retry { seq } => Action::Retry(select(seq, false)),
+        DeadLettersCommand::Drop { seq, all } => Action::Drop(select(seq, all)),
     };
     let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_current_thread())
     else {

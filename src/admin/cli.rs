@@ -52,26 +52,25 @@ pub async fn get_json(
     path: &str,
     ca_file: Option<&std::path::Path>,
 ) -> Result<Value, CliError> {
-    call_json(config, base, "GET", path, None, ca_file).await
+    call_json(config, base, http::Method::GET, path, None, ca_file).await
 }
 
-/// Calls the admin API with an optional JSON body and parses the JSON answer.
+/// Sends `method` to `path` of the admin API, with a JSON `body` if any, and parses the JSON
+/// answer. Authenticated with the bearer token when one is configured, else with a presigned
+/// URL of the first admin user (the body is not signed: `UNSIGNED-PAYLOAD`).
 pub async fn call_json(
     config: &Config,
     base: &str,
-    method: &str,
+    method: http::Method,
     path: &str,
-    body: Option<&Value>,
+    body: Option<Vec<u8>>,
     ca_file: Option<&std::path::Path>,
 ) -> Result<Value, CliError> {
     let (scheme, authority) = base
         .split_once("://")
         .ok_or_else(|| CliError::BadUrl(base.to_owned()))?;
     let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut req = http::Request::builder().method(method);
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
+    let mut req = http::Request::builder().method(method.clone());
     let url = match (
         &config.server.admin_token,
         config.users.iter().find(|u| u.admin),
@@ -87,7 +86,7 @@ pub async fn call_json(
                 region: &config.server.region,
             },
             Presign {
-                method,
+                method: method.as_str(),
                 scheme,
                 host: authority,
                 path: path_only,
@@ -99,10 +98,12 @@ pub async fn call_json(
         ),
         (None, None) => format!("{base}{path}"),
     };
-    let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    if body.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
     let req = req
         .uri(&url)
-        .body(Full::new(payload))
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|_| CliError::BadUrl(base.to_owned()))?;
     let unreachable = |reason: String| CliError::Unreachable {
         url: base.to_owned(),

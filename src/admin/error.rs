@@ -35,6 +35,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{path} does not take {method}")]
     MethodNotAllowed { method: String, path: String },
+    /// The request needs an upstream and this server runs local-only.
+    #[error("{0}")]
+    NoUpstream(String),
     #[error("the store is still opening (crash recovery); try again shortly")]
     NotReady,
     /// The upstream refused something the request needed (creating its bucket).
@@ -58,6 +61,7 @@ impl ApiError {
             | ApiError::SizeNotAllowed(_)
             | ApiError::ExpiryNotAllowed(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NoUpstream(_) => StatusCode::CONFLICT,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamRefused(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,6 +81,7 @@ impl ApiError {
             ApiError::ExpiryNotAllowed(_) => "ExpiryNotAllowed",
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed { .. } => "MethodNotAllowed",
+            ApiError::NoUpstream(_) => "NoUpstream",
             ApiError::NotReady => "NotReady",
             ApiError::UpstreamRefused(_) => "UpstreamRefused",
             ApiError::Internal(_) => "InternalError",

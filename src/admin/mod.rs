@@ -8,13 +8,15 @@
 //! | `GET /metrics` | none, or admin with `server.metrics_auth` | `crate::metrics` |
 //! | `GET /storage/status[?detail=buckets]` | admin | `status` |
 //! | `POST /storage/presigned-upload`, `POST /storage/presigned-download` | admin | `presign` |
+//! | `GET`, `DELETE /storage/dead-letters`, `POST /storage/dead-letters/retry` | admin | `dead_letters` |
 //!
 //! Every request gets an id (`x-amz-request-id`) and one log line, like the S3 API's; the query
-//! (which may hold a signature) is never logged. Later tools (pin, warm, sync, dead letters)
-//! add routes to `route`.
+//! (which may hold a signature) is never logged. Later tools (pin, warm, sync) add routes to
+//! `route`.
 
 mod auth;
 pub mod cli;
+mod dead_letters;
 mod error;
 mod events;
 pub mod filename;
@@ -133,6 +135,9 @@ async fn route(
         ("/storage/events", Method::POST),
         ("/storage/warm", Method::POST),
         ("/storage/warm", Method::GET),
+        ("/storage/dead-letters", Method::GET),
+        ("/storage/dead-letters", Method::DELETE),
+        ("/storage/dead-letters/retry", Method::POST),
     ];
     match route_method(known, &path, &parts.method) {
         RouteMatch::Found => {}
@@ -214,6 +219,10 @@ async fn route(
             let doc = status::document(ctx, admin.started, buckets).await?;
             Ok(json_response(StatusCode::OK, &doc))
         }
+        "/storage/dead-letters" if parts.method != Method::DELETE => {
+            let doc = dead_letters::list(ctx, &query).await?;
+            Ok(json_response(StatusCode::OK, &doc))
+        }
         _ => {
             let checked = checked.ok_or(ApiError::MissingCredentials)?;
             if let Some(expected) = checked.body_sha256 {
@@ -238,10 +247,13 @@ async fn route(
                 caller: &checked.caller,
                 s3_address: app.s3_address(),
             };
-            let doc = if path == "/storage/presigned-upload" {
-                presign::upload(&env, parse(&body)?).await?
-            } else {
-                presign::download(&env, parse(&body)?).await?
+            let doc = match path.as_str() {
+                "/storage/presigned-upload" => presign::upload(&env, parse(&body)?).await?,
+                "/storage/presigned-download" => presign::download(&env, parse(&body)?).await?,
+                "/storage/dead-letters/retry" => {
+                    dead_letters::retry(ctx, &parse_or_default(&body)?).await?
+                }
+                _ => dead_letters::drop(ctx, &parse_or_default(&body)?).await?,
             };
             Ok(json_response(StatusCode::OK, &doc))
         }
@@ -275,6 +287,15 @@ fn route_method(known: &[(&str, Method)], path: &str, method: &Method) -> RouteM
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("the body is not the JSON expected: {e}")))
+}
+
+/// An empty body is the type's default (a selection of every dead letter).
+fn parse_or_default<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
 }
 
 /// Reads a small body through `MAX_ADMIN_BODY`.

@@ -35,7 +35,16 @@ pub async fn run(
     ca_file: Option<&std::path::Path>,
 ) -> Result<(String, bool), CliError> {
     let body = json!({ "bucket": bucket, "prefix": prefix });
-    match call_json(config, base, "POST", "/storage/warm", Some(&body), ca_file).await {
+    match call_json(
+        config,
+        base,
+        http::Method::POST,
+        "/storage/warm",
+        Some(body.to_string().into_bytes()),
+        ca_file,
+    )
+    .await
+    {
         Ok(_) => {}
         // One is running already: follow it if it is this prefix.
         Err(CliError::Refused { status: 409, body }) => {
@@ -60,7 +69,15 @@ pub async fn run(
     });
     let mut last_line = Instant::now();
     let doc = loop {
-        let status = call_json(config, base, "GET", "/storage/warm", None, ca_file).await?;
+        let status = call_json(
+            config,
+            base,
+            http::Method::GET,
+            "/storage/warm",
+            None,
+            ca_file,
+        )
+        .await?;
         let w = status["warm"].clone();
         let done = n(&w, "fetched") + n(&w, "skipped") + n(&w, "failed");
         match &bar {

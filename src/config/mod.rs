@@ -189,8 +189,9 @@ pub struct UpstreamConfig {
     pub auto_create_buckets: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sse: Option<String>,
-    /// Cached copies older than this are checked with a conditional request (local-first).
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secs")]
+    /// Cached copies older than this are checked with a conditional request (local-first);
+    /// `None` is never (`"never"` in the file), zero every read.
+    #[serde(serialize_with = "secs_or_never")]
     pub revalidate_after: Option<Duration>,
     /// Extra CA certificates (PEM) trusted for an https upstream, beside the system's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,10 +359,10 @@ fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
 }
 
-fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+fn secs_or_never<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_u64(d.as_secs()),
-        None => s.serialize_none(),
+        None => s.serialize_str("never"),
     }
 }
 
@@ -579,8 +580,44 @@ mod tests {
             "peers",
             "admin_token_file",
             "replication_rate",
+            "revalidate_after = 45",
         ] {
             assert!(printed.contains(key), "{key} missing:\n{printed}");
+        }
+        // "never" is not the default, so it must print, as the word, and parse back.
+        let never = toml.replace("revalidate_after = 45", "revalidate_after = \"never\"");
+        let c = Config::from_toml(&never, &no_env).expect("resolves");
+        let printed = c.describe();
+        assert!(
+            printed.contains("revalidate_after = \"never\""),
+            "{printed}"
+        );
+        let back = Config::from_toml(&printed, &no_env)
+            .unwrap_or_else(|e| panic!("the printout does not parse: {e}\n{printed}"));
+        assert_eq!(format!("{back:?}"), format!("{c:?}"), "{printed}");
+    }
+
+    #[test]
+    fn revalidate_after_is_a_minute_unless_set_to_seconds_or_never() {
+        let upstream = |extra: &str| {
+            let toml = format!(
+                "[upstream]\nendpoint = \"http://127.0.0.1:1\"\naccess_key = \"a\"\nsecret_key = \"s\"\n{extra}"
+            );
+            Config::from_toml(&toml, &no_env).map(|c| c.upstream.map(|u| u.revalidate_after))
+        };
+        let after = |extra: &str| upstream(extra).ok().flatten();
+        assert_eq!(after(""), Some(Some(Duration::from_secs(60))));
+        assert_eq!(after("revalidate_after = 0"), Some(Some(Duration::ZERO)));
+        assert_eq!(
+            after("revalidate_after = 300"),
+            Some(Some(Duration::from_secs(300)))
+        );
+        assert_eq!(after("revalidate_after = \"never\""), Some(None));
+        for bad in ["\"sometimes\"", "\"60\"", "-1", "1.5"] {
+            assert!(
+                upstream(&format!("revalidate_after = {bad}")).is_err(),
+                "{bad} accepted"
+            );
         }
     }
 

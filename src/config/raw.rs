@@ -58,6 +58,56 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
+/// `upstream.revalidate_after`: seconds, or the string `"never"`. Read by hand rather than as
+/// an untagged enum, so that a wrong value is named in the error ("data did not match any
+/// variant" says nothing).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RawRevalidate {
+    Seconds(u64),
+    Never,
+}
+
+impl<'de> Deserialize<'de> for RawRevalidate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawRevalidate;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of seconds (0: every read) or \"never\"")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(RawRevalidate::Seconds(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(RawRevalidate::Seconds)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "never" => Ok(RawRevalidate::Never),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl RawRevalidate {
+    /// `None` for never.
+    pub(super) fn after(self) -> Option<std::time::Duration> {
+        match self {
+            RawRevalidate::Seconds(s) => Some(std::time::Duration::from_secs(s)),
+            RawRevalidate::Never => None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -176,7 +226,7 @@ pub(super) struct RawUpstream {
     pub(super) read: Option<String>,
     pub(super) auto_create_buckets: Option<bool>,
     pub(super) sse: Option<String>,
-    pub(super) revalidate_after: Option<u64>,
+    pub(super) revalidate_after: Option<RawRevalidate>,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) first_byte_timeout_ms: Option<u64>,

@@ -6,13 +6,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawPresign, RawServer, RawSize, RawUpstream};
+use super::raw::{RawConfig, RawPresign, RawRevalidate, RawServer, RawSize, RawUpstream};
 use super::{
     Config, ConfigError, DEFAULT_UPLOAD_TYPES, DEV_ACCESS_KEY, DEV_SECRET_KEY, EncryptionKey,
     EnvLookup, LimitsConfig, PresignConfig, PresignTarget, ReadPolicy, Secret, ServerConfig,
     StorageConfig, UpstreamConfig, WritePolicy, invalid,
 };
 use crate::auth::policy::{Action, Grant, User};
+
+/// `upstream.revalidate_after` when unset: a cached copy is checked with a conditional request
+/// (a 304 costs no body) once it is a minute old, so another writer's change upstream is seen
+/// within a minute while a hot object still costs at most one small request a minute.
+const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_secs(60);
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
@@ -355,7 +360,9 @@ fn resolve_upstream(
         read,
         auto_create_buckets: raw.auto_create_buckets.unwrap_or(true),
         sse,
-        revalidate_after: raw.revalidate_after.map(Duration::from_secs),
+        revalidate_after: raw
+            .revalidate_after
+            .map_or(Some(DEFAULT_REVALIDATE_AFTER), RawRevalidate::after),
         ca_file: raw.ca_file,
         connect_timeout: ms(raw.connect_timeout_ms, 2_000),
         first_byte_timeout: ms(raw.first_byte_timeout_ms, 3_000),

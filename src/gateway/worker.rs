@@ -11,7 +11,7 @@ use crate::limits::{
     MAX_LOCAL_FAILURES, OUTBOX_BATCH, OUTBOX_IDLE_WAIT, OUTBOX_READ_RETRY, REPLAY_MIN_BACKOFF,
 };
 use crate::store::outbox::OutboxOp;
-use crate::store::{ObjectMeta, StoreError};
+use crate::store::{Attempts, DeadLetterFilter, ObjectMeta, StoreError};
 use crate::upstream::{Disposition, UpstreamError, backoff};
 
 /// What replaying one entry does upstream.
@@ -108,14 +108,16 @@ impl Gateway {
         let gw = Arc::clone(self);
         let mut stop = self.stopping.subscribe();
         let handle = tokio::spawn(async move {
-            match gw.store.retry_dead_letters(None).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(entries = n, "dead letters queued again for replay"),
+            match gw.store.retry_dead_letters(DeadLetterFilter::all()).await {
+                Ok(r) if r.queued == 0 => {}
+                Ok(r) => tracing::info!(entries = r.queued, "dead letters queued again for replay"),
                 Err(e) => tracing::error!(error = %e, "cannot queue the dead letters again"),
             }
             let mut failures = 0u32;
             // Local failures of the entry at the head of the queue, and which entry that is.
             let mut local_failures = (0u64, 0u32);
+            // The worker's tries of the entry at the head of the queue, kept with a refusal.
+            let mut head: Option<(u64, Attempts)> = None;
             loop {
                 if *stop.borrow() {
                     break;
@@ -139,6 +141,7 @@ impl Gateway {
                     if *stop.borrow() {
                         break;
                     }
+                    let attempts = count_attempt(&mut head, seq, crate::time::now_ms());
                     let e = match gw.replay_entry(seq, &entry.op, entry.migrate).await {
                         Ok(()) => {
                             crate::metrics::replay("done");
@@ -164,7 +167,10 @@ impl Gateway {
                         // the object reports `failed`.
                         tracing::error!(seq, op = ?entry.op, error = %e, "upstream refused a replay for good: moved to the dead letters");
                         crate::metrics::dead_lettered();
-                        if let Err(err) = gw.store.dead_letter(seq, &entry.op, &e.to_string()).await
+                        if let Err(err) = gw
+                            .store
+                            .dead_letter(seq, &entry.op, &e.to_string(), Some(attempts))
+                            .await
                         {
                             tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
                         }
@@ -187,6 +193,26 @@ impl Gateway {
         });
         *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
     }
+}
+
+/// Counts a try of entry `seq` at `now_ms`: another try of the head entry, or the first of a
+/// new one. Kept in memory only (a failed try costs no write): after a restart the count
+/// starts again.
+fn count_attempt(head: &mut Option<(u64, Attempts)>, seq: u64, now_ms: i64) -> Attempts {
+    let attempts = match head {
+        Some((s, a)) if *s == seq => Attempts {
+            last_ms: now_ms,
+            count: a.count.saturating_add(1),
+            ..*a
+        },
+        _ => Attempts {
+            first_ms: now_ms,
+            last_ms: now_ms,
+            count: 1,
+        },
+    };
+    *head = Some((seq, attempts));
+    attempts
 }
 
 /// Sleeps for `wait`, or until shutdown.
@@ -238,6 +264,18 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
         }
+    }
+
+    #[test]
+    fn attempts_count_the_tries_of_one_entry() {
+        let mut head = None;
+        assert_eq!(count_attempt(&mut head, 7, 100).count, 1);
+        assert_eq!(count_attempt(&mut head, 7, 200).count, 2);
+        let a = count_attempt(&mut head, 7, 300);
+        assert_eq!((a.first_ms, a.last_ms, a.count), (100, 300, 3));
+        // The next entry starts its own count.
+        let b = count_attempt(&mut head, 8, 400);
+        assert_eq!((b.first_ms, b.last_ms, b.count), (400, 400, 1));
     }
 
     #[test]

@@ -41,6 +41,13 @@ pub enum StoreError {
     WrongKey { path: String },
 }
 
+impl StoreError {
+    /// Whether the catalog is held by another process (a running server): redb locks it.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Index(e) if matches!(**e, redb::Error::DatabaseAlreadyOpen))
+    }
+}
+
 /// Whether an I/O error says the disk is full.
 pub fn is_no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull

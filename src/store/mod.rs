@@ -40,13 +40,14 @@ use crate::secret::EncryptionKey;
 pub use blob::{BlobDirs, BlobWriter, DurableBlob, SegmentRead, SegmentStream};
 use catalog::Catalog;
 pub use catalog::MigrationPage;
+pub use catalog::Retried;
 pub use error::{StoreError, is_no_space};
 pub use meta::{
     BucketMeta, CompletedUpload, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment,
     SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
-pub use outbox::OutboxStats;
+pub use outbox::{Attempts, DeadLetter, DeadLetterFilter, OutboxStats};
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
 pub use usage::{ByState, Usage};

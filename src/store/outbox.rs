@@ -144,46 +144,103 @@ pub fn take(
     Ok(Some(entry))
 }
 
-/// An entry the upstream refused for good, kept with the reason for the operator.
+/// An entry the upstream refused for good, kept with the reason, for the operator.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeadLetter {
     pub entry: OutboxEntry,
     pub reason: String,
+    /// The replay worker's tries of the entry since it was last queued, the refusal being the
+    /// last; `None` and 0 in a record written before they were kept.
+    #[serde(default)]
+    pub first_attempt_ms: Option<i64>,
+    #[serde(default)]
+    pub last_attempt_ms: Option<i64>,
+    #[serde(default)]
+    pub attempts: u32,
 }
 
-/// Keeps an entry the upstream refused for good, with the reason, for the operator.
+/// How often, and when, the replay worker tried an entry before it was refused for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: u32,
+}
+
+/// Which dead letters an operator's command acts on: all of them, or those numbered `ids`,
+/// narrowed to one bucket and a key prefix in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    pub ids: Option<Vec<u64>>,
+    pub bucket: Option<String>,
+    /// A key prefix ("" for every key).
+    pub prefix: String,
+}
+
+impl DeadLetterFilter {
+    /// Every dead letter.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    pub fn matches(&self, seq: u64, op: &OutboxOp) -> bool {
+        let (bucket, key) = op.bucket_key();
+        self.ids.as_ref().is_none_or(|ids| ids.contains(&seq))
+            && self.bucket.as_deref().is_none_or(|b| b == bucket)
+            && key.starts_with(&self.prefix)
+    }
+}
+
+/// Keeps an entry the upstream refused for good, with the reason and the worker's attempts.
 pub fn record_dead_letter(
     txn: &WriteTransaction,
     seq: u64,
     entry: &OutboxEntry,
     reason: &str,
+    attempts: Option<Attempts>,
 ) -> Result<(), StoreError> {
     let record = DeadLetter {
         entry: entry.clone(),
         reason: reason.to_owned(),
+        first_attempt_ms: attempts.map(|a| a.first_ms),
+        last_attempt_ms: attempts.map(|a| a.last_ms),
+        attempts: attempts.map_or(0, |a| a.count),
     };
     txn.open_table(DEAD_LETTERS)?
         .insert(seq, encode(&record)?.as_slice())?;
     Ok(())
 }
 
-/// Every dead letter, by the sequence number it had in the outbox.
-pub fn dead_letters(txn: &ReadTransaction) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+/// Every dead letter `filter` selects, by the sequence number it had in the outbox.
+pub fn dead_letters(
+    txn: &ReadTransaction,
+    filter: &DeadLetterFilter,
+) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
     let table = txn.open_table(DEAD_LETTERS)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
         let (k, v) = entry?;
-        out.push((k.value(), decode(v.value())?));
+        let letter: DeadLetter = decode(v.value())?;
+        if filter.matches(k.value(), &letter.entry.op) {
+            out.push((k.value(), letter));
+        }
     }
     Ok(out)
 }
 
-/// The sequence numbers of every dead letter, as a write transaction sees them.
-pub fn dead_letter_seqs(txn: &WriteTransaction) -> Result<Vec<u64>, StoreError> {
+/// The sequence numbers of the dead letters `filter` selects, as a write transaction sees them.
+pub fn selected_dead_letters(
+    txn: &WriteTransaction,
+    filter: &DeadLetterFilter,
+) -> Result<Vec<u64>, StoreError> {
     let table = txn.open_table(DEAD_LETTERS)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
-        out.push(entry?.0.value());
+        let (k, v) = entry?;
+        let letter: DeadLetter = decode(v.value())?;
+        if filter.matches(k.value(), &letter.entry.op) {
+            out.push(k.value());
+        }
     }
     Ok(out)
 }

@@ -1,8 +1,8 @@
 //! The store's outbox side, for the replay worker, the gateway's reads and listings, and
 //! `lifeboat dead-letters`: the async face of `catalog/replay.rs`.
 
-use super::outbox::{DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
-use super::{Store, StoreError};
+use super::outbox::{Attempts, DeadLetter, DeadLetterFilter, OutboxEntry, OutboxOp, OutboxStats};
+use super::{Retried, Store, StoreError};
 
 impl Store {
     /// See `Catalog::queue_local_only`.
@@ -83,26 +83,33 @@ impl Store {
         seq: u64,
         op: &OutboxOp,
         reason: &str,
+        attempts: Option<Attempts>,
     ) -> Result<(), StoreError> {
         let (op, reason) = (op.clone(), reason.to_owned());
-        self.blocking(move |c| c.dead_letter(seq, &op, &reason))
+        self.blocking(move |c| c.dead_letter(seq, &op, &reason, attempts))
             .await
     }
 
-    pub async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        self.blocking(|c| c.dead_letters()).await
+    /// The dead letters `filter` selects, by the sequence number each had in the outbox.
+    pub async fn dead_letters(
+        &self,
+        filter: DeadLetterFilter,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        self.blocking(move |c| c.dead_letters(&filter)).await
     }
 
     /// See `Catalog::retry_dead_letters`.
-    pub async fn retry_dead_letters(&self, only: Option<Vec<u64>>) -> Result<usize, StoreError> {
+    pub async fn retry_dead_letters(
+        &self,
+        filter: DeadLetterFilter,
+    ) -> Result<Retried, StoreError> {
         let now = crate::time::now_ms();
-        self.blocking(move |c| c.retry_dead_letters(only.as_deref(), now))
+        self.blocking(move |c| c.retry_dead_letters(&filter, now))
             .await
     }
 
     /// See `Catalog::drop_dead_letters`.
-    pub async fn drop_dead_letters(&self, only: Option<Vec<u64>>) -> Result<usize, StoreError> {
-        self.blocking(move |c| c.drop_dead_letters(only.as_deref()))
-            .await
+    pub async fn drop_dead_letters(&self, filter: DeadLetterFilter) -> Result<usize, StoreError> {
+        self.blocking(move |c| c.drop_dead_letters(&filter)).await
     }
 }

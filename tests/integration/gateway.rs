@@ -663,6 +663,93 @@ async fn revalidate_after_picks_up_upstream_changes() {
     );
 }
 
+/// An object changed directly on the upstream (another writer) after Lifeboat cached it:
+/// `revalidate_after = 0` checks every read with a conditional HEAD (unchanged: `HIT`, no body
+/// fetched) and serves the new version at once; `"never"` keeps serving the cached copy.
+#[tokio::test]
+async fn revalidate_after_zero_sees_another_writer_and_never_does_not() {
+    for (setting, sees_change) in [("0", true), ("\"never\"", false)] {
+        let Some(s) = setup(&format!("revalidate_after = {setting}\n")) else {
+            return;
+        };
+        let direct = s.up.client();
+        s.lb.client()
+            .create_bucket()
+            .bucket("cohere")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            put(&s.lb, "/cohere/k", b"v1", &[]).1.as_deref(),
+            Some("synced")
+        );
+        let (_, cache, _, got) = get(&s.lb, "/cohere/k");
+        assert_eq!(
+            (cache.as_deref(), got.as_slice()),
+            (Some("HIT"), &b"v1"[..])
+        );
+        direct
+            .put_object()
+            .bucket("cohere")
+            .key("k")
+            .body(ByteStream::from(b"v2 from another writer".to_vec()))
+            .send()
+            .await
+            .unwrap();
+        let (_, cache, _, got) = get(&s.lb, "/cohere/k");
+        if sees_change {
+            assert_eq!(
+                (cache.as_deref(), got.as_slice()),
+                (Some("MISS"), &b"v2 from another writer"[..]),
+                "revalidate_after = {setting}"
+            );
+            // Re-cached; the next check is a 304 and a hit.
+            let (_, cache, _, got) = get(&s.lb, "/cohere/k");
+            assert_eq!(
+                (cache.as_deref(), got.as_slice()),
+                (Some("HIT"), &b"v2 from another writer"[..])
+            );
+        } else {
+            assert_eq!(
+                (cache.as_deref(), got.as_slice()),
+                (Some("HIT"), &b"v1"[..]),
+                "revalidate_after = {setting}"
+            );
+        }
+    }
+}
+
+/// With no `revalidate_after` set, a cached copy younger than the 60 s default is served
+/// without asking the upstream.
+#[tokio::test]
+async fn by_default_a_fresh_cached_copy_is_not_revalidated() {
+    let Some(s) = setup("") else { return };
+    let direct = s.up.client();
+    s.lb.client()
+        .create_bucket()
+        .bucket("fresh")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put(&s.lb, "/fresh/k", b"v1", &[]).1.as_deref(),
+        Some("synced")
+    );
+    direct
+        .put_object()
+        .bucket("fresh")
+        .key("k")
+        .body(ByteStream::from(b"v2".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let (_, cache, _, got) = get(&s.lb, "/fresh/k");
+    assert_eq!(
+        (cache.as_deref(), got.as_slice()),
+        (Some("HIT"), &b"v1"[..])
+    );
+}
+
 #[tokio::test]
 async fn tls_upstream_checks_certificates() {
     if !available() || crate::upstream::kind() != crate::upstream::Kind::SeaweedFs {

@@ -12,6 +12,7 @@ mod coherence;
 mod copy;
 mod cors;
 mod crash;
+mod dead_letters;
 mod encryption;
 mod faults;
 mod fidelity;

@@ -22,6 +22,7 @@ mod multipart;
 mod replay;
 
 pub use migrate::MigrationPage;
+pub use replay::Retried;
 
 pub struct Catalog {
     path: PathBuf,

@@ -7,7 +7,9 @@ use super::Catalog;
 use crate::store::error::StoreError;
 use crate::store::meta::SyncState;
 use crate::store::objects;
-use crate::store::outbox::{self, DeadLetter, OutboxEntry, OutboxOp, OutboxStats};
+use crate::store::outbox::{
+    self, Attempts, DeadLetter, DeadLetterFilter, OutboxEntry, OutboxOp, OutboxStats,
+};
 
 /// Whether a dead letter's local state still stands: the version it names is the local one, or,
 /// for a delete or a revert, the key is still absent locally.
@@ -32,12 +34,23 @@ fn standing_dead_letters(
     key: &str,
 ) -> Result<Vec<OutboxOp>, StoreError> {
     let mut out = Vec::new();
-    for (_, letter) in outbox::dead_letters(txn)?.into_iter().rev() {
+    for (_, letter) in outbox::dead_letters(txn, &DeadLetterFilter::all())?
+        .into_iter()
+        .rev()
+    {
         if letter.entry.op.bucket_key() == (bucket, key) && stands(txn, &letter.entry.op)? {
             out.push(letter.entry.op);
         }
     }
     Ok(out)
+}
+
+/// What retrying dead letters did: how many went back into the outbox, and how many were
+/// dropped because a later write or delete of the key speaks for it now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retried {
+    pub queued: usize,
+    pub moot: usize,
 }
 
 impl Catalog {
@@ -78,7 +91,12 @@ impl Catalog {
                 .into_iter()
                 .map(|op| (op.bucket_key().1.to_owned(), op))
                 .collect();
-            for (_, letter) in outbox::dead_letters(txn)?.into_iter().rev() {
+            let under = DeadLetterFilter {
+                bucket: Some(bucket.to_owned()),
+                prefix: prefix.to_owned(),
+                ids: None,
+            };
+            for (_, letter) in outbox::dead_letters(txn, &under)?.into_iter().rev() {
                 let op = letter.entry.op;
                 let (b, k) = op.bucket_key();
                 if b != bucket || !k.starts_with(prefix) || !stands(txn, &op)? {
@@ -155,16 +173,22 @@ impl Catalog {
         })
     }
 
-    /// Moves an entry the upstream refused for good to the dead letters; the object (still at
-    /// that version) reports `failed`.
-    pub fn dead_letter(&self, seq: u64, op: &OutboxOp, reason: &str) -> Result<(), StoreError> {
+    /// Moves an entry the upstream refused for good to the dead letters, with the worker's
+    /// attempts; the object (still at that version) reports `failed`.
+    pub fn dead_letter(
+        &self,
+        seq: u64,
+        op: &OutboxOp,
+        reason: &str,
+        attempts: Option<Attempts>,
+    ) -> Result<(), StoreError> {
         self.write(|txn| {
             let (b, k) = op.bucket_key();
             let newest = outbox::newest(txn, b, k)? == Some(seq);
             let Some(entry) = outbox::take(txn, seq, op)? else {
                 return Ok(());
             };
-            outbox::record_dead_letter(txn, seq, &entry, reason)?;
+            outbox::record_dead_letter(txn, seq, &entry, reason, attempts)?;
             // Only while no newer write of the key is queued (it speaks for the key).
             if newest
                 && let OutboxOp::Put { bucket, key, etag } = op
@@ -178,25 +202,25 @@ impl Catalog {
         })
     }
 
-    pub fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        self.read(outbox::dead_letters)
+    pub fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        self.read(|txn| outbox::dead_letters(txn, filter))
     }
 
-    /// Queues dead letters for replay again (all, or those numbered `only`): each whose local
-    /// state still stands (the version it names, or the key's absence for a delete) goes back
-    /// into the outbox; one made moot by a later write is dropped. Returns how many were queued.
+    /// Queues the dead letters `filter` selects for replay again: each whose local state still
+    /// stands (the version it names, or the key's absence for a delete) goes back into the
+    /// outbox and its object reports `pending`; one made moot by a later write or delete is
+    /// dropped.
     pub fn retry_dead_letters(
         &self,
-        only: Option<&[u64]>,
+        filter: &DeadLetterFilter,
         now_ms: i64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Retried, StoreError> {
         self.write(|txn| {
-            let mut queued = 0;
-            let seqs: Vec<u64> = match only {
-                Some(s) => s.to_vec(),
-                None => outbox::dead_letter_seqs(txn)?,
-            };
-            for seq in seqs {
+            let mut done = Retried::default();
+            for seq in outbox::selected_dead_letters(txn, filter)? {
                 let Some(letter) = outbox::take_dead_letter(txn, seq)? else {
                     continue;
                 };
@@ -210,28 +234,27 @@ impl Catalog {
                     _ => false,
                 };
                 if !stands || outbox::newest(txn, &bucket, &key)?.is_some() {
-                    continue; // a later write or delete speaks for the key
+                    done.moot += 1; // a later write or delete speaks for the key
+                    continue;
                 }
                 if let (OutboxOp::Put { .. }, Some(mut meta)) = (&op, current) {
                     meta.sync = SyncState::Pending;
                     objects::replace(txn, &bucket, &key, &meta)?;
                 }
                 outbox::enqueue(txn, op, now_ms)?;
-                queued += 1;
+                done.queued += 1;
             }
-            Ok(queued)
+            Ok(done)
         })
     }
 
-    /// Forgets dead letters (all, or those numbered `only`); returns how many.
-    pub fn drop_dead_letters(&self, only: Option<&[u64]>) -> Result<usize, StoreError> {
+    /// Forgets the dead letters `filter` selects; returns how many. Only the record goes: the
+    /// local object stays as it is (a refused put's object keeps reporting `failed`) and
+    /// nothing is sent upstream.
+    pub fn drop_dead_letters(&self, filter: &DeadLetterFilter) -> Result<usize, StoreError> {
         self.write(|txn| {
-            let seqs = match only {
-                Some(s) => s.to_vec(),
-                None => outbox::dead_letter_seqs(txn)?,
-            };
             let mut n = 0;
-            for seq in seqs {
+            for seq in outbox::selected_dead_letters(txn, filter)? {
                 if outbox::take_dead_letter(txn, seq)?.is_some() {
                     n += 1;
                 }
