@@ -312,7 +312,8 @@ mod tests {
                     key: "k".into(),
                     etag: "e".into()
                 },
-                enqueued_ms: 0
+                enqueued_ms: 0,
+                migrate: false,
             }
         );
         let v = letter_json(3, &letter);
