@@ -87,6 +87,9 @@ pub const WARM_PAGE: usize = 1000;
 pub const WARM_YIELD_AT: usize = 4;
 pub const WARM_YIELD_PAUSE: Duration = Duration::from_millis(20);
 
+/// Keys a gateway listing reads from the local index per page, looking for local-only objects
+/// (only in a bucket that has any).
+pub const LOCAL_ONLY_SCAN: usize = 1000;
 /// Keys a migration (`lifeboat sync`) looks at per transaction.
 pub const MIGRATION_PAGE: usize = 500;
 

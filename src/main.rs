@@ -48,6 +48,32 @@ enum Command {
         #[arg(long)]
         buckets: bool,
     },
+    /// Push the running server's local-only objects (written before gateway mode) upstream,
+    /// and follow the replication to the end (admin API); resumable after a crash or a stop.
+    Sync {
+        /// Only this bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Only keys under this prefix (with --bucket).
+        #[arg(long, requires = "bucket")]
+        prefix: Option<String>,
+        /// Upload at most this many bytes per second, e.g. 20MiB/s (default:
+        /// upstream.replication_rate).
+        #[arg(long)]
+        rate: Option<String>,
+        /// Count what would be pushed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// TOML configuration file (for the admin address, token and an admin user).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The admin API's URL (default: http:// + server.admin_address, https:// with TLS).
+        #[arg(long)]
+        admin: Option<String>,
+        /// PEM certificates to trust for an https admin URL, besides the system roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
     /// Fetch every object under s3://BUCKET/PREFIX from the upstream into the running server's
     /// cache (admin API); resumable: objects already cached are skipped.
     Warm {
@@ -125,6 +151,25 @@ fn main() -> ExitCode {
             json,
             buckets,
         } => status(config, admin, ca_file, json, buckets),
+        Command::Sync {
+            bucket,
+            prefix,
+            rate,
+            dry_run,
+            config,
+            admin,
+            ca_file,
+        } => sync(
+            SyncCommand {
+                bucket,
+                prefix,
+                rate,
+                dry_run,
+            },
+            config,
+            admin,
+            ca_file,
+        ),
         Command::Warm {
             target,
             config,
@@ -166,6 +211,54 @@ fn dead_letters(
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct SyncCommand {
+    bucket: Option<String>,
+    prefix: Option<String>,
+    rate: Option<String>,
+    dry_run: bool,
+}
+
+fn sync(
+    cmd: SyncCommand,
+    path: Option<PathBuf>,
+    admin: Option<String>,
+    ca_file: Option<PathBuf>,
+) -> ExitCode {
+    use lifeboat::admin::{cli, sync_cli};
+    let rate = match cmd.rate.as_deref().map(sync_cli::parse_rate).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lifeboat: --rate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some((config, runtime)) = prepare(path, tokio::runtime::Builder::new_current_thread())
+    else {
+        return ExitCode::FAILURE;
+    };
+    let base = cli::base_url(&config, admin.as_deref());
+    let args = sync_cli::SyncArgs {
+        bucket: cmd.bucket.as_deref(),
+        prefix: cmd.prefix.as_deref(),
+        rate,
+        dry_run: cmd.dry_run,
+    };
+    match runtime.block_on(sync_cli::run(&config, &base, &args, ca_file.as_deref())) {
+        Ok((summary, complete)) => {
+            println!("{summary}");
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("lifeboat: {e}");

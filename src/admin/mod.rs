@@ -22,6 +22,8 @@ mod events;
 pub mod filename;
 pub mod presign;
 mod status;
+mod sync;
+pub mod sync_cli;
 mod warm;
 pub mod warm_cli;
 
@@ -135,6 +137,8 @@ async fn route(
         ("/storage/events", Method::POST),
         ("/storage/warm", Method::POST),
         ("/storage/warm", Method::GET),
+        ("/storage/sync", Method::POST),
+        ("/storage/sync", Method::GET),
         ("/storage/dead-letters", Method::GET),
         ("/storage/dead-letters", Method::DELETE),
         ("/storage/dead-letters/retry", Method::POST),
@@ -237,6 +241,10 @@ async fn route(
             if path == "/storage/events" {
                 let doc = events::receive(ctx, &body).await?;
                 return Ok(json_response(StatusCode::OK, &doc));
+            }
+            if path == "/storage/sync" {
+                let (status, doc) = sync::handle(ctx, &parts.method, &body).await?;
+                return Ok(json_response(status, &doc));
             }
             if path == "/storage/warm" {
                 let (status, doc) = warm::handle(ctx, &parts.method, &body).await?;

@@ -7,7 +7,7 @@ use http::Method;
 
 use super::Gateway;
 use crate::error::S3Result;
-use crate::limits::UPSTREAM_LISTING_BODY;
+use crate::limits::{LOCAL_ONLY_SCAN, UPSTREAM_LISTING_BODY};
 use crate::store::outbox::OutboxOp;
 use crate::store::{ListPage, ListQuery, ObjectMeta, SyncState};
 use crate::upstream::{UpstreamError, UpstreamRequest};
@@ -61,7 +61,63 @@ impl Gateway {
                 }
             }
         }
+        // Objects written before gateway mode was on (not yet synced by `lifeboat sync`) are
+        // listed too: the upstream does not have them.
+        for (key, meta) in self
+            .local_only_in_window(bucket, &q, horizon.as_deref())
+            .await?
+        {
+            queued.push(Queued::Put {
+                key,
+                meta: Some(meta),
+            });
+        }
         Ok(merge(&q, page, queued))
+    }
+
+    /// The first `max_keys` local-only objects of the listing's window, read from the index
+    /// only when the bucket has any (the usage totals say so).
+    async fn local_only_in_window(
+        &self,
+        bucket: &str,
+        q: &ListQuery,
+        horizon: Option<&str>,
+    ) -> S3Result<Vec<(String, ObjectMeta)>> {
+        let usage = self.store.usage_by_bucket().await?;
+        if usage.get(bucket).is_none_or(|u| u.objects.local_only == 0) {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut after = q.start_after.clone();
+        loop {
+            let page = self
+                .store
+                .list(
+                    bucket,
+                    ListQuery {
+                        prefix: q.prefix.clone(),
+                        delimiter: None,
+                        start_after: after.clone(),
+                        max_keys: LOCAL_ONLY_SCAN,
+                    },
+                )
+                .await?;
+            for (key, meta) in page.objects {
+                if horizon.is_some_and(|h| key.as_str() > h) {
+                    return Ok(found);
+                }
+                if meta.sync == SyncState::LocalOnly {
+                    found.push((key, meta));
+                    if found.len() >= q.max_keys {
+                        return Ok(found);
+                    }
+                }
+            }
+            if !page.is_truncated || page.last.is_none() {
+                return Ok(found);
+            }
+            after = page.last;
+        }
     }
 
     async fn upstream_page(&self, bucket: &str, q: &ListQuery) -> Result<ListPage, UpstreamError> {

@@ -95,10 +95,41 @@ impl Pace {
 }
 
 impl Gateway {
+    /// Starts a sync in the background (see `sync`); its first status.
+    pub fn start_sync(
+        self: &std::sync::Arc<Self>,
+        bucket: Option<String>,
+        prefix: String,
+        dry_run: bool,
+        rate: u64,
+    ) -> SyncRun {
+        let run = SyncRun {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            dry_run,
+            queueing: true,
+            started_ms: crate::time::now_ms(),
+            rate,
+            ..SyncRun::default()
+        };
+        *self.sync_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(run.clone());
+        let gw = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = gw.sync(bucket.as_deref(), &prefix, dry_run, rate).await {
+                tracing::error!(error = %e, "sync stopped");
+                gw.update_sync(|r| {
+                    r.queueing = false;
+                    r.error = Some(e.to_string());
+                });
+            }
+        });
+        run
+    }
+
     /// Queues the local-only objects of `bucket` (or every bucket) under `prefix`; with
     /// `dry_run` only counts them. `rate` (bytes per second) paces replication from now on
     /// (0: `upstream.replication_rate`).
-    pub async fn sync(
+    async fn sync(
         &self,
         bucket: Option<&str>,
         prefix: &str,
@@ -120,7 +151,6 @@ impl Gateway {
                 r => r,
             });
         }
-        *self.sync_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(run.clone());
         let buckets = match bucket {
             Some(b) => vec![b.to_owned()],
             None => self

@@ -23,6 +23,7 @@ mod harness;
 mod hostile;
 mod limits;
 mod listing;
+mod migrate;
 mod multipart;
 mod objects;
 mod post;
