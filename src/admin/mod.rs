@@ -191,10 +191,13 @@ async fn route(
     match path.as_str() {
         "/metrics" => {
             let t = status::totals(ctx).await?;
+            let free = ctx.store.free_bytes().await.ok();
+            let (_, cache_full) = status::cache(ctx, &t.usage, free, 0);
             let text = crate::metrics::render(&crate::metrics::Snapshot {
                 usage: t.usage,
                 outbox: t.outbox,
                 budget_bytes: ctx.config.storage.max_bytes,
+                cache_full,
                 circuit: status::circuit(ctx),
                 now_ms: crate::time::now_ms(),
             });
