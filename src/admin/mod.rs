@@ -8,6 +8,7 @@
 //! | `GET /metrics` | none, or admin with `server.metrics_auth` | `crate::metrics` |
 //! | `GET /storage/status[?detail=buckets]` | admin | `status` |
 //! | `POST /storage/presigned-upload`, `POST /storage/presigned-download` | admin | `presign` |
+//! | `GET`, `POST`, `DELETE /storage/pin` | admin | `pins` |
 //!
 //! Every request gets an id (`x-amz-request-id`) and one log line, like the S3 API's; the query
 //! (which may hold a signature) is never logged. Later tools (pin, warm, sync, dead letters)
@@ -18,6 +19,7 @@ pub mod cli;
 mod error;
 mod events;
 pub mod filename;
+mod pins;
 pub mod presign;
 mod status;
 
@@ -129,18 +131,21 @@ async fn route(
         ("/storage/presigned-upload", Method::POST),
         ("/storage/presigned-download", Method::POST),
         ("/storage/events", Method::POST),
+        ("/storage/pin", Method::GET),
+        ("/storage/pin", Method::POST),
+        ("/storage/pin", Method::DELETE),
     ];
-    match known.iter().find(|(p, _)| *p == path) {
-        None => return Err(ApiError::NotFound(path)),
-        Some((_, m))
-            if *m != parts.method && !(*m == Method::GET && parts.method == Method::HEAD) =>
-        {
-            return Err(ApiError::MethodNotAllowed {
-                method: parts.method.to_string(),
-                path,
-            });
-        }
-        Some(_) => {}
+    // A path may take several methods (one row each); HEAD goes where GET does.
+    let takes =
+        |m: &Method| *m == parts.method || (*m == Method::GET && parts.method == Method::HEAD);
+    if !known.iter().any(|(p, _)| *p == path) {
+        return Err(ApiError::NotFound(path));
+    }
+    if !known.iter().any(|(p, m)| *p == path && takes(m)) {
+        return Err(ApiError::MethodNotAllowed {
+            method: parts.method.to_string(),
+            path,
+        });
     }
     if path == "/health/live" {
         return Ok(json_response(StatusCode::OK, &json!({"status": "live"})));
@@ -225,6 +230,10 @@ async fn route(
                         message: "the body does not hash to the signed x-amz-content-sha256".into(),
                     });
                 }
+            }
+            if path == "/storage/pin" {
+                let doc = pins::handle(ctx, &parts.method, &body).await?;
+                return Ok(json_response(StatusCode::OK, &doc));
             }
             if path == "/storage/events" {
                 let doc = events::receive(ctx, &body).await?;
