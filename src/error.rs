@@ -170,6 +170,14 @@ impl S3Error {
         Self::new(S3ErrorCode::InsufficientStorage)
     }
 
+    /// `507 InsufficientStorage` in gateway mode: what cannot be evicted fills the cache
+    /// budget (`gateway::evict`); the message says what fills it.
+    pub fn cache_full(message: String) -> Self {
+        crate::metrics::insufficient_storage();
+        tracing::warn!(detail = %message, "write refused: the cache budget is full");
+        Self::with_message(S3ErrorCode::InsufficientStorage, message)
+    }
+
     /// A local I/O error on a request path: 507 when the disk is full, else InternalError.
     pub fn from_io(e: std::io::Error) -> Self {
         if crate::store::is_no_space(&e) {

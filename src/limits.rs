@@ -109,3 +109,18 @@ pub const REPLAY_MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// Abandoned multipart uploads are looked for every half of `limits.abandoned_upload_seconds`,
 /// but at most this rarely and at least every second.
 pub const UPLOAD_SWEEP_MAX: Duration = Duration::from_secs(3600);
+
+/// The eviction task's slow tick: besides the wake-ups after writes and fills, it looks at
+/// the budget this often, for what changes without a write here (replicated objects becoming
+/// evictable, other programs filling the disk). A look is two small reads (the usage totals
+/// and `statvfs`), so this costs nothing while under budget.
+pub const EVICT_TICK: Duration = Duration::from_secs(5);
+/// Read times are kept in memory and written to the catalog at most this long after the read
+/// (a crash loses at most this window; eviction then uses the object's own times).
+pub const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// ... or as soon as this many distinct objects were read, which bounds the map's memory
+/// (about 100 bytes an entry) and makes one write transaction of a few hundred KiB.
+pub const ACCESS_FLUSH_READS: usize = 4096;
+/// Candidates one eviction scan keeps (the least recently used): the next wake-ups work
+/// through them without scanning again, so a scan happens about once per this many evictions.
+pub const EVICT_CANDIDATES: usize = 4096;

@@ -77,6 +77,9 @@ struct Metrics {
     insufficient_storage: Counter,
     sealed_frames_read: Counter,
     sealed_frames_rejected: Counter,
+    evicted_objects: Counter,
+    evicted_bytes: Counter,
+    cache_full: Gauge,
 }
 
 impl Metrics {
@@ -105,6 +108,9 @@ impl Metrics {
             insufficient_storage: Counter::default(),
             sealed_frames_read: Counter::default(),
             sealed_frames_rejected: Counter::default(),
+            evicted_objects: Counter::default(),
+            evicted_bytes: Counter::default(),
+            cache_full: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -222,6 +228,21 @@ impl Metrics {
             "Sealed blobs that failed authentication or their length check: never served",
             m.sealed_frames_rejected.clone(),
         );
+        r.register(
+            "evicted_objects",
+            "Synced cached copies evicted over the cache budget (gateway mode)",
+            m.evicted_objects.clone(),
+        );
+        r.register(
+            "evicted_bytes",
+            "Bytes of the synced cached copies evicted over the cache budget",
+            m.evicted_bytes.clone(),
+        );
+        r.register(
+            "cache_full",
+            "1 while writes are refused (507) because what cannot be evicted fills the budget or the disk",
+            m.cache_full.clone(),
+        );
         Self { registry: r, ..m }
     }
 }
@@ -322,11 +343,20 @@ pub fn sealed_frame_rejected() {
     METRICS.sealed_frames_rejected.inc();
 }
 
+/// A synced copy of `bytes` evicted over the cache budget.
+pub fn evicted(bytes: u64) {
+    let m = &*METRICS;
+    m.evicted_objects.inc();
+    m.evicted_bytes.inc_by(bytes);
+}
+
 /// The store's state at the moment of a scrape.
 pub struct Snapshot {
     pub usage: Usage,
     pub outbox: OutboxStats,
     pub budget_bytes: u64,
+    /// Writes are refused for lack of room (`gateway::evict`; false in local-only mode).
+    pub cache_full: bool,
     pub circuit: Option<CircuitState>,
     pub now_ms: i64,
 }
@@ -344,6 +374,7 @@ pub fn render(snap: &Snapshot) -> String {
     m.dead_letters.set(gauge(snap.outbox.dead_letters));
     m.local_bytes.set(gauge(snap.usage.bytes.total()));
     m.budget_bytes.set(gauge(snap.budget_bytes));
+    m.cache_full.set(i64::from(snap.cache_full));
     if let Some(c) = snap.circuit {
         m.circuit_state.set(circuit_value(c));
     }
@@ -377,6 +408,7 @@ mod tests {
         request("GetObject", 200, Duration::from_millis(3));
         upstream_request("PutObject", "timeout", Duration::from_millis(5));
         cache_result("hit");
+        evicted(10);
         let text = render(&Snapshot {
             usage: Usage::default(),
             outbox: OutboxStats {
@@ -386,6 +418,7 @@ mod tests {
                 oldest_dead_letter_ms: None,
             },
             budget_bytes: 7,
+            cache_full: true,
             circuit: Some(CircuitState::Open),
             now_ms: 3_000,
         });
@@ -400,6 +433,9 @@ mod tests {
             "lifeboat_local_budget_bytes 7",
             "lifeboat_sealed_frames_read_total",
             "lifeboat_sealed_frames_rejected_total",
+            "lifeboat_cache_full 1",
+            "lifeboat_evicted_objects_total 1",
+            "lifeboat_evicted_bytes_total 10",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -36,8 +36,14 @@ impl Replication {
             )?),
             _ => None,
         };
-        let gw = Gateway::new(u.clone(), store.clone(), peers)?;
+        let budget = crate::gateway::evict::Budget {
+            max_bytes: config.storage.max_bytes,
+            evict_to: config.storage.evict_to,
+            min_free_bytes: config.storage.min_free_bytes,
+        };
+        let gw = Gateway::new(u.clone(), store.clone(), peers, budget)?;
         gw.spawn_worker();
+        gw.spawn_evictor();
         tracing::info!(endpoint = %u.endpoint, write = ?u.write, read = ?u.read, "gateway mode");
         Ok(Replication::Gateway(gw))
     }
@@ -46,6 +52,16 @@ impl Replication {
     pub async fn stop(&self) {
         if let Replication::Gateway(gw) = self {
             gw.stop(crate::limits::WORKER_STOP_WAIT).await;
+        }
+    }
+
+    /// Checks, before a body of `incoming` bytes (0: not declared) is read, that it fits:
+    /// on the disk with `storage.min_free_bytes` to spare, and in gateway mode in the cache
+    /// budget beside what cannot be evicted. Else `507 InsufficientStorage`.
+    pub async fn check_room(&self, incoming: u64, min_free_bytes: u64) -> S3Result<()> {
+        match self {
+            Replication::Local(store) => Ok(store.check_space(incoming, min_free_bytes).await?),
+            Replication::Gateway(gw) => gw.check_room(incoming).await,
         }
     }
 
@@ -77,7 +93,11 @@ impl Replication {
                     .map(|(meta, _)| meta)
                     .map_err(Into::into)
             }
-            Replication::Gateway(gw) => gw.commit(w, headers).await,
+            Replication::Gateway(gw) => {
+                let done = gw.commit(w, headers).await;
+                gw.cache_kick(); // the eviction task sees whether this went over the budget
+                done
+            }
         };
         if result.is_err()
             && let Some(meta) = uncommitted

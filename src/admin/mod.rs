@@ -9,6 +9,7 @@
 //! | `GET /storage/status[?detail=buckets]` | admin | `status` |
 //! | `POST /storage/presigned-upload`, `POST /storage/presigned-download` | admin | `presign` |
 //! | `GET`, `DELETE /storage/dead-letters`, `POST /storage/dead-letters/retry` | admin | `dead_letters` |
+//! | `GET`, `POST`, `DELETE /storage/pin` | admin | `pins` |
 //!
 //! Every request gets an id (`x-amz-request-id`) and one log line, like the S3 API's; the query
 //! (which may hold a signature) is never logged. Later tools (pin, warm, sync) add routes to
@@ -20,6 +21,7 @@ mod dead_letters;
 mod error;
 mod events;
 pub mod filename;
+mod pins;
 pub mod presign;
 mod status;
 mod sync;
@@ -142,6 +144,9 @@ async fn route(
         ("/storage/dead-letters", Method::GET),
         ("/storage/dead-letters", Method::DELETE),
         ("/storage/dead-letters/retry", Method::POST),
+        ("/storage/pin", Method::GET),
+        ("/storage/pin", Method::POST),
+        ("/storage/pin", Method::DELETE),
     ];
     match route_method(known, &path, &parts.method) {
         RouteMatch::Found => {}
@@ -202,10 +207,13 @@ async fn route(
     match path.as_str() {
         "/metrics" => {
             let t = status::totals(ctx).await?;
+            let free = ctx.store.free_bytes().await.ok();
+            let (_, cache_full) = status::cache(ctx, &t.usage, free, 0);
             let text = crate::metrics::render(&crate::metrics::Snapshot {
                 usage: t.usage,
                 outbox: t.outbox,
                 budget_bytes: ctx.config.storage.max_bytes,
+                cache_full,
                 circuit: status::circuit(ctx),
                 now_ms: crate::time::now_ms(),
             });
@@ -237,6 +245,10 @@ async fn route(
                         message: "the body does not hash to the signed x-amz-content-sha256".into(),
                     });
                 }
+            }
+            if path == "/storage/pin" {
+                let doc = pins::handle(ctx, &parts.method, &body).await?;
+                return Ok(json_response(StatusCode::OK, &doc));
             }
             if path == "/storage/events" {
                 let doc = events::receive(ctx, &body).await?;

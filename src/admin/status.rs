@@ -60,6 +60,43 @@ pub fn circuit(ctx: &Context) -> Option<CircuitState> {
     }
 }
 
+/// The cache budget part of the document (`cache`) and whether writes are refused for lack
+/// of room. In local-only mode nothing is evictable, and `full` stays false (a full disk
+/// still refuses writes, as `local.free_bytes` shows).
+pub fn cache(ctx: &Context, usage: &Usage, free: Option<u64>, pins: usize) -> (Value, bool) {
+    let storage = &ctx.config.storage;
+    let Replication::Gateway(gw) = &ctx.replication else {
+        let doc = json!({
+            "evicts": false,
+            "max_bytes": storage.max_bytes,
+            "full": false,
+            "pins": pins,
+            "detail": "local-only mode: every object is the only copy, so nothing is evicted",
+        });
+        return (doc, false);
+    };
+    let r = gw.cache.report(usage, free);
+    let doc = json!({
+        "evicts": true,
+        "max_bytes": storage.max_bytes,
+        "evict_to": storage.evict_to,
+        "bytes_used": usage.bytes.total(),
+        "evictable_bytes": usage.bytes.synced,
+        "full": r.full.is_some(),
+        "full_reason": r.full,
+        "last_refused": r.last_refusal_ms.and_then(rfc3339),
+        "evicted_objects": r.evicted_objects,
+        "evicted_bytes": r.evicted_bytes,
+        "pins": pins,
+        "last_scan": r.last_scan.map(|s| json!({
+            "at": rfc3339(s.at_ms),
+            "candidates": s.candidates,
+            "elapsed_ms": s.elapsed_ms,
+        })),
+    });
+    (doc, r.full.is_some())
+}
+
 /// What the store holds and owes, at one moment.
 pub struct Totals {
     pub usage: Usage,
@@ -103,6 +140,8 @@ pub async fn document(ctx: &Context, started: Instant, buckets: bool) -> Result<
             "oldest": t.outbox.oldest_dead_letter_ms.and_then(rfc3339),
         },
     });
+    let pins = ctx.store.pins().await.map_err(ApiError::internal)?.len();
+    doc["cache"] = cache(ctx, &t.usage, free, pins).0;
     if buckets {
         let per = ctx
             .store

@@ -21,7 +21,7 @@ use crate::auth::policy::User;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 pub use crate::secret::{EncryptionKey, Secret};
 pub use network::{AccessLogFormat, BucketRule, Cidr, ClusterConfig};
-pub use raw::parse_size;
+pub use raw::{parse_evict_to, parse_size};
 
 /// The well-known development credentials used when nothing else is configured.
 pub const DEV_ACCESS_KEY: &str = "lifeboat";
@@ -147,7 +147,12 @@ pub const DEFAULT_UPLOAD_TYPES: &[&str] = &[
 #[derive(Debug, Clone, Serialize)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// The cache budget: in gateway mode, synced objects are evicted (least recently used
+    /// first) when the local total is over it.
     pub max_bytes: u64,
+    /// The low-water mark eviction goes down to (`storage.evict_to`, in bytes once resolved;
+    /// the file may say `"90%"`).
+    pub evict_to: u64,
     /// A body that would leave less free space on the data disk is refused up front
     /// (`507 InsufficientStorage`).
     pub min_free_bytes: u64,
@@ -409,6 +414,36 @@ mod tests {
     }
 
     #[test]
+    fn evict_to_is_a_share_of_the_budget_or_a_size() {
+        assert_eq!(parse_evict_to("90%", 1000), Ok(900));
+        assert_eq!(parse_evict_to(" 50 % ", 1 << 20), Ok(1 << 19));
+        assert_eq!(parse_evict_to("0%", 1000), Ok(0));
+        assert_eq!(parse_evict_to("100%", u64::MAX), Ok(u64::MAX));
+        assert_eq!(parse_evict_to("87.5%", 1000), Ok(875));
+        assert_eq!(parse_evict_to("45GiB", 50 << 30), Ok(45 << 30));
+        assert_eq!(parse_evict_to("512", 1000), Ok(512));
+        for bad in ["101%", "-1%", "%", "ninety%", "5XB"] {
+            assert!(parse_evict_to(bad, 1000).is_err(), "{bad}");
+        }
+        let c = |t: &str| Config::from_toml(t, &no_env);
+        let Ok(d) = c("[storage]\nmax_bytes = \"1000\"\n") else {
+            panic!("resolves")
+        };
+        assert_eq!(d.storage.evict_to, 900, "the default is 90% of max_bytes");
+        let Ok(d) = c("[storage]\nmax_bytes = \"1MiB\"\nevict_to = \"50%\"\n") else {
+            panic!("resolves")
+        };
+        assert_eq!(d.storage.evict_to, 512 << 10);
+        let Ok(d) = c("[storage]\nmax_bytes = 1000\nevict_to = 700\n") else {
+            panic!("resolves")
+        };
+        assert_eq!(d.storage.evict_to, 700);
+        let e = c("[storage]\nmax_bytes = \"1KiB\"\nevict_to = \"2KiB\"\n").err();
+        assert!(e.is_some_and(|e| e.to_string().contains("storage.evict_to")));
+        assert!(c("[storage]\nevict_to = \"120%\"\n").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_an_error() {
         assert!(Config::from_toml("[server]\nadress = \"x\"\n", &no_env).is_err());
         assert!(Config::from_toml("[nonsense]\n", &no_env).is_err());
@@ -505,6 +540,7 @@ mod tests {
             [storage]
             data_dir = "/var/lib/lifeboat-test"
             max_bytes = "7GiB"
+            evict_to = "75%"
             min_free_bytes = "3MiB"
             [limits]
             max_object_size = "1GiB"
@@ -581,6 +617,7 @@ mod tests {
             "admin_token_file",
             "replication_rate",
             "revalidate_after = 45",
+            "evict_to",
         ] {
             assert!(printed.contains(key), "{key} missing:\n{printed}");
         }

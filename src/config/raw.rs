@@ -179,8 +179,49 @@ pub(super) struct RawServer {
 pub(super) struct RawStorage {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) max_bytes: Option<RawSize>,
+    pub(super) evict_to: Option<RawEvictTo>,
     pub(super) min_free_bytes: Option<RawSize>,
     pub(super) encryption_key_file: Option<PathBuf>,
+}
+
+/// `storage.evict_to`: a size (`"45GiB"`, `1024`) or a share of `max_bytes` (`"90%"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawEvictTo {
+    Bytes(u64),
+    Text(String),
+}
+
+impl RawEvictTo {
+    /// The low-water mark in bytes, for a budget of `max_bytes`.
+    pub(super) fn bytes(&self, max_bytes: u64) -> Result<u64, String> {
+        match self {
+            RawEvictTo::Bytes(b) => Ok(*b),
+            RawEvictTo::Text(t) => parse_evict_to(t, max_bytes),
+        }
+    }
+}
+
+/// Parses `storage.evict_to`: a percentage of `max_bytes` (`"90%"`, `"87.5 %"`, from 0 to
+/// 100) or a size as `parse_size` reads it.
+pub fn parse_evict_to(s: &str, max_bytes: u64) -> Result<u64, String> {
+    let s = s.trim();
+    let Some(pct) = s.strip_suffix('%') else {
+        return parse_size(s);
+    };
+    let pct: f64 = pct
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a percentage: {s:?}"))?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(format!("a percentage from 0% to 100%, not {s:?}"));
+    }
+    // Exact for whole percentages of any budget (no float rounding on the bytes).
+    if pct.fract() == 0.0 {
+        let whole = u128::from(max_bytes) * (pct as u128) / 100;
+        return Ok(u64::try_from(whole).unwrap_or(max_bytes));
+    }
+    Ok(((max_bytes as f64) * pct / 100.0).floor() as u64)
 }
 
 #[derive(Deserialize)]

@@ -86,12 +86,26 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
     let cluster =
         super::network::resolve_cluster(std::mem::take(&mut raw.cluster), admin.token.is_some())?;
 
+    let max_bytes = raw.storage.max_bytes.map_or(50 << 30, RawSize::bytes);
+    let evict_to = match &raw.storage.evict_to {
+        None => max_bytes / 10 * 9,
+        Some(e) => e
+            .bytes(max_bytes)
+            .map_err(|m| invalid("storage.evict_to", m))?,
+    };
+    if evict_to > max_bytes {
+        return Err(invalid(
+            "storage.evict_to",
+            format!("{evict_to} bytes is more than storage.max_bytes ({max_bytes})"),
+        ));
+    }
     let storage = StorageConfig {
         data_dir: env("LIFEBOAT_DATA_DIR")
             .map(PathBuf::from)
             .or(raw.storage.data_dir)
             .unwrap_or_else(|| PathBuf::from("./lifeboat-data")),
-        max_bytes: raw.storage.max_bytes.map_or(50 << 30, RawSize::bytes),
+        max_bytes,
+        evict_to,
         min_free_bytes: raw.storage.min_free_bytes.map_or(128 << 20, RawSize::bytes),
         encryption_key: match &raw.storage.encryption_key_file {
             Some(path) => Some(read_encryption_key(path)?),

@@ -352,7 +352,7 @@ impl Fill {
         };
         // A local write or delete that landed meanwhile is newer: keep it.
         match self.store.commit_fill(&self.bucket, &self.key, meta).await {
-            Ok(true) => {}
+            Ok(true) => self.gw.cache_kick(),
             Ok(false) => tracing::debug!("cache fill superseded by a local change"),
             Err(e) => tracing::warn!(error = %e, "cache fill not committed"),
         }

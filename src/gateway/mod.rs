@@ -13,11 +13,14 @@
 //!   the request path, guarded by ETag, with jittered backoff.
 //! - `read`, `fill`: cached reads, misses streamed to the client and into the cache at once.
 //! - `list`: upstream listings merged with the outbox. `buckets`: adopting and mirroring buckets.
+//! - `evict`: the cache budget: least-recently-used eviction of synced copies in the
+//!   background, and the 507 when what cannot be evicted fills it.
 //!
 //! The gateway returns data (metadata, `read::ObjectSource`, pages); the handlers render HTTP.
 
 pub mod buckets;
 pub mod coherence;
+pub mod evict;
 pub mod fill;
 pub mod list;
 pub mod migrate;
@@ -56,6 +59,8 @@ pub struct Gateway {
     pace: migrate::Pace,
     /// The cache warm-up this node runs (or ran last).
     warmer: warm::Warmer,
+    /// The cache budget and the eviction task's state.
+    pub cache: evict::Cache,
     /// `[cluster] peers`, told of every change this node makes upstream.
     peers: Option<coherence::Peers>,
     /// Turned true on shutdown: the replay worker stops after its current entry.
@@ -93,6 +98,7 @@ impl Gateway {
         config: UpstreamConfig,
         store: Store,
         peers: Option<coherence::Peers>,
+        budget: evict::Budget,
     ) -> Result<Arc<Self>, String> {
         let replication_rate = config.replication_rate;
         Ok(Arc::new(Self {
@@ -100,6 +106,7 @@ impl Gateway {
             warmer: warm::Warmer::default(),
             sync_run: Mutex::new(None),
             pace: migrate::Pace::new(replication_rate),
+            cache: evict::Cache::new(budget),
             write: config.write,
             read: config.read,
             upstream: Upstream::new(config)?,
@@ -146,6 +153,7 @@ impl Gateway {
         {
             tracing::warn!("the replay worker did not stop in time; its entry stays queued");
         }
+        self.stop_evictor().await;
     }
 
     /// Wakes the replay worker.

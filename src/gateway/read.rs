@@ -183,6 +183,9 @@ impl Gateway {
     /// The local copy, opened for serving, as `cache`.
     async fn local(&self, r: &ReadRequest<'_>, cache: CacheStatus) -> S3Result<ObjectSource> {
         let (meta, blobs) = self.store.open_read(r.bucket, r.key, r.head).await?;
+        if !r.head {
+            self.cache_read(r.bucket, r.key);
+        }
         Ok(ObjectSource::Local {
             meta,
             blobs,
@@ -206,6 +209,9 @@ impl Gateway {
                 // A hit (or a copy not yet upstream: the newest there is) is served from what
                 // is already open, with no second look-up.
                 if !check {
+                    if !r.head {
+                        self.cache_read(r.bucket, r.key);
+                    }
                     return Ok(ObjectSource::Local {
                         meta,
                         blobs,

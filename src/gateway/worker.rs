@@ -145,6 +145,8 @@ impl Gateway {
                     let e = match gw.replay_entry(seq, &entry.op, entry.migrate).await {
                         Ok(()) => {
                             crate::metrics::replay("done");
+                            // The object may be synced now, so evictable.
+                            gw.cache_kick();
                             failures = 0;
                             continue;
                         }
@@ -224,7 +226,7 @@ async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, wait: std::time::D
 }
 
 /// Resolves once shutdown has been asked for.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 

@@ -137,8 +137,8 @@ pub async fn upload_part(
         PartChecksum::Default(upload.checksum)
     };
     let plan = plan_upload(ctx, headers, payload, version, rule)?;
-    ctx.store
-        .check_space(
+    ctx.replication
+        .check_room(
             plan.declared_len.unwrap_or(0),
             ctx.config.storage.min_free_bytes,
         )

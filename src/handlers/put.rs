@@ -25,8 +25,8 @@ pub async fn put_object(
     // Checked before the body is read, so 100-continue clients never send it.
     let plan = plan_upload(ctx, headers, payload, version, PartChecksum::Object)?;
     ctx.store.bucket(bucket).await?;
-    ctx.store
-        .check_space(
+    ctx.replication
+        .check_room(
             plan.declared_len.unwrap_or(0),
             ctx.config.storage.min_free_bytes,
         )

@@ -10,19 +10,25 @@
 //! - this facade, with `replay.rs` and `multipart.rs` holding the same two sides;
 //! - `blob`, `readers`, `copy`: blob files, read pinning, server-side copies; `sealed`: the
 //!   encrypted blob format (`storage.encryption_key_file`) that `blob` reads and writes.
+//! - `access`, `pins`, `lru` (with `cache.rs` and `catalog/cache.rs`): what the gateway's
+//!   cache budget needs: read times kept in batches, pinned prefixes, the eviction order.
 //!
 //! Writes go temp file → fsync → rename → fsync of the directory → metadata commit, so a crash
 //! leaves either the old object or the new one. Start-up recovery removes temp files and blobs
 //! that no metadata references. Listings are served from the catalog, never from a directory walk.
 
+mod access;
 pub mod blob;
+mod cache;
 mod catalog;
 mod copy;
 mod error;
+mod lru;
 mod meta;
 mod multipart;
 mod objects;
 pub mod outbox;
+mod pins;
 mod readers;
 mod replay;
 mod schema;
@@ -37,17 +43,20 @@ use std::sync::Arc;
 use crate::checksum::{BodyDigests, ChecksumAlgorithm};
 use crate::secret::EncryptionKey;
 
+use access::AccessTimes;
 pub use blob::{BlobDirs, BlobWriter, DurableBlob, SegmentRead, SegmentStream};
 use catalog::Catalog;
 pub use catalog::MigrationPage;
 pub use catalog::Retried;
 pub use error::{StoreError, is_no_space};
+pub use lru::Candidate;
 pub use meta::{
     BucketMeta, CompletedUpload, ContentHeaders, ObjectMeta, PartMeta, Precondition, Segment,
     SyncState, UploadMeta,
 };
 pub use objects::{ListPage, ListQuery};
 pub use outbox::{Attempts, DeadLetter, DeadLetterFilter, OutboxStats};
+pub use pins::Pin;
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
 pub use usage::{ByState, Usage};
@@ -68,6 +77,8 @@ struct Inner {
     catalog: Catalog,
     /// Blobs being read; a blob removed meanwhile is unlinked by its last reader.
     readers: Readers,
+    /// Reads of cached copies not yet persisted (`access.rs`).
+    access: AccessTimes,
 }
 
 impl Store {
@@ -99,6 +110,7 @@ impl Store {
                 dirs: dirs.clone(),
                 catalog,
                 readers: Readers::new(dirs),
+                access: AccessTimes::default(),
             }),
         };
         store.recover()?;

@@ -100,6 +100,12 @@ impl Readers {
         Ok(Some((guard, first)))
     }
 
+    /// Whether any of `blobs` is being read right now.
+    pub fn any_pinned<'a>(&self, mut blobs: impl Iterator<Item = &'a str>) -> bool {
+        let pinned = self.lock();
+        blobs.any(|b| pinned.contains_key(b))
+    }
+
     /// Removes a blob no metadata references any more; while it is being read, the last reader
     /// removes it instead.
     pub async fn remove_blob(&self, id: &str) {

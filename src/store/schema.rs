@@ -34,6 +34,13 @@ pub const COMPLETED_UPLOADS: TableDefinition<&str, &[u8]> =
 /// write of `OBJECTS`, so totals never need a scan.
 pub const USAGE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("usage");
 
+/// `bucket \0 key` → when a cached object was last read from local disk (ms since the
+/// epoch, big-endian i64), written in batches (`access.rs`), for least-recently-used eviction.
+pub const ACCESS: TableDefinition<&[u8], i64> = TableDefinition::new("access");
+
+/// `bucket \0 prefix` → `Pin`: objects under a pinned prefix are never evicted.
+pub const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
+
 /// Set in `COUNTERS` once `USAGE` holds every object (stores from before it are counted once).
 pub const USAGE_BUILT: &str = "usage_v1";
 
@@ -52,6 +59,8 @@ pub fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DEAD_LETTERS)?;
     txn.open_table(USAGE)?;
     txn.open_table(COMPLETED_UPLOADS)?;
+    txn.open_table(ACCESS)?;
+    txn.open_table(PINS)?;
     Ok(())
 }
 
@@ -70,6 +79,14 @@ pub fn bucket_end(bucket: &str) -> Vec<u8> {
     k.extend_from_slice(bucket.as_bytes());
     k.push(1);
     k
+}
+
+/// The bucket and key of an `OBJECTS` key (`None` when it is not `bucket \0 key` in UTF-8).
+pub fn split_object_key(k: &[u8]) -> Option<(&str, &str)> {
+    let at = k.iter().position(|b| *b == 0)?;
+    let bucket = std::str::from_utf8(&k[..at]).ok()?;
+    let key = std::str::from_utf8(&k[at + 1..]).ok()?;
+    Some((bucket, key))
 }
 
 /// The range `[start, end)` of object keys under `prefix` in `bucket`.
@@ -127,5 +144,10 @@ mod tests {
         assert!(object_key("b", "a/x") >= s && object_key("b", "a/x") < e);
         assert!(object_key("b", "b") >= e);
         assert_eq!(part_number(&part_key("u", 513)), 513);
+        assert_eq!(
+            split_object_key(&object_key("b", "a\0/x")),
+            Some(("b", "a\0/x"))
+        );
+        assert_eq!(split_object_key(b"no-separator"), None);
     }
 }

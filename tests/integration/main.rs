@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod buckets;
+mod cache;
 mod cli;
 mod coherence;
 mod copy;

@@ -15,8 +15,9 @@ use super::meta::{BucketMeta, ObjectMeta, Precondition, Referenced, SyncState};
 use super::objects::{self, ListPage, ListQuery};
 use super::outbox::{self, OutboxOp};
 use super::usage::{self, Usage};
-use super::{schema, uploads};
+use super::{access, schema, uploads};
 
+mod cache;
 mod migrate;
 mod multipart;
 mod replay;
@@ -222,6 +223,7 @@ impl Catalog {
     ) -> Result<(Option<ObjectMeta>, Option<u64>), StoreError> {
         self.write(|txn| {
             let old = objects::remove(txn, bucket, key)?;
+            access::forget(txn, bucket, key)?;
             let seq = match tombstone {
                 Some(now) => {
                     let op = OutboxOp::Delete {
@@ -240,7 +242,7 @@ impl Catalog {
     }
 
     /// Deletes a cached copy only if it is still this synced version and nothing is queued for
-    /// the key (a revalidation found the upstream changed or deleted it).
+    /// the key (a revalidation found the upstream changed or deleted it, or it is evicted).
     pub fn delete_if_synced(
         &self,
         bucket: &str,
@@ -254,6 +256,7 @@ impl Catalog {
             match objects::current(txn, bucket, key)? {
                 Some(m) if m.etag == etag && m.sync == SyncState::Synced => {
                     objects::remove(txn, bucket, key)?;
+                    access::forget(txn, bucket, key)?;
                     Ok(Some(m))
                 }
                 _ => Ok(None),
