@@ -218,6 +218,8 @@ pub struct UpstreamConfig {
     /// Bytes per second the replay worker (and so `lifeboat sync`) uploads at most; 0: no
     /// limit.
     pub replication_rate: u64,
+    /// Outbox entries (distinct keys) the replay worker uploads at once.
+    pub replication_concurrency: usize,
 }
 
 /// Request limits; each answers with the AWS error named beside it.
@@ -587,6 +589,7 @@ mod tests {
             breaker_cooldown_ms = 444
             allow_write_override = false
             replication_rate = "20MiB"
+            replication_concurrency = 6
         "#;
         let dir = tempfile::tempdir().expect("tempdir");
         let token = dir.path().join("token");
@@ -616,6 +619,7 @@ mod tests {
             "peers",
             "admin_token_file",
             "replication_rate",
+            "replication_concurrency",
             "revalidate_after = 45",
             "evict_to",
         ] {

@@ -277,6 +277,7 @@ pub(super) struct RawUpstream {
     pub(super) breaker_cooldown_ms: Option<u64>,
     pub(super) allow_write_override: Option<bool>,
     pub(super) replication_rate: Option<RawSize>,
+    pub(super) replication_concurrency: Option<usize>,
 }
 
 impl fmt::Debug for RawUpstream {

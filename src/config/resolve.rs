@@ -386,6 +386,7 @@ fn resolve_upstream(
         breaker_cooldown: ms(raw.breaker_cooldown_ms, 5_000),
         allow_write_override: raw.allow_write_override.unwrap_or(true),
         replication_rate: raw.replication_rate.map_or(0, RawSize::bytes),
+        replication_concurrency: raw.replication_concurrency.unwrap_or(4).clamp(1, 64),
     }))
 }
 

@@ -4,7 +4,10 @@
 //! the upstream, so an older version (or an older tombstone) never lands after a newer write.
 //! Failures back off with jitter; a refusal retrying cannot change moves to the dead letters.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use tokio::task::JoinSet;
 
 use super::Gateway;
 use crate::limits::{
@@ -114,10 +117,10 @@ impl Gateway {
                 Err(e) => tracing::error!(error = %e, "cannot queue the dead letters again"),
             }
             let mut failures = 0u32;
-            // Local failures of the entry at the head of the queue, and which entry that is.
-            let mut local_failures = (0u64, 0u32);
-            // The worker's tries of the entry at the head of the queue, kept with a refusal.
-            let mut head: Option<(u64, Attempts)> = None;
+            let concurrency = gw.upstream.config.replication_concurrency.max(1);
+            // Local failures, and the worker's tries (kept with a refusal), of queued entries.
+            let mut local_failures: HashMap<u64, u32> = HashMap::new();
+            let mut tries: HashMap<u64, Attempts> = HashMap::new();
             loop {
                 if *stop.borrow() {
                     break;
@@ -137,17 +140,42 @@ impl Gateway {
                     }
                     continue;
                 }
-                for (seq, entry) in batch {
-                    if *stop.borrow() {
-                        break;
+                // Entries no longer queued (replayed, superseded) are forgotten.
+                tries.retain(|seq, _| batch.iter().any(|(s, _)| s == seq));
+                local_failures.retain(|seq, _| batch.iter().any(|(s, _)| s == seq));
+                // A key has one entry at most (a newer write supersedes the older entry), so
+                // entries of one batch are distinct keys and may replay side by side; each takes
+                // its key's lock.
+                let mut entries = batch.into_iter();
+                let mut running = JoinSet::new();
+                let mut halted: Option<(u64, Disposition, UpstreamError)> = None;
+                loop {
+                    while running.len() < concurrency && halted.is_none() && !*stop.borrow() {
+                        let Some((seq, entry)) = entries.next() else {
+                            break;
+                        };
+                        let attempts = count_attempt(&mut tries, seq, crate::time::now_ms());
+                        let gw = Arc::clone(&gw);
+                        running.spawn(async move {
+                            let result = gw.replay_entry(seq, &entry.op, entry.migrate).await;
+                            (seq, entry, attempts, result)
+                        });
                     }
-                    let attempts = count_attempt(&mut head, seq, crate::time::now_ms());
-                    let e = match gw.replay_entry(seq, &entry.op, entry.migrate).await {
+                    let Some(joined) = running.join_next().await else {
+                        break;
+                    };
+                    let Ok((seq, entry, attempts, result)) = joined else {
+                        tracing::error!("a replay task failed; its entry stays queued");
+                        continue;
+                    };
+                    let e = match result {
                         Ok(()) => {
                             crate::metrics::replay("done");
                             // The object may be synced now, so evictable.
                             gw.cache_kick();
                             failures = 0;
+                            tries.remove(&seq);
+                            local_failures.remove(&seq);
                             continue;
                         }
                         Err(e) => e,
@@ -156,11 +184,9 @@ impl Gateway {
                     if disposition == Disposition::Local {
                         // A transient local error (too many open files) passes; one that
                         // persists (a blob gone from disk) must not hold the queue forever.
-                        local_failures = match local_failures {
-                            (s, n) if s == seq => (s, n.saturating_add(1)),
-                            _ => (seq, 1),
-                        };
-                        if local_failures.1 >= MAX_LOCAL_FAILURES {
+                        let n = local_failures.entry(seq).or_insert(0);
+                        *n = n.saturating_add(1);
+                        if *n >= MAX_LOCAL_FAILURES {
                             disposition = Disposition::Refused;
                         }
                     }
@@ -176,8 +202,16 @@ impl Gateway {
                         {
                             tracing::error!(seq, error = %err, "cannot move an entry to the dead letters");
                         }
+                        tries.remove(&seq);
+                        local_failures.remove(&seq);
                         continue;
                     }
+                    // The first failure stops new replays; those running finish first.
+                    if halted.is_none() {
+                        halted = Some((seq, disposition, e));
+                    }
+                }
+                if let Some((seq, disposition, e)) = halted {
                     crate::metrics::replay("failed");
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
@@ -188,7 +222,6 @@ impl Gateway {
                     };
                     tracing::warn!(seq, error = %e, reason, retry_in_ms = wait.as_millis() as u64, "outbox replay failed; the entry stays queued");
                     pause(&mut stop, wait).await;
-                    break;
                 }
             }
             tracing::info!("replay worker stopped");
@@ -200,20 +233,20 @@ impl Gateway {
 /// Counts a try of entry `seq` at `now_ms`: another try of the head entry, or the first of a
 /// new one. Kept in memory only (a failed try costs no write): after a restart the count
 /// starts again.
-fn count_attempt(head: &mut Option<(u64, Attempts)>, seq: u64, now_ms: i64) -> Attempts {
-    let attempts = match head {
-        Some((s, a)) if *s == seq => Attempts {
+fn count_attempt(tries: &mut HashMap<u64, Attempts>, seq: u64, now_ms: i64) -> Attempts {
+    let attempts = match tries.get(&seq) {
+        Some(a) => Attempts {
             last_ms: now_ms,
             count: a.count.saturating_add(1),
             ..*a
         },
-        _ => Attempts {
+        None => Attempts {
             first_ms: now_ms,
             last_ms: now_ms,
             count: 1,
         },
     };
-    *head = Some((seq, attempts));
+    tries.insert(seq, attempts);
     attempts
 }
 
@@ -270,14 +303,15 @@ mod tests {
 
     #[test]
     fn attempts_count_the_tries_of_one_entry() {
-        let mut head = None;
+        let mut head = HashMap::new();
         assert_eq!(count_attempt(&mut head, 7, 100).count, 1);
         assert_eq!(count_attempt(&mut head, 7, 200).count, 2);
         let a = count_attempt(&mut head, 7, 300);
         assert_eq!((a.first_ms, a.last_ms, a.count), (100, 300, 3));
-        // The next entry starts its own count.
+        // Another entry has its own count, and the first keeps its own.
         let b = count_attempt(&mut head, 8, 400);
         assert_eq!((b.first_ms, b.last_ms, b.count), (400, 400, 1));
+        assert_eq!(count_attempt(&mut head, 7, 500).count, 4);
     }
 
     #[test]

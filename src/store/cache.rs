@@ -127,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn the_scan_offers_only_unpinned_synced_copies_least_recently_read_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
         store
             .create_bucket("b", BucketMeta::new("o", "r"))
             .await

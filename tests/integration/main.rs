@@ -28,6 +28,7 @@ mod migrate;
 mod multipart;
 mod objects;
 mod post;
+mod replication;
 mod tls;
 mod upstream;
 mod upstream_checksums;
