@@ -79,6 +79,9 @@ enum Command {
     Warm {
         /// s3://bucket/prefix
         target: String,
+        /// Pin the prefix first, so what is fetched is never evicted.
+        #[arg(long)]
+        pin: bool,
         /// TOML configuration file (for the admin address, token and an admin user).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -172,10 +175,11 @@ fn main() -> ExitCode {
         ),
         Command::Warm {
             target,
+            pin,
             config,
             admin,
             ca_file,
-        } => warm(&target, config, admin, ca_file),
+        } => warm(&target, pin, config, admin, ca_file),
         Command::DeadLetters {
             config,
             bucket,
@@ -269,6 +273,7 @@ fn sync(
 
 fn warm(
     target: &str,
+    pin: bool,
     path: Option<PathBuf>,
     admin: Option<String>,
     ca_file: Option<PathBuf>,

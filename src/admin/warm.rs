@@ -1,4 +1,4 @@
-//! `POST /storage/warm {"bucket", "prefix"}` starts a cache warm-up in the background (202,
+//! `POST /storage/warm {"bucket", "prefix", "pin"?}` (with `pin`, the prefix is pinned first) starts a cache warm-up in the background (202,
 //! or 409 while one runs); `GET /storage/warm` reports the running or last one
 //! (`gateway::warm`). Gateway mode only: a local-only server has nothing to fetch.
 
@@ -17,6 +17,9 @@ struct WarmRequest {
     bucket: String,
     #[serde(default)]
     prefix: String,
+    /// Pin the prefix first, so what the warm-up fetches is never evicted.
+    #[serde(default)]
+    pin: bool,
 }
 
 pub async fn handle(
@@ -42,6 +45,17 @@ pub async fn handle(
     })?;
     if req.bucket.is_empty() {
         return Err(ApiError::InvalidRequest("bucket must not be empty".into()));
+    }
+    if req.pin {
+        let pin = crate::store::Pin {
+            bucket: req.bucket.clone(),
+            prefix: req.prefix.clone(),
+            created_ms: crate::time::now_ms(),
+        };
+        ctx.store
+            .add_pin(pin)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     // A bucket that exists only upstream is adopted first, as an S3 request would.
     gw.adopt_bucket(&req.bucket, "", &ctx.config.server.region)

@@ -32,9 +32,10 @@ pub async fn run(
     base: &str,
     bucket: &str,
     prefix: &str,
+    pin: bool,
     ca_file: Option<&std::path::Path>,
 ) -> Result<(String, bool), CliError> {
-    let body = json!({ "bucket": bucket, "prefix": prefix });
+    let body = json!({ "bucket": bucket, "prefix": prefix, "pin": pin });
     match call_json(
         config,
         base,

@@ -102,7 +102,14 @@ async fn a_warm_up_cut_short_is_resumed_and_every_object_is_then_cached() {
     )
     .expect("cli config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(["warm", "s3://warm/media/", "--admin", &lb.admin, "--config"])
+        .args([
+            "warm",
+            "s3://warm/media/",
+            "--pin",
+            "--admin",
+            &lb.admin,
+            "--config",
+        ])
         .arg(&cli_config)
         .output()
         .expect("run lifeboat warm");
@@ -125,6 +132,10 @@ async fn a_warm_up_cut_short_is_resumed_and_every_object_is_then_cached() {
         "what the first run cached is not fetched again: {w}"
     );
     assert!(summary.contains("already cached"), "{summary}");
+    // --pin pinned the prefix.
+    let (_, _, pins) = lb.admin_call("GET", "/storage/pin", AdminAuth::Bearer(TOKEN), b"");
+    let pins: serde_json::Value = serde_json::from_slice(&pins).expect("json");
+    assert_eq!(pins["pins"][0]["prefix"], "media/", "{pins}");
     // Everything is served from the cache with the upstream gone.
     up.kill();
     let s3 = lb.client();
