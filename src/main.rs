@@ -293,6 +293,7 @@ fn warm(
         &base,
         &bucket,
         &prefix,
+        pin,
         ca_file.as_deref(),
     )) {
         Ok((summary, complete)) => {

@@ -63,8 +63,15 @@ pub async fn handle(
             return Err(ApiError::InvalidRequest("a prefix needs a bucket".into()));
         }
         let rate = rate_of(req.rate.as_ref())?;
-        let run = gw.start_sync(req.bucket, req.prefix, req.dry_run, rate);
-        return Ok((StatusCode::ACCEPTED, json!({ "sync": run })));
+        return Ok(
+            match gw.start_sync(req.bucket, req.prefix, req.dry_run, rate) {
+                Ok(run) => (StatusCode::ACCEPTED, json!({ "sync": run })),
+                Err(running) => (
+                    StatusCode::CONFLICT,
+                    json!({ "error": { "code": "SyncRunning", "message": "a sync is still queueing; wait for it (GET /storage/sync)" }, "sync": running }),
+                ),
+            },
+        );
     }
     let run = gw.sync_status();
     let usage = ctx

@@ -63,26 +63,23 @@ impl Gateway {
         }
         // Objects written before gateway mode was on (not yet synced by `lifeboat sync`) are
         // listed too: the upstream does not have them.
-        for (key, meta) in self
-            .local_only_in_window(bucket, &q, horizon.as_deref())
-            .await?
-        {
-            queued.push(Queued::Put {
-                key,
-                meta: Some(meta),
-            });
-        }
+        queued.extend(
+            self.local_only_in_window(bucket, &q, horizon.as_deref())
+                .await?,
+        );
         Ok(merge(&q, page, queued))
     }
 
-    /// The first `max_keys` local-only objects of the listing's window, read from the index
-    /// only when the bucket has any (the usage totals say so).
+    /// The local-only objects of the listing's window, and under a delimiter the common
+    /// prefixes of the local index (each counted once), up to `max_keys` entries; read from
+    /// the index only when the bucket has local-only objects (the usage totals say so). A
+    /// common prefix of synced copies only is one the upstream lists anyway.
     async fn local_only_in_window(
         &self,
         bucket: &str,
         q: &ListQuery,
         horizon: Option<&str>,
-    ) -> S3Result<Vec<(String, ObjectMeta)>> {
+    ) -> S3Result<Vec<Queued>> {
         let usage = self.store.usage_by_bucket().await?;
         if usage.get(bucket).is_none_or(|u| u.objects.local_only == 0) {
             return Ok(Vec::new());
@@ -96,21 +93,27 @@ impl Gateway {
                     bucket,
                     ListQuery {
                         prefix: q.prefix.clone(),
-                        delimiter: None,
+                        delimiter: q.delimiter.clone(),
                         start_after: after.clone(),
                         max_keys: LOCAL_ONLY_SCAN,
                     },
                 )
                 .await?;
-            for (key, meta) in page.objects {
+            let mut entries: Vec<(String, Option<ObjectMeta>)> = page
+                .objects
+                .into_iter()
+                .filter(|(_, m)| m.sync == SyncState::LocalOnly)
+                .map(|(k, m)| (k, Some(m)))
+                .chain(page.common_prefixes.into_iter().map(|p| (p, None)))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, meta) in entries {
                 if horizon.is_some_and(|h| key.as_str() > h) {
                     return Ok(found);
                 }
-                if meta.sync == SyncState::LocalOnly {
-                    found.push((key, meta));
-                    if found.len() >= q.max_keys {
-                        return Ok(found);
-                    }
+                found.push(Queued::Put { key, meta });
+                if found.len() >= q.max_keys {
+                    return Ok(found);
                 }
             }
             if !page.is_truncated || page.last.is_none() {

@@ -66,6 +66,11 @@ impl Pace {
         s.last = None;
     }
 
+    /// Whether uploads are paced at all.
+    pub fn limited(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).rate > 0
+    }
+
     /// Waits until `bytes` may be sent at the current rate. A body larger than a second's
     /// worth goes at once and is paid for by the waits after it, so the average holds.
     pub async fn take(&self, bytes: u64) {
@@ -95,14 +100,18 @@ impl Pace {
 }
 
 impl Gateway {
-    /// Starts a sync in the background (see `sync`); its first status.
+    /// Starts a sync in the background (see `sync`); its first status, or `Err` with the
+    /// running one's while one is still queueing.
     pub fn start_sync(
         self: &std::sync::Arc<Self>,
         bucket: Option<String>,
         prefix: String,
         dry_run: bool,
         rate: u64,
-    ) -> SyncRun {
+    ) -> Result<SyncRun, Box<SyncRun>> {
+        if let Some(running) = self.sync_status().filter(|r| r.queueing) {
+            return Err(Box::new(running));
+        }
         let run = SyncRun {
             bucket: bucket.clone(),
             prefix: prefix.clone(),
@@ -123,7 +132,7 @@ impl Gateway {
                 });
             }
         });
-        run
+        Ok(run)
     }
 
     /// Queues the local-only objects of `bucket` (or every bucket) under `prefix`; with
@@ -203,6 +212,17 @@ impl Gateway {
             .as_mut()
         {
             f(r);
+        }
+    }
+
+    /// Waits for the replication pace before an upload, outside the key's lock (a long wait
+    /// must not hold the key's writes and reads).
+    pub(super) async fn pace_upload(&self, op: &crate::store::outbox::OutboxOp) {
+        if let crate::store::outbox::OutboxOp::Put { bucket, key, .. } = op
+            && self.pace.limited()
+            && let Ok(meta) = self.store.object(bucket, key).await
+        {
+            self.pace.take(meta.size).await;
         }
     }
 

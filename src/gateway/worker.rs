@@ -89,7 +89,6 @@ impl Gateway {
                 self.migrated(None);
             }
             ReplayStep::Push(meta) => {
-                self.pace.take(meta.size).await;
                 self.push_object(bucket, key, &meta, false).await?;
                 if migrate {
                     self.migrated(Some(meta.size));
@@ -148,7 +147,8 @@ impl Gateway {
                 // its key's lock.
                 let mut entries = batch.into_iter();
                 let mut running = JoinSet::new();
-                let mut halted: Option<(u64, Disposition, UpstreamError)> = None;
+                // The first failure of the batch: its entry, what it means, and why.
+                let mut halted: Option<(Option<u64>, Disposition, String)> = None;
                 loop {
                     while running.len() < concurrency && halted.is_none() && !*stop.borrow() {
                         let Some((seq, entry)) = entries.next() else {
@@ -157,6 +157,7 @@ impl Gateway {
                         let attempts = count_attempt(&mut tries, seq, crate::time::now_ms());
                         let gw = Arc::clone(&gw);
                         running.spawn(async move {
+                            gw.pace_upload(&entry.op).await;
                             let result = gw.replay_entry(seq, &entry.op, entry.migrate).await;
                             (seq, entry, attempts, result)
                         });
@@ -165,7 +166,13 @@ impl Gateway {
                         break;
                     };
                     let Ok((seq, entry, attempts, result)) = joined else {
-                        tracing::error!("a replay task failed; its entry stays queued");
+                        // A replay that panicked: its entry stays queued, and the worker backs
+                        // off as after any failure.
+                        halted.get_or_insert((
+                            None,
+                            Disposition::Local,
+                            "a replay task failed".to_owned(),
+                        ));
                         continue;
                     };
                     let e = match result {
@@ -173,7 +180,6 @@ impl Gateway {
                             crate::metrics::replay("done");
                             // The object may be synced now, so evictable.
                             gw.cache_kick();
-                            failures = 0;
                             tries.remove(&seq);
                             local_failures.remove(&seq);
                             continue;
@@ -208,21 +214,25 @@ impl Gateway {
                     }
                     // The first failure stops new replays; those running finish first.
                     if halted.is_none() {
-                        halted = Some((seq, disposition, e));
+                        halted = Some((Some(seq), disposition, e.to_string()));
                     }
                 }
-                if let Some((seq, disposition, e)) = halted {
-                    crate::metrics::replay("failed");
-                    failures = failures.saturating_add(1);
-                    let wait = backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
-                    let reason = match disposition {
-                        Disposition::Denied => "the upstream refuses the credentials",
-                        Disposition::Local => "local error",
-                        _ => "upstream unavailable",
-                    };
-                    tracing::warn!(seq, error = %e, reason, retry_in_ms = wait.as_millis() as u64, "outbox replay failed; the entry stays queued");
-                    pause(&mut stop, wait).await;
-                }
+                let Some((seq, disposition, e)) = halted else {
+                    // A batch with no failure resets the backoff; one whose other entries went
+                    // through while one failed does not.
+                    failures = 0;
+                    continue;
+                };
+                crate::metrics::replay("failed");
+                failures = failures.saturating_add(1);
+                let wait = backoff(failures, rand::random::<f64>()).max(REPLAY_MIN_BACKOFF);
+                let reason = match disposition {
+                    Disposition::Denied => "the upstream refuses the credentials",
+                    Disposition::Local => "local error",
+                    _ => "upstream unavailable",
+                };
+                tracing::warn!(seq, error = %e, reason, retry_in_ms = wait.as_millis() as u64, "outbox replay failed; the entry stays queued");
+                pause(&mut stop, wait).await;
             }
             tracing::info!("replay worker stopped");
         });

@@ -233,9 +233,12 @@ fn is_anonymous(parts: &http::request::Parts, query: &[(String, String)]) -> boo
 fn is_public(rules: &[crate::config::BucketRule], op: &Operation) -> bool {
     let rule = |b: &str| rules.iter().find(|r| r.name == b);
     match op {
-        Operation::GetObject { bucket, .. } | Operation::HeadObject { bucket, .. } => {
-            rule(bucket).is_some_and(|r| r.public_read)
-        }
+        // As AWS, the response-* overrides are not for anonymous requests (they would let a
+        // link serve an uploaded file as HTML from this origin).
+        Operation::GetObject {
+            bucket, overrides, ..
+        } => overrides.is_empty() && rule(bucket).is_some_and(|r| r.public_read),
+        Operation::HeadObject { bucket, .. } => rule(bucket).is_some_and(|r| r.public_read),
         Operation::ListObjects { bucket, .. } | Operation::ListObjectsV2 { bucket, .. } => {
             rule(bucket).is_some_and(|r| r.public_list)
         }

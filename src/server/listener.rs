@@ -87,10 +87,9 @@ impl ConnectionRules {
     }
 }
 
-/// Requests in flight on one connection, how many have ended, and when the last one did.
+/// Requests in flight on one connection, and when the last one ended.
 pub(super) struct Activity {
     in_flight: AtomicUsize,
-    ended: std::sync::atomic::AtomicU64,
     last: Mutex<Instant>,
 }
 
@@ -98,7 +97,6 @@ impl Activity {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             in_flight: AtomicUsize::new(0),
-            ended: std::sync::atomic::AtomicU64::new(0),
             last: Mutex::new(Instant::now()),
         })
     }
@@ -106,11 +104,6 @@ impl Activity {
     /// No request in flight.
     pub(super) fn idle(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) == 0
-    }
-
-    /// Requests ended so far.
-    pub(super) fn ended(&self) -> u64 {
-        self.ended.load(Ordering::SeqCst)
     }
 
     /// Counts a request in; the guard counts it out when dropped.
@@ -147,7 +140,6 @@ struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.ended.fetch_add(1, Ordering::SeqCst);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }

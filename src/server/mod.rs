@@ -8,6 +8,7 @@
 
 pub mod access;
 mod dispatch;
+mod framing;
 mod head_guard;
 mod listener;
 mod rate;
