@@ -97,6 +97,9 @@ pub fn cache(ctx: &Context, usage: &Usage, free: Option<u64>, pins: usize) -> (V
     (doc, r.full.is_some())
 }
 
+/// Unreachable objects named in the status document.
+const UNREACHABLE_SAMPLE: usize = 20;
+
 /// What the store holds and owes, at one moment.
 pub struct Totals {
     pub usage: Usage,
@@ -142,6 +145,20 @@ pub async fn document(ctx: &Context, started: Instant, buckets: bool) -> Result<
     });
     let pins = ctx.store.pins().await.map_err(ApiError::internal)?.len();
     doc["cache"] = cache(ctx, &t.usage, free, pins).0;
+    // Turned local-only after gateway mode: what the cache budget evicted is only upstream.
+    if up.is_none() {
+        let u = ctx
+            .store
+            .unreachable(UNREACHABLE_SAMPLE)
+            .await
+            .map_err(ApiError::internal)?;
+        doc["unreachable"] = json!({
+            "detail": "evicted by the cache budget while in gateway mode: only the upstream has these; turn it on again to read them",
+            "objects": u.objects,
+            "bytes": u.bytes,
+            "sample": u.sample,
+        });
+    }
     if buckets {
         let per = ctx
             .store

@@ -340,7 +340,7 @@ impl Gateway {
             }
             if self
                 .store
-                .delete_if_synced(&c.bucket, &c.key, &c.etag)
+                .evict_if_synced(&c.bucket, &c.key, &c.etag)
                 .await?
             {
                 freed = freed.saturating_add(c.size);

@@ -46,8 +46,8 @@ use crate::secret::EncryptionKey;
 use access::AccessTimes;
 pub use blob::{BlobDirs, BlobWriter, DurableBlob, SegmentRead, SegmentStream};
 use catalog::Catalog;
-pub use catalog::MigrationPage;
 pub use catalog::Retried;
+pub use catalog::{MigrationPage, Unreachable};
 pub use error::{StoreError, is_no_space};
 pub use lru::Candidate;
 pub use meta::{
@@ -396,6 +396,32 @@ impl Store {
     }
 
     /// See `Catalog::delete_if_synced`; removes the deleted copy's blobs.
+    /// As `delete_if_synced`, for the cache budget: the eviction is recorded (`EVICTED`), so
+    /// a server turned local-only can say what only the upstream holds.
+    pub async fn evict_if_synced(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError> {
+        let (b, k, e) = (bucket.to_owned(), key.to_owned(), etag.to_owned());
+        match self
+            .blocking(move |ix| ix.evict_if_synced(&b, &k, &e))
+            .await?
+        {
+            Some(old) => {
+                self.discard(&old).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Evicted objects that are not local again (`sample` of them named).
+    pub async fn unreachable(&self, sample: usize) -> Result<Unreachable, StoreError> {
+        self.blocking(move |ix| ix.unreachable(sample)).await
+    }
+
     pub async fn delete_if_synced(
         &self,
         bucket: &str,

@@ -41,6 +41,11 @@ pub const ACCESS: TableDefinition<&[u8], i64> = TableDefinition::new("access");
 /// `bucket \0 prefix` → `Pin`: objects under a pinned prefix are never evicted.
 pub const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
 
+/// `bucket \0 key` → the size of a synced copy evicted by the cache budget (big-endian u64):
+/// what the upstream alone holds, and so what is unreachable once gateway mode is turned off
+/// (counted for the status document only where the key is not local again).
+pub const EVICTED: TableDefinition<&[u8], u64> = TableDefinition::new("evicted");
+
 /// Set in `COUNTERS` once `USAGE` holds every object (stores from before it are counted once).
 pub const USAGE_BUILT: &str = "usage_v1";
 
@@ -61,6 +66,7 @@ pub fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(COMPLETED_UPLOADS)?;
     txn.open_table(ACCESS)?;
     txn.open_table(PINS)?;
+    txn.open_table(EVICTED)?;
     Ok(())
 }
 

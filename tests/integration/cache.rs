@@ -60,7 +60,7 @@ async fn eviction_keeps_pending_and_pinned_objects_and_refuses_writes_when_they_
          [upstream]\nendpoint = \"http://127.0.0.1:{}\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n",
         proxy.port, up.access_key, up.secret_key
     );
-    let lb = lifeboat(lb_dir.path(), &config);
+    let mut lb = lifeboat(lb_dir.path(), &config);
     let s3 = lb.client();
     s3.create_bucket().bucket("cache").send().await.unwrap();
     let cache = lb.status()["cache"].clone();
@@ -178,6 +178,35 @@ async fn eviction_keeps_pending_and_pinned_objects_and_refuses_writes_when_they_
         lb.status()["cache"]["full"] == false
     })
     .await;
+
+    // Turned local-only again: what is on local disk is served, and the status document says
+    // which evicted objects only the upstream has (they are 404 now).
+    let count = |s: &Value| -> u64 {
+        ["local_only", "pending", "synced", "failed"]
+            .iter()
+            .map(|k| s["local"]["objects"][*k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let on_disk = count(&lb.status());
+    lb.kill9();
+    let lb = lifeboat(lb_dir.path(), "[storage]\nmax_bytes = \"1MiB\"\n");
+    let s = lb.status();
+    assert_eq!(s["mode"], "local-only");
+    assert_eq!(count(&s), on_disk, "{s}");
+    let unreachable = &s["unreachable"];
+    let gone = unreachable["objects"].as_u64().unwrap();
+    assert!(gone >= 1, "{s}");
+    assert_eq!(
+        gone + on_disk,
+        13,
+        "every object is either on disk or named: {s}"
+    );
+    for key in unreachable["sample"].as_array().unwrap() {
+        let (status, _, _, _) = get(&lb, &format!("/{}", key.as_str().unwrap()));
+        assert_eq!(status, 404, "{key}");
+    }
+    let (status, _, _, body) = get(&lb, "/cache/pinned/a");
+    assert_eq!((status, body == pinned), (200, true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use crate::store::error::StoreError;
 use crate::store::lru::{Candidate, Oldest, last_access};
 use crate::store::meta::SyncState;
 use crate::store::pins::{self, Pin};
-use crate::store::schema::{OBJECTS, split_object_key};
+use crate::store::schema::{EVICTED, OBJECTS, object_key, split_object_key};
 
 /// The fields of an `ObjectMeta` row that eviction needs; serde skips the rest of the JSON
 /// (content headers, metadata, checksums), which is most of the cost of decoding a row.
@@ -34,7 +34,57 @@ struct SegmentRow {
     blob: String,
 }
 
+/// Evicted objects not on local disk again: only the upstream has them.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Unreachable {
+    pub objects: u64,
+    pub bytes: u64,
+    /// The first few, as `bucket/key`.
+    pub sample: Vec<String>,
+}
+
 impl Catalog {
+    /// Evicts a synced copy (as `delete_if_synced`) and records it in `EVICTED`, in one
+    /// transaction.
+    pub fn evict_if_synced(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<crate::store::meta::ObjectMeta>, StoreError> {
+        self.write(|txn| {
+            let removed = super::remove_if_synced(txn, bucket, key, etag)?;
+            if let Some(m) = &removed {
+                txn.open_table(EVICTED)?
+                    .insert(object_key(bucket, key).as_slice(), m.size)?;
+            }
+            Ok(removed)
+        })
+    }
+
+    /// The evicted objects that are not local again (a scan of the eviction record).
+    pub fn unreachable(&self, sample: usize) -> Result<Unreachable, StoreError> {
+        self.read(|txn| {
+            let evicted = txn.open_table(EVICTED)?;
+            let objects = txn.open_table(OBJECTS)?;
+            let mut out = Unreachable::default();
+            for entry in evicted.iter()? {
+                let (k, size) = entry?;
+                if objects.get(k.value())?.is_some() {
+                    continue;
+                }
+                out.objects += 1;
+                out.bytes += size.value();
+                if out.sample.len() < sample
+                    && let Some((b, key)) = split_object_key(k.value())
+                {
+                    out.sample.push(format!("{b}/{key}"));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Writes a batch of read times in one transaction.
     pub fn persist_access(&self, batch: &HashMap<Vec<u8>, i64>) -> Result<(), StoreError> {
         if batch.is_empty() {

@@ -22,6 +22,7 @@ mod migrate;
 mod multipart;
 mod replay;
 
+pub use cache::Unreachable;
 pub use migrate::MigrationPage;
 pub use replay::Retried;
 
@@ -55,6 +56,26 @@ fn put_and_queue(
         None
     };
     Ok((old, seq))
+}
+
+/// Removes a copy only if it is still that synced version with nothing queued for its key.
+fn remove_if_synced(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+) -> Result<Option<ObjectMeta>, StoreError> {
+    if outbox::newest(txn, bucket, key)?.is_some() {
+        return Ok(None);
+    }
+    match objects::current(txn, bucket, key)? {
+        Some(m) if m.etag == etag && m.sync == SyncState::Synced => {
+            objects::remove(txn, bucket, key)?;
+            access::forget(txn, bucket, key)?;
+            Ok(Some(m))
+        }
+        _ => Ok(None),
+    }
 }
 
 impl Catalog {
@@ -249,19 +270,7 @@ impl Catalog {
         key: &str,
         etag: &str,
     ) -> Result<Option<ObjectMeta>, StoreError> {
-        self.write(|txn| {
-            if outbox::newest(txn, bucket, key)?.is_some() {
-                return Ok(None);
-            }
-            match objects::current(txn, bucket, key)? {
-                Some(m) if m.etag == etag && m.sync == SyncState::Synced => {
-                    objects::remove(txn, bucket, key)?;
-                    access::forget(txn, bucket, key)?;
-                    Ok(Some(m))
-                }
-                _ => Ok(None),
-            }
-        })
+        self.write(|txn| remove_if_synced(txn, bucket, key, etag))
     }
 
     /// Commits a cache fill: only while the key is absent locally and nothing is queued for it,
