@@ -255,20 +255,7 @@ fn sync(
         rate,
         dry_run: cmd.dry_run,
     };
-    match runtime.block_on(sync_cli::run(&config, &base, &args, ca_file.as_deref())) {
-        Ok((summary, complete)) => {
-            println!("{summary}");
-            if complete {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("lifeboat: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    job_outcome(runtime.block_on(sync_cli::run(&config, &base, &args, ca_file.as_deref())))
 }
 
 fn warm(
@@ -288,14 +275,19 @@ fn warm(
         return ExitCode::FAILURE;
     };
     let base = cli::base_url(&config, admin.as_deref());
-    match runtime.block_on(warm_cli::run(
+    job_outcome(runtime.block_on(warm_cli::run(
         &config,
         &base,
         &bucket,
         &prefix,
         pin,
         ca_file.as_deref(),
-    )) {
+    )))
+}
+
+/// A followed admin job's summary on stdout; exit 1 when it did not complete, or failed.
+fn job_outcome(result: Result<(String, bool), lifeboat::admin::cli::CliError>) -> ExitCode {
+    match result {
         Ok((summary, complete)) => {
             println!("{summary}");
             if complete {

@@ -6,8 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::auth::presign::{Presign, Signer, presign_url};
@@ -42,6 +40,22 @@ pub fn base_url(config: &Config, flag: Option<&str>) -> String {
         None => "http",
     };
     format!("{scheme}://{a}")
+}
+
+/// The progress bar of a long admin job followed from the command line (`lifeboat warm`,
+/// `lifeboat sync`): on a terminal only; `None` when stderr is piped (the job logs lines).
+pub fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} objects {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
 }
 
 /// GETs `path` from the admin API and parses the JSON answer.
@@ -109,13 +123,7 @@ pub async fn call_json(
         url: base.to_owned(),
         reason,
     };
-    let tls = crate::upstream::tls_config(ca_file, "--ca-file").map_err(unreachable)?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = Client::builder(TokioExecutor::new()).build(https);
+    let client = crate::upstream::https_client(ca_file, "--ca-file").map_err(unreachable)?;
     let resp = tokio::time::timeout(TIMEOUT, client.request(req))
         .await
         .map_err(|_| unreachable("no answer in 10 s".into()))?

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use crate::context::Context;
 use crate::dead_letters::{Selection, document};
-use crate::replication::Replication;
 
 fn filter(sel: &Selection, drop: bool) -> Result<crate::store::DeadLetterFilter, ApiError> {
     sel.filter(drop)
@@ -42,13 +41,7 @@ pub async fn list(ctx: &Context, query: &[(String, String)]) -> Result<Value, Ap
 /// `POST /storage/dead-letters/retry`: `{"queued", "moot"}`. Refused local-only (nothing would
 /// replay them).
 pub async fn retry(ctx: &Context, sel: &Selection) -> Result<Value, ApiError> {
-    let Replication::Gateway(gw) = &ctx.replication else {
-        return Err(ApiError::NoUpstream(
-            "this server runs local-only ([upstream] is off): there is no upstream to retry \
-             dead letters against"
-                .into(),
-        ));
-    };
+    let gw = super::error::gateway(ctx, "there is no upstream to retry dead letters against")?;
     let r = ctx
         .store
         .retry_dead_letters(filter(sel, false)?)

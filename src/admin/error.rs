@@ -119,3 +119,17 @@ impl ApiError {
         })
     }
 }
+
+/// The gateway, for the endpoints that need an upstream; `NoUpstream` (409) when the server
+/// runs local-only, saying what could not be done.
+pub fn gateway<'a>(
+    ctx: &'a crate::context::Context,
+    what: &str,
+) -> Result<&'a std::sync::Arc<crate::gateway::Gateway>, ApiError> {
+    match &ctx.replication {
+        crate::replication::Replication::Gateway(gw) => Ok(gw),
+        crate::replication::Replication::Local(_) => Err(ApiError::NoUpstream(format!(
+            "this server runs local-only ([upstream] is off): {what}"
+        ))),
+    }
+}

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use crate::context::Context;
-use crate::replication::Replication;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -43,13 +42,10 @@ pub async fn handle(
     method: &Method,
     body: &Bytes,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let Replication::Gateway(gw) = &ctx.replication else {
-        return Err(ApiError::InvalidRequest(
-            "a sync pushes local objects to the upstream: this server runs local-only (no \
-             [upstream]); turn the upstream on first"
-                .into(),
-        ));
-    };
+    let gw = super::error::gateway(
+        ctx,
+        "a sync pushes local objects to the upstream; turn the upstream on first",
+    )?;
     if method == Method::POST {
         let req: SyncRequest = match body.is_empty() {
             true => SyncRequest::default(),

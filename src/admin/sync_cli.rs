@@ -4,11 +4,9 @@
 //! few seconds otherwise, and a summary (objects, bytes, skipped, failed, time). Run again
 //! after a crash or a stop, it picks up where the outbox left off.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use http::Method;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::cli::{CliError, call_json};
@@ -62,16 +60,7 @@ pub async fn run(
         ca_file,
     )
     .await?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} objects {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = super::cli::progress_bar();
     let mut last_line = Instant::now();
     let doc = loop {
         let doc = call_json(config, base, Method::GET, "/storage/sync", None, ca_file).await?;

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use crate::context::Context;
-use crate::replication::Replication;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,12 +26,7 @@ pub async fn handle(
     method: &Method,
     body: &Bytes,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let Replication::Gateway(gw) = &ctx.replication else {
-        return Err(ApiError::InvalidRequest(
-            "a warm-up fetches from the upstream: this server runs local-only (no [upstream])"
-                .into(),
-        ));
-    };
+    let gw = super::error::gateway(ctx, "a warm-up fetches from the upstream")?;
     if method == Method::GET || method == Method::HEAD {
         let doc = match gw.warm_status() {
             Some(s) => json!({ "warm": s }),

@@ -2,10 +2,8 @@
 //! the one running for the same prefix) and follows it to the end: a progress bar on a
 //! terminal (`indicatif`), a log line every few seconds otherwise, and a summary.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::cli::{CliError, call_json};
@@ -58,16 +56,7 @@ pub async fn run(
         Err(e) => return Err(e),
     }
     let started = Instant::now();
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} objects {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = super::cli::progress_bar();
     let mut last_line = Instant::now();
     let doc = loop {
         let status = call_json(

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -162,13 +161,7 @@ impl Peers {
     /// Starts the task that sends batches of changes to `urls` (admin API base URLs), with the
     /// admin bearer token they share.
     pub fn start(urls: Vec<String>, token: Secret) -> Result<Self, String> {
-        let tls = crate::upstream::tls_config(None, "cluster.peers")?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+        let client: Client<_, Full<Bytes>> = crate::upstream::https_client(None, "cluster.peers")?;
         let (tx, mut rx) = mpsc::channel::<Change>(PEER_QUEUE);
         let token = Arc::new(token);
         tokio::spawn(async move {

@@ -8,13 +8,11 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use http::Method;
 use serde::Serialize;
 
 use super::Gateway;
 use crate::limits::MIGRATION_PAGE;
 use crate::store::StoreError;
-use crate::upstream::{UpstreamRequest, header};
 
 /// What the last sync queued, and what the worker has done with its entries since (this
 /// process's life: a restart keeps the queue, not these counts).
@@ -235,26 +233,5 @@ impl Gateway {
             }
             None => r.skipped += 1,
         });
-    }
-
-    /// Whether the upstream holds this version of the object already (same ETag).
-    pub(super) async fn upstream_has(
-        &self,
-        bucket: &str,
-        key: &str,
-        etag: &str,
-    ) -> Result<bool, crate::upstream::UpstreamError> {
-        let (ub, uk) = self.upstream.map(bucket, key);
-        match self
-            .upstream
-            .send(&UpstreamRequest::new(Method::HEAD, &ub, Some(&uk)))
-            .await
-        {
-            Ok(resp) => {
-                Ok(header(resp.headers(), "etag").is_some_and(|e| e.trim_matches('"') == etag))
-            }
-            Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -294,13 +294,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// Deletes the upstream object only if it carries `etag` (the write being undone).
-    pub async fn revert_upstream(
+    /// Whether the upstream holds this version of the object already (same ETag).
+    pub(super) async fn upstream_has(
         &self,
         bucket: &str,
         key: &str,
         etag: &str,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<bool, UpstreamError> {
         let (ub, uk) = self.upstream.map(bucket, key);
         match self
             .upstream
@@ -308,22 +308,29 @@ impl Gateway {
             .await
         {
             Ok(resp) => {
-                let theirs = header(resp.headers(), "etag")
-                    .unwrap_or("")
-                    .trim_matches('"');
-                if theirs == etag {
-                    tracing::info!(
-                        bucket,
-                        key,
-                        "undoing a strict write that reached the upstream after it failed"
-                    );
-                    self.delete_upstream(bucket, key).await?;
-                }
-                Ok(())
+                Ok(header(resp.headers(), "etag").is_some_and(|e| e.trim_matches('"') == etag))
             }
-            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Deletes the upstream object only if it carries `etag` (the write being undone).
+    pub async fn revert_upstream(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<(), UpstreamError> {
+        if self.upstream_has(bucket, key, etag).await? {
+            tracing::info!(
+                bucket,
+                key,
+                "undoing a strict write that reached the upstream after it failed"
+            );
+            self.delete_upstream(bucket, key).await?;
+        }
+        Ok(())
     }
 
     /// Replicates a new write: a server-side copy when the upstream already has the source,

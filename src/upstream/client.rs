@@ -101,7 +101,7 @@ impl http_body::Body for Tracked {
 
 /// A TLS client configuration: the system roots plus the certificates in `ca_file`
 /// (`label` names the setting in errors). The admin CLI uses it too.
-pub(crate) fn tls_config(
+fn tls_config(
     ca_file: Option<&std::path::Path>,
     label: &str,
 ) -> Result<rustls::ClientConfig, String> {
@@ -127,6 +127,28 @@ pub(crate) fn tls_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// A plain client over HTTP or HTTPS (system roots plus `ca_file`) for Lifeboat's own small
+/// calls: the admin CLI, and peer notices. The upstream's client (`Upstream::new`) adds its
+/// timeouts and pool settings.
+pub(crate) fn https_client<B>(
+    ca_file: Option<&std::path::Path>,
+    label: &str,
+) -> Result<
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, B>,
+    String,
+>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(ca_file, label)?)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
 impl Upstream {

@@ -30,7 +30,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use crate::config::UpstreamConfig;
 use breaker::Breaker;
 use client::Tracked;
-pub(crate) use client::tls_config;
+pub(crate) use client::https_client;
 pub use error::UpstreamError;
 pub use retry::{Disposition, backoff};
 
