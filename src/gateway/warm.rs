@@ -131,6 +131,13 @@ impl Gateway {
                     },
                 )
                 .await?;
+            // The local index is what the cache already holds: a warm-up needs the upstream.
+            if page.from_local_index {
+                return Err(crate::error::S3Error::with_message(
+                    crate::error::S3ErrorCode::ServiceUnavailable,
+                    "the upstream did not answer the listing; warm up again once it is back",
+                ));
+            }
             self.warmer.update(|s| s.found += page.objects.len() as u64);
             for (key, _) in &page.objects {
                 if self.store.object(bucket, key).await.is_ok() {

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use lifeboat::auth::sigv4;
 
 use crate::harness::{
-    AK, Lifeboat, SK, header_of, md5_hex, object_bytes, signed_head, signed_request_with,
+    AK, Lifeboat, SK, code_of, header_of, md5_hex, object_bytes, signed_head, signed_request_with,
 };
 
 /// The objects the test puts before the table; nothing in the table may change them.
@@ -44,14 +44,6 @@ fn case(name: &'static str, request: Vec<u8>, status: u16, code: &'static str) -
         code,
         body: None,
     }
-}
-
-fn code_of(body: &[u8]) -> String {
-    let body = String::from_utf8_lossy(body);
-    body.split_once("<Code>")
-        .and_then(|(_, r)| r.split_once("</Code>"))
-        .map(|(c, _)| c.to_owned())
-        .unwrap_or_default()
 }
 
 /// Sends `request` and reads the answer. Unlike `harness::raw` a failed write is not fatal:

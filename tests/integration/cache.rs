@@ -213,6 +213,17 @@ async fn eviction_keeps_pending_and_pinned_objects_and_refuses_writes_when_they_
 async fn pins_are_stored_durably_and_listed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let mut lb = lifeboat(dir.path(), "");
+    // Local-only: nothing to warm from or sync to, and nothing evicted is unreachable.
+    for path in ["/storage/warm", "/storage/sync"] {
+        let (status, doc) =
+            lb.admin_json("POST", path, AdminAuth::SigV4, &json!({"bucket": "photos"}));
+        assert_eq!(
+            (status, doc["error"]["code"].clone()),
+            (409, json!("NoUpstream")),
+            "{path}"
+        );
+    }
+    assert_eq!(lb.status()["unreachable"]["objects"], 0);
     let doc = pin(&lb, "POST", "photos", "2024/");
     assert_eq!(
         (doc["pinned"].clone(), doc["added"].clone()),

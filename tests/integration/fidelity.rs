@@ -304,13 +304,7 @@ fn request(
     let mut req = req.into_bytes();
     req.extend_from_slice(body);
     let (status, _, body) = raw(port, &req);
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let code = body
-        .split_once("<Code>")
-        .and_then(|(_, r)| r.split_once("</Code>"))
-        .map(|(c, _)| c.to_owned())
-        .unwrap_or_default();
-    (status, code)
+    (status, crate::harness::code_of(&body))
 }
 
 // ---- 8. partNumber beyond the object's parts: AWS answers 416 InvalidPartNumber (its error

@@ -685,3 +685,40 @@ pub fn signed_head(
         seed,
     }
 }
+
+/// The `<Code>` of an S3 XML error body ("" when there is none).
+pub fn code_of(body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    body.split_once("<Code>")
+        .and_then(|(_, r)| r.split_once("</Code>"))
+        .map(|(c, _)| c.to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs a `lifeboat` command (`warm`, `sync`, …) against a running server's admin API, with
+/// the bearer token of `admin_token_file` in `dir` (see `token_file`); asserts that it succeeds
+/// and returns its stdout.
+pub fn run_admin_command(lb: &Lifeboat, dir: &Path, args: &[&str]) -> String {
+    let config = dir.join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nadmin_token_file = {:?}\n",
+            dir.join("admin-token")
+        ),
+    )
+    .expect("cli config");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .args(["--admin", &lb.admin, "--config"])
+        .arg(&config)
+        .output()
+        .expect("run lifeboat");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "lifeboat {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

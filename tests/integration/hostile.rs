@@ -4,15 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::harness::{Lifeboat, raw, setup_with_bucket, signed_request};
-
-fn code_of(body: &[u8]) -> String {
-    let body = String::from_utf8_lossy(body);
-    body.split_once("<Code>")
-        .and_then(|(_, r)| r.split_once("</Code>"))
-        .map(|(c, _)| c.to_owned())
-        .unwrap_or_default()
-}
+use crate::harness::{Lifeboat, code_of, raw, setup_with_bucket, signed_request};
 
 #[tokio::test]
 async fn invalid_percent_encoding_and_utf8_in_the_path_are_invalid_uri() {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{AdminAuth, Lifeboat, lifeboat, token_file};
+use crate::harness::{AdminAuth, Lifeboat, lifeboat, run_admin_command, token_file};
 use crate::upstream::{UpstreamServer, available};
 
 const TOKEN: &str = "warm-test-admin-token-0123456789abcdef";
@@ -92,33 +92,7 @@ async fn a_warm_up_cut_short_is_resumed_and_every_object_is_then_cached() {
     };
     lb.kill9();
     let lb = lifeboat(dir.path(), &config(dir.path(), &up));
-    let cli_config = dir.path().join("cli.toml");
-    std::fs::write(
-        &cli_config,
-        format!(
-            "[server]\nadmin_token_file = {:?}\n",
-            dir.path().join("admin-token")
-        ),
-    )
-    .expect("cli config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args([
-            "warm",
-            "s3://warm/media/",
-            "--pin",
-            "--admin",
-            &lb.admin,
-            "--config",
-        ])
-        .arg(&cli_config)
-        .output()
-        .expect("run lifeboat warm");
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{summary}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let summary = run_admin_command(&lb, dir.path(), &["warm", "s3://warm/media/", "--pin"]);
     let w = warm_status(&lb);
     let (fetched, skipped) = (
         w["fetched"].as_u64().unwrap_or(0),
@@ -216,4 +190,24 @@ async fn a_head_with_x_lifeboat_cache_warm_fetches_the_object_in_the_background(
         .expect("body")
         .into_bytes();
     assert_eq!(body.as_ref(), b"warmed by a HEAD");
+    // With the upstream gone, a warm-up cannot list it: it stops with an error, not a success
+    // made of the local index.
+    let (status, _, _) = lb.admin_call(
+        "POST",
+        "/storage/warm",
+        AdminAuth::Bearer(TOKEN),
+        br#"{"bucket": "hwarm"}"#,
+    );
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let w = loop {
+        let w = warm_status(&lb);
+        if w["running"] == false {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "{w}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(w["error"].is_string(), "{w}");
+    assert_eq!(w["skipped"], 0, "{w}");
 }
