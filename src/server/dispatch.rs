@@ -31,6 +31,32 @@ struct Tally {
     bytes_in: u64,
 }
 
+/// The access line of a request not answered yet: written as `499 ClientClosed` if the
+/// request is dropped first (its client went away while it was being handled).
+struct Unanswered {
+    record: Option<AccessRecord>,
+    tally: Tally,
+}
+
+impl Unanswered {
+    /// The record, with what dispatch learnt, once the request has an answer.
+    fn answered(&mut self) -> Option<AccessRecord> {
+        let mut r = self.record.take()?;
+        r.operation = self.tally.op;
+        r.user = std::mem::take(&mut self.tally.user);
+        r.bytes_in = self.tally.bytes_in;
+        Some(r)
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(r) = self.answered() {
+            r.finish(0);
+        }
+    }
+}
+
 pub(super) async fn handle(
     app: &App,
     req: Request<Incoming>,
@@ -64,9 +90,31 @@ pub(super) async fn handle(
         .headers
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() == b"0");
-    let mut tally = Tally {
-        op: "Unknown",
-        ..Tally::default()
+    let mut pending = Unanswered {
+        record: Some(AccessRecord {
+            time,
+            started,
+            request_id: id.clone(),
+            client: client_ip(
+                remote,
+                &parts.headers,
+                &app.ctx.config.server.trusted_proxies,
+            ),
+            user: String::new(),
+            operation: "Unknown",
+            method: parts.method.to_string(),
+            bucket: target.bucket.clone().unwrap_or_default(),
+            key: target.key.clone().unwrap_or_default(),
+            status: 499,
+            bytes_in: 0,
+            error: "ClientClosed",
+            cache: String::new(),
+            sync: String::new(),
+        }),
+        tally: Tally {
+            op: "Unknown",
+            ..Tally::default()
+        },
     };
     // Every line the request causes, in the gateway and the store too, carries these fields;
     // `op` is filled in once the request is routed.
@@ -77,7 +125,7 @@ pub(super) async fn handle(
         bucket = target.bucket.as_deref().unwrap_or(""),
         key = target.key.as_deref().unwrap_or(""),
     );
-    let result = dispatch(app, &parts, incoming, &target, &mut tally)
+    let result = dispatch(app, &parts, incoming, &target, &mut pending.tally)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
@@ -110,8 +158,8 @@ pub(super) async fn handle(
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = resp.status().as_u16();
-    crate::metrics::request(tally.op, status, started.elapsed());
-    tracing::debug!(op = tally.op, status, "answered");
+    crate::metrics::request(pending.tally.op, status, started.elapsed());
+    tracing::debug!(op = pending.tally.op, status, "answered");
     let header = |name: &str| {
         resp.headers()
             .get(name)
@@ -119,30 +167,19 @@ pub(super) async fn handle(
             .unwrap_or("")
             .to_owned()
     };
-    let record = AccessRecord {
-        time,
-        started,
-        request_id: id,
-        client: client_ip(
-            remote,
-            &parts.headers,
-            &app.ctx.config.server.trusted_proxies,
-        ),
-        user: tally.user,
-        operation: tally.op,
-        method: parts.method.to_string(),
-        bucket: target.bucket.clone().unwrap_or_default(),
-        key: target.key.clone().unwrap_or_default(),
+    let record = pending.answered().map(|r| AccessRecord {
         status,
-        bytes_in: tally.bytes_in,
         error,
         cache: header("x-cache"),
         sync: header("x-lifeboat-sync"),
-    };
+        ..r
+    });
     let mut resp = CountedBody::wrap(resp);
     resp.body_mut().on_end(Box::new(move |bytes_out| {
         drop(busy);
-        record.finish(bytes_out);
+        if let Some(r) = record {
+            r.finish(bytes_out);
+        }
     }));
     resp
 }

@@ -8,15 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{AK, Lifeboat, SK, lifeboat, object_bytes, raw, signed_request};
-
-fn code_of(body: &[u8]) -> String {
-    let body = String::from_utf8_lossy(body);
-    body.split_once("<Code>")
-        .and_then(|(_, r)| r.split_once("</Code>"))
-        .map(|(c, _)| c.to_owned())
-        .unwrap_or_default()
-}
+use crate::harness::{AK, Lifeboat, SK, code_of, lifeboat, object_bytes, raw, signed_request};
 
 /// Reads one HTTP/1.1 response with a Content-Length body from a keep-alive connection.
 fn read_response(s: &mut TcpStream) -> (u16, String) {
@@ -452,4 +444,52 @@ async fn http2_connections_are_held_to_max_concurrent_streams() {
     );
     let lb = Lifeboat::start();
     assert!(h2_settings(lb.port).contains(&(MAX_CONCURRENT_STREAMS, 100)));
+}
+
+#[tokio::test]
+async fn a_request_whose_client_goes_away_unanswered_is_logged_as_499() {
+    use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let proxy = FaultProxy::start(up.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lb = lifeboat(
+        dir.path(),
+        &format!(
+            "[upstream]\nendpoint = \"http://127.0.0.1:{}\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n",
+            proxy.port, up.access_key, up.secret_key
+        ),
+    );
+    lb.client()
+        .create_bucket()
+        .bucket("gone")
+        .send()
+        .await
+        .expect("bucket");
+    // An uncached read waits on an upstream that answers nothing; the client gives up first.
+    proxy.set(Fault::Stall);
+    let req = signed_request(lb.port, "GET", "/gone/slow", b"", SystemTime::now());
+    let mut conn = TcpStream::connect(("127.0.0.1", lb.port)).expect("connect");
+    conn.write_all(&req).expect("request");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = access_lines(&lb.log());
+        if let Some(l) = lines.iter().find(|l| l["key"] == "slow") {
+            assert_eq!(l["status"], 499, "{l}");
+            assert_eq!(l["error"], "ClientClosed", "{l}");
+            assert_eq!(l["operation"], "GetObject", "{l}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line for the abandoned request"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

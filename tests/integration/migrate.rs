@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{AK, AdminAuth, Lifeboat, SK, lifeboat, md5_hex, token_file};
+use crate::harness::{
+    AK, AdminAuth, Lifeboat, SK, lifeboat, md5_hex, run_admin_command, token_file,
+};
 
 const TOKEN: &str = "migration-test-admin-token-0123456789";
 const OBJECTS: usize = 1000;
@@ -146,26 +148,7 @@ async fn a_sync_killed_half_way_resumes_and_uploads_nothing_twice() {
     assert!(before < OBJECTS, "cut before the end: {before}");
     // Resumed from the command line.
     let lb = lifeboat(dir.path(), &gateway_config(dir.path(), &up));
-    let cli_config = dir.path().join("cli.toml");
-    std::fs::write(
-        &cli_config,
-        format!(
-            "[server]\nadmin_token_file = {:?}\n",
-            dir.path().join("admin-token")
-        ),
-    )
-    .expect("cli config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(["sync", "--bucket", "mig", "--admin", &lb.admin, "--config"])
-        .arg(&cli_config)
-        .output()
-        .expect("run lifeboat sync");
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{summary}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let summary = run_admin_command(&lb, dir.path(), &["sync", "--bucket", "mig"]);
     assert!(summary.contains("0 failed"), "{summary}");
     let status = lb.status();
     assert_eq!(
@@ -199,8 +182,14 @@ async fn a_sync_killed_half_way_resumes_and_uploads_nothing_twice() {
     for i in 0..OBJECTS {
         assert_eq!(etags[&format!("docs/{i:04}")], md5_hex(&body_of(i)), "{i}");
     }
+    // A PUT the kill cut off after the upstream stored it is logged there as 499 (its client
+    // went away), and the resumed sync finds it upstream by its ETag instead of uploading it.
     let puts = puts_per_key(&up.log());
-    assert_eq!(puts.len(), OBJECTS);
+    assert!(
+        puts.len() <= OBJECTS && puts.len() + 8 >= OBJECTS,
+        "{}",
+        puts.len()
+    );
     let twice: Vec<_> = puts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "uploaded twice: {twice:?}");
 }
