@@ -64,6 +64,7 @@ s3_error_codes! {
     BucketAlreadyExists => CONFLICT, "The requested bucket name is not available. Please select a different name and try again.";
     BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => CONFLICT, "The bucket you tried to delete is not empty";
+    ConditionalRequestConflict => CONFLICT, "A conflicting conditional operation is currently in progress against this resource. Please try again.";
     EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
     EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
     IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
@@ -289,7 +290,10 @@ mod tests {
                 | SignatureDoesNotMatch => 403,
                 NoSuchBucket | NoSuchCORSConfiguration | NoSuchKey | NoSuchUpload => 404,
                 MethodNotAllowed => 405,
-                BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => 409,
+                BucketAlreadyExists
+                | BucketAlreadyOwnedByYou
+                | BucketNotEmpty
+                | ConditionalRequestConflict => 409,
                 MissingContentLength => 411,
                 PreconditionFailed => 412,
                 InvalidRange | InvalidPartNumber => 416,

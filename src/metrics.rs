@@ -84,7 +84,16 @@ struct Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let mut r = Registry::with_prefix("lifeboat");
+        // Every series carries the node's name, so several nodes scraped together stay apart.
+        let node = NODE.get().map_or("lifeboat", String::as_str).to_owned();
+        let mut r = Registry::with_prefix_and_labels(
+            "lifeboat",
+            [(
+                std::borrow::Cow::Borrowed("node"),
+                std::borrow::Cow::Owned(node),
+            )]
+            .into_iter(),
+        );
         let m = Self {
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
@@ -248,6 +257,15 @@ impl Metrics {
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// `server.node_name`, the `node` label of every series: set once at start, before the first
+/// metric is counted.
+static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this node in the metrics (the first call wins).
+pub fn set_node(name: &str) {
+    let _ = NODE.set(name.to_owned());
+}
 
 fn status_class(status: u16) -> &'static str {
     match status {

@@ -49,6 +49,10 @@ pub fn upstream(ctx: &Context) -> Value {
         "last_error": u.breaker.last_error(),
         "latency_ms": u.health.latency_ms(),
         "credentials_refused": u.credentials_refused(),
+        // Who decides If-None-Match / If-Match writes: "upstream", "local" (it ignores the
+        // headers), or "unknown" until the first conditional write finds out.
+        "conditional_writes": gw.conditional.get().as_str(),
+        "offline_conditional_writes": u.config.offline_conditional_writes,
     })
 }
 
@@ -120,6 +124,7 @@ pub async fn document(ctx: &Context, started: Instant, buckets: bool) -> Result<
     let up = ctx.config.upstream.as_ref();
     let mut doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "node": ctx.config.server.node_name,
         "uptime_seconds": started.elapsed().as_secs(),
         "mode": if up.is_some() { "gateway" } else { "local-only" },
         "write": up.map(|u| u.write),

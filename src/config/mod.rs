@@ -98,6 +98,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// The access log's format (target `lifeboat::access`, on stderr).
     pub access_log: AccessLogFormat,
+    /// This node's name (default: the hostname): the `x-lifeboat-node` response header, the
+    /// status document, the metrics' `node` label and the access log's `node` field.
+    pub node_name: String,
 }
 
 /// Where presigned URLs from the admin API point.
@@ -220,6 +223,19 @@ pub struct UpstreamConfig {
     pub replication_rate: u64,
     /// Outbox entries (distinct keys) the replay worker uploads at once.
     pub replication_concurrency: usize,
+    /// What a conditional write (`If-None-Match: *`, `If-Match`) gets while the upstream,
+    /// which arbitrates it across nodes, cannot be reached.
+    pub offline_conditional_writes: OfflineConditionalWrites,
+}
+
+/// `upstream.offline_conditional_writes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OfflineConditionalWrites {
+    /// `503 ServiceUnavailable` with `Retry-After` (the default): no node can be sure.
+    Refuse,
+    /// This node's own check decides, and the write is queued like any other.
+    Local,
 }
 
 /// Request limits; each answers with the AWS error named beside it.

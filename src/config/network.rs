@@ -130,6 +130,25 @@ pub(super) struct NetworkSettings {
     pub(super) shutdown_grace: Duration,
     pub(super) trusted_proxies: Vec<Cidr>,
     pub(super) access_log: AccessLogFormat,
+    pub(super) node_name: String,
+}
+
+/// The machine's hostname, the default node name ("lifeboat" when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| valid_node_name(h))
+        .unwrap_or_else(|| "lifeboat".to_owned())
+}
+
+/// A node name goes into a response header and a metrics label: 1 to 64 of
+/// `A-Z a-z 0-9 . _ -`.
+fn valid_node_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 pub(super) fn resolve_network(raw: &mut RawServer) -> Result<NetworkSettings, ConfigError> {
@@ -155,6 +174,16 @@ pub(super) fn resolve_network(raw: &mut RawServer) -> Result<NetworkSettings, Co
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let node_name = match raw.node_name.take() {
+        None => hostname(),
+        Some(n) if valid_node_name(&n) => n,
+        Some(n) => {
+            return Err(invalid(
+                "server.node_name",
+                format!("{n:?}: use 1 to 64 letters, digits, '.', '_' or '-'"),
+            ));
+        }
+    };
     let access_log = match raw.access_log.take().as_deref() {
         None | Some("json") => AccessLogFormat::Json,
         Some("logfmt") => AccessLogFormat::Logfmt,
@@ -172,6 +201,7 @@ pub(super) fn resolve_network(raw: &mut RawServer) -> Result<NetworkSettings, Co
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_seconds.unwrap_or(30)),
         trusted_proxies,
         access_log,
+        node_name,
     })
 }
 

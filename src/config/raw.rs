@@ -172,6 +172,7 @@ pub(super) struct RawServer {
     pub(super) shutdown_grace_seconds: Option<u64>,
     pub(super) trusted_proxies: Option<Vec<String>>,
     pub(super) access_log: Option<String>,
+    pub(super) node_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +279,7 @@ pub(super) struct RawUpstream {
     pub(super) allow_write_override: Option<bool>,
     pub(super) replication_rate: Option<RawSize>,
     pub(super) replication_concurrency: Option<usize>,
+    pub(super) offline_conditional_writes: Option<String>,
 }
 
 impl fmt::Debug for RawUpstream {

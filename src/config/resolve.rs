@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::raw::{RawConfig, RawPresign, RawRevalidate, RawServer, RawSize, RawUpstream};
 use super::{
     Config, ConfigError, DEFAULT_UPLOAD_TYPES, DEV_ACCESS_KEY, DEV_SECRET_KEY, EncryptionKey,
-    EnvLookup, LimitsConfig, PresignConfig, PresignTarget, ReadPolicy, Secret, ServerConfig,
-    StorageConfig, UpstreamConfig, WritePolicy, invalid,
+    EnvLookup, LimitsConfig, OfflineConditionalWrites, PresignConfig, PresignTarget, ReadPolicy,
+    Secret, ServerConfig, StorageConfig, UpstreamConfig, WritePolicy, invalid,
 };
 use crate::auth::policy::{Action, Grant, User};
 
@@ -283,6 +283,7 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
             shutdown_grace: network.shutdown_grace,
             trusted_proxies: network.trusted_proxies,
             access_log: network.access_log,
+            node_name: network.node_name,
         },
         storage,
         users,
@@ -350,6 +351,16 @@ fn resolve_upstream(
             ));
         }
     };
+    let offline_conditional_writes = match raw.offline_conditional_writes.as_deref() {
+        None | Some("refuse") => OfflineConditionalWrites::Refuse,
+        Some("local") => OfflineConditionalWrites::Local,
+        Some(other) => {
+            return Err(invalid(
+                "upstream.offline_conditional_writes",
+                format!("{other:?}: expected \"refuse\" or \"local\""),
+            ));
+        }
+    };
     let sse = raw.sse.filter(|s| !s.is_empty());
     if let Some(s) = &sse
         && s != "AES256"
@@ -387,6 +398,7 @@ fn resolve_upstream(
         allow_write_override: raw.allow_write_override.unwrap_or(true),
         replication_rate: raw.replication_rate.map_or(0, RawSize::bytes),
         replication_concurrency: raw.replication_concurrency.unwrap_or(4).clamp(1, 64),
+        offline_conditional_writes,
     }))
 }
 

@@ -112,6 +112,10 @@ impl Gateway {
         let Some((bucket, key)) = self.upstream.unmap(&change.bucket, &change.key) else {
             return Ok(false);
         };
+        // The key's lock first: a cache fill in flight holds it until its copy is committed,
+        // so a notice that arrives mid-fill waits for the copy and then drops it, rather than
+        // finding nothing and leaving the stale copy to be committed after it.
+        let _guard = self.key_lock(&bucket, &key).await;
         let meta = match self.store.object(&bucket, &key).await {
             Ok(m) => m,
             Err(StoreError::NoSuchKey | StoreError::NoSuchBucket) => return Ok(false),
@@ -122,7 +126,6 @@ impl Gateway {
         {
             return Ok(false);
         }
-        let _guard = self.key_lock(&bucket, &key).await;
         let dropped = self
             .store
             .delete_if_synced(&bucket, &key, &meta.etag)

@@ -20,6 +20,7 @@
 
 pub mod buckets;
 pub mod coherence;
+pub mod conditional;
 pub mod evict;
 pub mod fill;
 pub mod list;
@@ -54,6 +55,8 @@ pub struct Gateway {
     /// multipart uploads (older servers take the first and not the second).
     checksums: ChecksumSupport,
     checksums_multipart: ChecksumSupport,
+    /// Whether the upstream enforces conditional writes (found out by a probe).
+    pub conditional: conditional::ConditionalSupport,
     /// The last migration (`lifeboat sync`), and the replication pace.
     sync_run: Mutex<Option<migrate::SyncRun>>,
     pace: migrate::Pace,
@@ -116,6 +119,7 @@ impl Gateway {
             known_buckets: Mutex::new(HashSet::new()),
             checksums: ChecksumSupport::default(),
             checksums_multipart: ChecksumSupport::default(),
+            conditional: conditional::ConditionalSupport::default(),
             stopping: tokio::sync::watch::Sender::new(false),
             worker: Mutex::new(None),
         }))

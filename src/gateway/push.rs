@@ -7,9 +7,10 @@
 use http::Method;
 
 use super::Gateway;
+use super::conditional::{lost_precondition, precondition_header};
 use crate::checksum::{self, ChecksumAlgorithm};
 use crate::limits::{HASH_BUFFER, UPSTREAM_SMALL_BODY};
-use crate::store::{ObjectMeta, Segment};
+use crate::store::{ObjectMeta, Precondition, Segment};
 use crate::upstream::{BodySource, OpenBody, UpstreamError, UpstreamRequest, header};
 use crate::xml::Element;
 
@@ -123,13 +124,32 @@ impl Gateway {
         meta: &ObjectMeta,
         once: bool,
     ) -> Result<(), UpstreamError> {
+        self.push_object_if(bucket, key, meta, once, None).await
+    }
+
+    /// `push_object`, with a client's precondition for the upstream to enforce (on the PUT,
+    /// or on CompleteMultipartUpload).
+    pub async fn push_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        once: bool,
+        cond: Option<&Precondition>,
+    ) -> Result<(), UpstreamError> {
+        let cond = cond.and_then(precondition_header);
+        let cond = cond.as_ref();
         let checksum = self.checksum_to_send(meta);
-        let result = match self.push_once(bucket, key, meta, once, checksum).await {
+        let result = match self
+            .push_once(bucket, key, meta, once, checksum, cond)
+            .await
+        {
             Err(e)
                 if e.code() == Some("NoSuchBucket") && self.upstream.config.auto_create_buckets =>
             {
                 self.create_upstream_bucket(bucket).await?;
-                self.push_once(bucket, key, meta, once, checksum).await
+                self.push_once(bucket, key, meta, once, checksum, cond)
+                    .await
             }
             other => other,
         };
@@ -149,8 +169,8 @@ impl Gateway {
             // Found out per upstream (single-part and multipart apart): a refusal of a write
             // that carried checksums is tried once without them; if that succeeds, the
             // upstream gets today's plain dialect for that shape from then on.
-            Err(e) if checksum.is_some() && e.is_permanent() => {
-                let plain = self.push_once(bucket, key, meta, once, None).await;
+            Err(e) if checksum.is_some() && e.is_permanent() && !lost_precondition(&e) => {
+                let plain = self.push_once(bucket, key, meta, once, None, cond).await;
                 if plain.is_ok() {
                     tracing::info!(multipart = meta.multipart, error = %e, "the upstream refuses x-amz-checksum-* headers: not sending them");
                     support.note(false);
@@ -183,6 +203,7 @@ impl Gateway {
         meta: &ObjectMeta,
         once: bool,
         checksum: Option<ChecksumAlgorithm>,
+        cond: Option<&(&'static str, String)>,
     ) -> Result<(), UpstreamError> {
         let (ub, uk) = self.upstream.map(bucket, key);
         if !meta.multipart {
@@ -194,6 +215,9 @@ impl Gateway {
                 r = self.with_segment(r, seg).await?;
             }
             r = with_md5(r, &meta.etag);
+            if let Some((name, value)) = cond {
+                r = r.header(name, value.clone());
+            }
             if let (Some(alg), Some(c)) = (checksum, &meta.checksum)
                 && !c.composite
             {
@@ -221,7 +245,7 @@ impl Gateway {
             .and_then(|x| x.child_text("UploadId").map(str::to_owned))
             .ok_or_else(|| UpstreamError::BadAnswer("no UploadId".into()))?;
         let result = self
-            .push_parts(&ub, &uk, &upload_id, meta, once, checksum)
+            .push_parts(&ub, &uk, &upload_id, meta, (once, checksum), cond)
             .await;
         if result.is_err() {
             let abort = UpstreamRequest::new(Method::DELETE, &ub, Some(&uk))
@@ -238,8 +262,8 @@ impl Gateway {
         uk: &str,
         upload_id: &str,
         meta: &ObjectMeta,
-        once: bool,
-        checksum: Option<ChecksumAlgorithm>,
+        (once, checksum): (bool, Option<ChecksumAlgorithm>),
+        cond: Option<&(&'static str, String)>,
     ) -> Result<(), UpstreamError> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, seg) in meta.segments.iter().enumerate() {
@@ -267,6 +291,9 @@ impl Gateway {
         }
         xml.push_str("</CompleteMultipartUpload>");
         let mut r = UpstreamRequest::new(Method::POST, ub, Some(uk)).query("uploadId", upload_id);
+        if let Some((name, value)) = cond {
+            r = r.header(name, value.clone());
+        }
         r.sha256 = Some(crate::auth::sigv4::sha256_hex(xml.as_bytes()));
         r.body = BodySource::Bytes(xml.into());
         let resp = self.upstream.send(&r).await?;

@@ -39,7 +39,7 @@ fn unavailable(e: &UpstreamError) -> S3Error {
 }
 
 /// The upstream's definitive refusal of a write, as the client's answer.
-fn refusal(e: &UpstreamError) -> S3Error {
+pub(super) fn refusal(e: &UpstreamError) -> S3Error {
     tracing::info!(error = %e, "the upstream refused the write");
     match e {
         UpstreamError::Status { code, message, .. } => S3Error::refused_upstream(code, message),
@@ -75,15 +75,7 @@ impl Gateway {
         e: &UpstreamError,
     ) -> S3Error {
         if e.maybe_applied() {
-            match self
-                .store
-                .enqueue_reconcile(bucket, key, failed_etag, crate::time::now_ms())
-                .await
-            {
-                Ok(true) => self.kick(),
-                Ok(false) => {}
-                Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
-            }
+            self.reconcile(bucket, key, failed_etag).await;
         }
         if self.disposition(e) == Disposition::Refused {
             return refusal(e);
@@ -94,6 +86,12 @@ impl Gateway {
     /// Commits a write per the request's write policy and replicates it; the returned
     /// metadata carries the sync state to report. The caller removes the blobs on error.
     pub async fn commit(&self, w: Write<'_>, headers: &HeaderMap) -> S3Result<ObjectMeta> {
+        let policy = self.write_policy(headers)?;
+        if w.precondition != Precondition::None
+            && let Some(done) = self.commit_conditional(&w, policy).await
+        {
+            return done;
+        }
         let Write {
             bucket,
             key,
@@ -103,7 +101,6 @@ impl Gateway {
             upload,
         } = w;
         let store = &self.store;
-        let policy = self.write_policy(headers)?;
         if policy == WritePolicy::Back {
             meta.sync = SyncState::Pending;
             let (meta, _) = store
@@ -151,13 +148,7 @@ impl Gateway {
                 // The upstream is ahead of the local state (a full disk, a precondition lost
                 // to a concurrent write): queue what makes it match the local state again.
                 if upstream_has_it {
-                    match store
-                        .enqueue_reconcile(bucket, key, Some(&etag), crate::time::now_ms())
-                        .await
-                    {
-                        Ok(_) => self.kick(),
-                        Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
-                    }
+                    self.reconcile(bucket, key, Some(&etag)).await;
                 }
                 return Err(e.into());
             }

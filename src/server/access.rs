@@ -38,6 +38,8 @@ pub struct AccessRecord {
     pub error: &'static str,
     pub cache: String,
     pub sync: String,
+    /// `server.node_name`: which node answered.
+    pub node: std::sync::Arc<str>,
 }
 
 impl AccessRecord {
@@ -46,6 +48,7 @@ impl AccessRecord {
             target: TARGET,
             time = %self.time,
             request_id = %self.request_id,
+            node = %self.node,
             client_ip = %self.client,
             user = %self.user,
             operation = self.operation,

@@ -110,6 +110,7 @@ pub(super) async fn handle(
             error: "ClientClosed",
             cache: String::new(),
             sync: String::new(),
+            node: std::sync::Arc::clone(&app.node_name),
         }),
         tally: Tally {
             op: "Unknown",
@@ -153,6 +154,7 @@ pub(super) async fn handle(
         h.insert("x-amz-id-2", v);
     }
     h.insert("server", HeaderValue::from_static("Lifeboat"));
+    h.insert("x-lifeboat-node", app.node.clone());
     if expects_continue && (empty_body || !resp.status().is_success()) {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));

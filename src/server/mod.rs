@@ -59,6 +59,9 @@ pub struct App {
     rate: Option<rate::RateLimiter>,
     /// The "user" of an anonymous read of a public bucket: no key, no grants.
     anonymous: Arc<crate::auth::policy::User>,
+    /// `server.node_name`, as the `x-lifeboat-node` header and the access log's field.
+    node: http::HeaderValue,
+    node_name: Arc<str>,
 }
 
 impl App {
@@ -76,7 +79,12 @@ impl App {
             grants: Vec::new(),
             own_buckets: false,
         });
+        // Checked at load: a node name is letters, digits, '.', '_' and '-'.
+        let node = http::HeaderValue::from_str(&config.server.node_name)
+            .map_err(|_| ServerError::Refused("server.node_name is not a header value".into()))?;
         Ok(Self {
+            node,
+            node_name: Arc::from(config.server.node_name.as_str()),
             s3_address,
             rate,
             anonymous,
@@ -134,6 +142,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
 /// listener and serves both until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let addr: SocketAddr = config.server.address;
+    crate::metrics::set_node(&config.server.node_name);
     if config.dev_credentials {
         for a in [addr, config.server.admin_address] {
             if !a.ip().is_loopback() {

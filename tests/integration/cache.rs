@@ -33,8 +33,7 @@ fn metrics(lb: &Lifeboat) -> String {
 
 /// The value of an unlabelled metric line `name value`.
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    crate::harness::metric_sample(text, name)
         .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
 }
 

@@ -13,13 +13,7 @@ const TOKEN: &str = "coherence-test-admin-token-0123456789";
 
 fn gateway(dir: &std::path::Path, up: &UpstreamServer, extra: &str) -> Lifeboat {
     let token = token_file(dir, TOKEN);
-    let config = format!(
-        "[server]\nadmin_token_file = {token:?}\n{extra}\n[upstream]\nendpoint = \"{}\"\n\
-         access_key = \"{}\"\nsecret_key = \"{}\"\n",
-        up.endpoint(),
-        up.access_key,
-        up.secret_key
-    );
+    let config = up.gateway_config(&format!("admin_token_file = {token:?}\n{extra}"), "");
     lifeboat(dir, &config)
 }
 
@@ -52,6 +46,20 @@ async fn until_reads(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, want: Opt
             "never read {want:?}, last {got:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls until a GET through `lb` is a cache hit: the copy a miss fetched is committed (it is
+/// committed just after its last byte reaches the client).
+async fn until_hit(lb: &Lifeboat, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, cache, _, _) = crate::harness::get(lb, path);
+        if status == 200 && cache.as_deref() == Some("HIT") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never a hit: {status} {cache:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -175,6 +183,7 @@ async fn a_write_through_node_a_is_read_new_through_node_b_by_a_peer_notice() {
         .expect("bucket");
     put(&sa, "peer", "doc", b"first").await;
     until_reads(&sb, "peer", "doc", Some(b"first")).await;
+    until_hit(&b, "/peer/doc").await;
     put(&sa, "peer", "doc", b"second").await;
     until_reads(&sb, "peer", "doc", Some(b"second")).await;
     sa.delete_object()

@@ -101,8 +101,8 @@ fn metric(lb: &Lifeboat, name: &str) -> u64 {
     let (status, _, body) = lb.admin_call("GET", "/metrics", AdminAuth::None, b"");
     assert_eq!(status, 200);
     let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    crate::harness::metric_sample(&text, name)
+        .map(|v| v as u64)
         .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
 }
 

@@ -325,8 +325,7 @@ async fn if_match_star_in_gateway_mode() {
 
 /// The value of an unlabelled or labelled sample in a metrics text, if present.
 fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    crate::harness::metric_sample(text, name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,7 +365,7 @@ async fn the_status_document_shows_the_outbox_rising_then_draining() {
     assert_eq!(status, 200, "ready through an outage: {ready}");
     assert_eq!(ready["upstream"]["reachable"], false);
     let (_, _, metrics) = a.admin_call("GET", "/metrics", crate::harness::AdminAuth::None, b"");
-    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let metrics = crate::harness::without_node_labels(&String::from_utf8_lossy(&metrics));
     assert_eq!(
         sample(&metrics, "lifeboat_outbox_depth"),
         Some(3.0),
@@ -402,7 +401,7 @@ async fn the_status_document_shows_the_outbox_rising_then_draining() {
         Some("HIT")
     );
     let (_, _, metrics) = a.admin_call("GET", "/metrics", crate::harness::AdminAuth::None, b"");
-    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let metrics = crate::harness::without_node_labels(&String::from_utf8_lossy(&metrics));
     for family in [
         "lifeboat_cache_results_total{result=\"hit\"}",
         "lifeboat_outbox_replays_total{result=\"done\"}",

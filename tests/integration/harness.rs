@@ -722,3 +722,40 @@ pub fn run_admin_command(lb: &Lifeboat, dir: &Path, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// A sample's value in a metrics text: `name` is the metric with its labels as the test names
+/// them (`lifeboat_outbox_depth`, `lifeboat_objects{state="pending"}`), without the `node`
+/// label every series carries.
+pub fn metric_sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let line = without_node_label(line);
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// A metrics text without the `node` label, as tests name the series.
+pub fn without_node_labels(text: &str) -> String {
+    text.lines()
+        .map(without_node_label)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn without_node_label(line: &str) -> String {
+    let Some(start) = line.find("node=\"") else {
+        return line.to_owned();
+    };
+    let Some(len) = line[start + 6..].find('"') else {
+        return line.to_owned();
+    };
+    let mut end = start + 6 + len + 1;
+    if line[end..].starts_with(',') {
+        end += 1;
+    }
+    let out = format!("{}{}", &line[..start], &line[end..]);
+    out.replace("{}", "").replace(",}", "}")
+}

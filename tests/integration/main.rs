@@ -29,6 +29,7 @@ mod multipart;
 mod objects;
 mod post;
 mod replication;
+mod scale_out;
 mod tls;
 mod upstream;
 mod upstream_checksums;

@@ -139,6 +139,21 @@ impl UpstreamServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A gateway config in front of this upstream, reached on `port` (its own, or a fault
+    /// proxy's), with extra lines in `[server]` and in `[upstream]`.
+    pub fn gateway_config_via(&self, port: u16, server: &str, upstream: &str) -> String {
+        format!(
+            "[server]\n{server}\n[upstream]\nendpoint = \"http://127.0.0.1:{port}\"\n\
+             access_key = \"{}\"\nsecret_key = \"{}\"\n{upstream}\n",
+            self.access_key, self.secret_key
+        )
+    }
+
+    /// `gateway_config_via` on the upstream's own port.
+    pub fn gateway_config(&self, server: &str, upstream: &str) -> String {
+        self.gateway_config_via(self.port, server, upstream)
+    }
+
     fn spawn(&mut self) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/upstream")

@@ -1,0 +1,302 @@
+//! Conditional writes arbitrated by the upstream (README, "Scale-out"). `If-None-Match: *` and
+//! `If-Match: <etag>` on PutObject, CompleteMultipartUpload and CopyObject are checked against
+//! this node's state and then sent with the upstream write, so that of several nodes racing on
+//! one key, the upstream lets exactly one win. Whether the upstream enforces the headers is
+//! found out once per process with a probe object; an upstream that ignores them leaves the
+//! local check alone to decide. While the upstream cannot be reached a conditional write
+//! cannot be arbitrated: it is `503` with `Retry-After`, unless
+//! `upstream.offline_conditional_writes = "local"` lets the local check decide.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use http::Method;
+
+use super::Gateway;
+use super::write::{Write, refusal};
+use crate::config::{OfflineConditionalWrites, WritePolicy};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::store::{ObjectMeta, Precondition, StoreError, SyncState};
+use crate::upstream::{Disposition, UpstreamError, UpstreamRequest};
+
+/// Where probe objects are written (and deleted again at once).
+const PROBE_PREFIX: &str = ".lifeboat-probe/conditional-";
+
+/// A 32-digit ETag no object has: `If-Match` on it must fail.
+const NO_SUCH_ETAG: &str = "\"00000000000000000000000000000000\"";
+
+/// What this process has found out about the upstream's conditional writes.
+#[derive(Default)]
+pub struct ConditionalSupport {
+    state: AtomicU8,
+    /// One probe at a time; the others wait for its answer.
+    probing: tokio::sync::Mutex<()>,
+}
+
+/// Whether the upstream enforces `If-None-Match` and `If-Match` on writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    Unknown,
+    Enforced,
+    Ignored,
+}
+
+impl ConditionalSupport {
+    const ENFORCED: u8 = 1;
+    const IGNORED: u8 = 2;
+
+    pub fn get(&self) -> Enforcement {
+        match self.state.load(Ordering::Relaxed) {
+            Self::ENFORCED => Enforcement::Enforced,
+            Self::IGNORED => Enforcement::Ignored,
+            _ => Enforcement::Unknown,
+        }
+    }
+
+    fn set(&self, e: Enforcement) {
+        let v = match e {
+            Enforcement::Unknown => 0,
+            Enforcement::Enforced => Self::ENFORCED,
+            Enforcement::Ignored => Self::IGNORED,
+        };
+        self.state.store(v, Ordering::Relaxed);
+    }
+}
+
+impl Enforcement {
+    /// The status document's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Unknown => "unknown",
+            Enforcement::Enforced => "upstream",
+            Enforcement::Ignored => "local",
+        }
+    }
+}
+
+/// The request header that carries a precondition upstream.
+pub fn precondition_header(p: &Precondition) -> Option<(&'static str, String)> {
+    match p {
+        Precondition::None => None,
+        Precondition::IfNoneMatch => Some(("if-none-match", "*".to_owned())),
+        Precondition::IfMatch(e) if e == "*" => Some(("if-match", "*".to_owned())),
+        Precondition::IfMatch(e) => Some(("if-match", format!("\"{e}\""))),
+    }
+}
+
+/// An upstream answer that means the precondition did not hold (or lost a race).
+pub fn lost_precondition(e: &UpstreamError) -> bool {
+    matches!(
+        e.code(),
+        Some("PreconditionFailed" | "ConditionalRequestConflict")
+    ) || e.status() == Some(412)
+}
+
+impl Gateway {
+    /// Whether the upstream arbitrates conditional writes, probing it the first time.
+    /// `Err` when it cannot be reached to find out.
+    async fn upstream_enforces(&self, bucket: &str) -> Result<bool, UpstreamError> {
+        let support = &self.conditional;
+        if support.get() == Enforcement::Unknown {
+            let _probing = support.probing.lock().await;
+            if support.get() == Enforcement::Unknown {
+                match self.probe_conditionals(bucket).await? {
+                    Some(found) => {
+                        if found == Enforcement::Ignored {
+                            tracing::warn!(
+                                "the upstream ignores If-None-Match and If-Match on writes: \
+                                 conditional writes are checked by each node alone"
+                            );
+                        } else {
+                            tracing::info!("the upstream enforces conditional writes");
+                        }
+                        support.set(found);
+                    }
+                    // It would not say: send the headers anyway, and ask again next time.
+                    None => return Ok(true),
+                }
+            }
+        }
+        Ok(support.get() == Enforcement::Enforced)
+    }
+
+    /// Writes a probe object with `If-None-Match: *` twice and `If-Match` on an ETag it does
+    /// not have, then deletes it. `None` when the upstream refuses the probe itself.
+    async fn probe_conditionals(&self, bucket: &str) -> Result<Option<Enforcement>, UpstreamError> {
+        let probe = format!("{PROBE_PREFIX}{}", crate::server::request_id());
+        let (ub, uk) = self.upstream.map(bucket, &probe);
+        let put = |name: &'static str, value: &str| {
+            let mut r = UpstreamRequest::new(Method::PUT, &ub, Some(&uk))
+                .once(true)
+                .header(name, value.to_owned());
+            r.sha256 = Some(crate::auth::sigv4::sha256_hex(b""));
+            r
+        };
+        match self.upstream.send(&put("if-none-match", "*")).await {
+            Ok(_) => {}
+            Err(e) if e.is_outage() => return Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, "the upstream refused the conditional-write probe");
+                return Ok(None);
+            }
+        }
+        let mut found = Enforcement::Enforced;
+        for (name, value) in [("if-none-match", "*"), ("if-match", NO_SUCH_ETAG)] {
+            match self.upstream.send(&put(name, value)).await {
+                Ok(_) => found = Enforcement::Ignored,
+                Err(e) if lost_precondition(&e) => {}
+                Err(e) if e.is_outage() => {
+                    self.delete_probe(&ub, &uk).await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, header = name, "the upstream refused the probe");
+                    found = Enforcement::Ignored;
+                }
+            }
+        }
+        self.delete_probe(&ub, &uk).await;
+        Ok(Some(found))
+    }
+
+    async fn delete_probe(&self, ub: &str, uk: &str) {
+        let del = UpstreamRequest::new(Method::DELETE, ub, Some(uk));
+        if let Err(e) = self.upstream.send(&del).await {
+            tracing::warn!(error = %e, key = uk, "could not delete the conditional-write probe");
+        }
+    }
+
+    /// The answer to a conditional write that cannot be arbitrated now.
+    fn cannot_arbitrate(&self, e: &UpstreamError) -> S3Error {
+        tracing::info!(error = %e, "conditional write refused: the upstream cannot be reached");
+        let wait = self.upstream.config.breaker_cooldown.as_secs().max(1);
+        let mut err = S3Error::with_message(
+            S3ErrorCode::ServiceUnavailable,
+            "The upstream decides conditional writes (If-None-Match, If-Match) across nodes and \
+             cannot be reached now; retry later.",
+        );
+        err.headers.push(("retry-after", wait.to_string()));
+        err
+    }
+
+    /// A conditional write: `None` when it is to take the ordinary path instead (the upstream
+    /// ignores conditional headers, or it is down and `offline_conditional_writes = "local"`).
+    pub(super) async fn commit_conditional(
+        &self,
+        w: &Write<'_>,
+        policy: WritePolicy,
+    ) -> Option<S3Result<ObjectMeta>> {
+        let local_fallback = policy != WritePolicy::Strict
+            && self.upstream.config.offline_conditional_writes == OfflineConditionalWrites::Local;
+        match self.upstream_enforces(w.bucket).await {
+            Ok(true) => Some(self.commit_arbitrated(w, local_fallback).await),
+            Ok(false) => None,
+            Err(_) if local_fallback => None,
+            Err(e) => Some(Err(self.cannot_arbitrate(&e))),
+        }
+    }
+
+    /// This node's check, then the write upstream with its precondition, then the local
+    /// commit, all under the key's lock.
+    async fn commit_arbitrated(&self, w: &Write<'_>, local_fallback: bool) -> S3Result<ObjectMeta> {
+        let (bucket, key) = (w.bucket, w.key);
+        let store = self.store();
+        let guard = self.key_lock(bucket, key).await;
+        let local = match store.check_precondition(bucket, key, &w.precondition).await {
+            Ok(()) => w.precondition.clone(),
+            // `If-Match` on a key this node does not hold (never cached, or evicted) and has
+            // nothing queued for: the upstream alone can say.
+            Err(StoreError::NoSuchKey | StoreError::PreconditionFailed)
+                if matches!(w.precondition, Precondition::IfMatch(_))
+                    && self.holds_nothing(bucket, key).await =>
+            {
+                Precondition::None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut meta = w.meta.clone();
+        let pushed = self
+            .push_object_if(bucket, key, &meta, true, Some(&w.precondition))
+            .await;
+        let queue = match pushed {
+            Ok(()) => false,
+            Err(e) if self.disposition(&e) == Disposition::Refused => {
+                if lost_precondition(&e) {
+                    // Another writer got there first: a synced copy here is now stale.
+                    self.drop_stale(bucket, key).await;
+                }
+                return Err(refusal(&e));
+            }
+            Err(e) if local_fallback => {
+                tracing::info!(bucket, key, error = %e, "upstream unavailable: conditional write checked here and queued");
+                true
+            }
+            Err(e) => {
+                drop(guard);
+                let answer = self.cannot_arbitrate(&e);
+                if e.maybe_applied() {
+                    // It may have landed: undo exactly this version once the upstream answers.
+                    self.reconcile(bucket, key, Some(&meta.etag)).await;
+                }
+                return Err(answer);
+            }
+        };
+        meta.sync = if queue {
+            SyncState::Pending
+        } else {
+            SyncState::Synced
+        };
+        let etag = meta.etag.clone();
+        match store
+            .commit(bucket, key, meta, local, queue, w.upload)
+            .await
+        {
+            Ok((meta, _)) => {
+                drop(guard);
+                if queue {
+                    self.kick();
+                }
+                Ok(meta)
+            }
+            Err(e) => {
+                if !queue {
+                    self.reconcile(bucket, key, Some(&etag)).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Drops this node's synced copy of a key the upstream has a newer version of.
+    async fn drop_stale(&self, bucket: &str, key: &str) {
+        if let Ok(m) = self.store().object(bucket, key).await
+            && m.sync == SyncState::Synced
+        {
+            match self.store().delete_if_synced(bucket, key, &m.etag).await {
+                Ok(true) => tracing::info!(bucket, key, "cached copy dropped: another writer won"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not drop a stale cached copy"),
+            }
+        }
+    }
+
+    /// Nothing of this key is here: no object and nothing queued.
+    async fn holds_nothing(&self, bucket: &str, key: &str) -> bool {
+        let store = self.store();
+        matches!(store.object(bucket, key).await, Err(StoreError::NoSuchKey))
+            && matches!(store.pending_op(bucket, key).await, Ok(None))
+    }
+
+    /// Queues what makes the upstream match the local state again after `etag` may have
+    /// reached it without a local commit.
+    pub(super) async fn reconcile(&self, bucket: &str, key: &str, etag: Option<&str>) {
+        match self
+            .store()
+            .enqueue_reconcile(bucket, key, etag, crate::time::now_ms())
+            .await
+        {
+            Ok(true) => self.kick(),
+            Ok(false) => {}
+            Err(err) => tracing::error!(error = %err, "cannot queue a reconciliation"),
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! Several nodes in front of one upstream (README, "Scale-out"; docs/scale-out.md): conditional
+//! writes decided by the upstream, what one node writes or deletes seen through another, a
+//! node's queued writes reaching the others once its upstream is back, multipart uploads kept
+//! by the node that started them, and each node's name. Two real Lifeboat nodes in front of a
+//! real SeaweedFS.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::harness::{self, AdminAuth, Lifeboat, header_of, lifeboat, raw, signed_request_with};
+use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
+
+/// A node in front of `up` (reached through `port`: its own, or a fault proxy's).
+fn node(
+    dir: &std::path::Path,
+    up: &UpstreamServer,
+    port: u16,
+    server: &str,
+    upstream: &str,
+) -> Lifeboat {
+    lifeboat(dir, &up.gateway_config_via(port, server, upstream))
+}
+
+/// A raw signed PUT with extra headers: (status, response head, body).
+fn put_with(
+    lb: &Lifeboat,
+    path: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
+    let req = signed_request_with(
+        lb.port,
+        "PUT",
+        path,
+        body,
+        std::time::SystemTime::now(),
+        extra,
+    );
+    raw(lb.port, &req)
+}
+
+async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+}
+
+/// Polls reads through `s3` until the object reads `want` (`None`: is absent).
+async fn until_reads(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    want: Option<&[u8]>,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = body_of(s3, bucket, key).await;
+        if got.as_deref() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never read {want:?}, last {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Racers {
+    won: Vec<Vec<u8>>,
+    lost: usize,
+}
+
+/// Sixteen writers, alternating between the two nodes, each PUT its own body to one key with
+/// `header`; every answer must be a win (200) or a loss (412, or 409 ConditionalRequestConflict).
+fn race(nodes: [&Lifeboat; 2], path: &str, header: (&str, &str)) -> Racers {
+    let results: Vec<(u16, Vec<u8>, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let lb = nodes[i % 2];
+                s.spawn(move || {
+                    let body = format!("writer {i} through node {}", i % 2).into_bytes();
+                    let (status, _, resp) = put_with(lb, path, &body, &[header]);
+                    (status, body, harness::code_of(&resp))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer"))
+            .collect()
+    });
+    let mut r = Racers {
+        won: Vec::new(),
+        lost: 0,
+    };
+    for (status, body, code) in results {
+        match status {
+            200 => r.won.push(body),
+            412 => r.lost += 1,
+            409 if code == "ConditionalRequestConflict" => r.lost += 1,
+            other => panic!("a racer got {other} {code}"),
+        }
+    }
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_racing_over_two_nodes_have_one_winner() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = node(da.path(), &up, up.port, "", "");
+    let b = node(db.path(), &up, up.port, "", "");
+    let (sa, sb) = (a.client(), b.client());
+    sa.create_bucket()
+        .bucket("race")
+        .send()
+        .await
+        .expect("bucket");
+
+    // If-None-Match: * — exactly one creates the key.
+    let r = race([&a, &b], "/race/create", ("If-None-Match", "*"));
+    assert_eq!(
+        r.won.len(),
+        1,
+        "winners: {:?}",
+        r.won
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(r.lost, 15);
+    let winner = r.won[0].clone();
+    assert_eq!(
+        body_of(&up.client(), "race", "create").await.as_deref(),
+        Some(&winner[..])
+    );
+    assert_eq!(
+        body_of(&sa, "race", "create").await.as_deref(),
+        Some(&winner[..])
+    );
+    assert_eq!(
+        body_of(&sb, "race", "create").await.as_deref(),
+        Some(&winner[..])
+    );
+    assert_eq!(a.status()["upstream"]["conditional_writes"], "upstream");
+
+    // If-Match: <etag> — of sixteen updates of the same version, exactly one lands.
+    let etag = sb
+        .head_object()
+        .bucket("race")
+        .key("create")
+        .send()
+        .await
+        .expect("head")
+        .e_tag
+        .expect("etag");
+    let r = race([&a, &b], "/race/create", ("If-Match", &etag));
+    assert_eq!(r.won.len(), 1, "{} won", r.won.len());
+    let winner = r.won[0].clone();
+    assert_eq!(
+        body_of(&up.client(), "race", "create").await.as_deref(),
+        Some(&winner[..])
+    );
+    // A node that lost drops its stale copy: both read the winner at once.
+    assert_eq!(
+        body_of(&sa, "race", "create").await.as_deref(),
+        Some(&winner[..])
+    );
+    assert_eq!(
+        body_of(&sb, "race", "create").await.as_deref(),
+        Some(&winner[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_write_while_the_upstream_is_away_is_503_unless_local_is_chosen() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let proxy = FaultProxy::start(up.port).await;
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let strict = node(da.path(), &up, proxy.port, "", "");
+    let local = node(
+        db.path(),
+        &up,
+        proxy.port,
+        "",
+        "offline_conditional_writes = \"local\"",
+    );
+    strict
+        .client()
+        .create_bucket()
+        .bucket("away")
+        .send()
+        .await
+        .expect("bucket");
+    // Found out while the upstream answers: it enforces them.
+    let (status, _, body) = put_with(&strict, "/away/first", b"1", &[("If-None-Match", "*")]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The other node adopts the bucket with an ordinary write (it has not probed yet).
+    assert_eq!(harness::put(&local, "/away/adopted", b"2", &[]).0, 200);
+    proxy.set(Fault::Reset);
+
+    let (status, head, body) = put_with(
+        &strict,
+        "/away/cond",
+        b"cond through strict",
+        &[("If-None-Match", "*")],
+    );
+    assert_eq!(status, 503, "{head}");
+    assert_eq!(harness::code_of(&body), "ServiceUnavailable");
+    let retry: u64 = header_of(&head, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(retry >= 1, "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("conditional"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // Nothing of it was kept (and the upstream ends up with the other node's, below).
+    assert_ne!(harness::get(&strict, "/away/cond").0, 200);
+    // An unconditional write is queued as always.
+    let (status, sync) = harness::put(&strict, "/away/plain", b"plain", &[]);
+    assert_eq!((status, sync.as_deref()), (200, Some("pending")));
+
+    // `local`: this node's check decides, and the write is queued.
+    let (status, head, _) = put_with(&local, "/away/cond", b"cond", &[("If-None-Match", "*")]);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(
+        header_of(&head, "x-lifeboat-sync").as_deref(),
+        Some("pending")
+    );
+    let (status, _, body) = put_with(&local, "/away/cond", b"again", &[("If-None-Match", "*")]);
+    assert_eq!(
+        (status, harness::code_of(&body).as_str()),
+        (412, "PreconditionFailed")
+    );
+
+    proxy.set(Fault::Pass);
+    until_reads(
+        &up.client(),
+        "away",
+        "cond",
+        Some(b"cond"),
+        Duration::from_secs(30),
+    )
+    .await;
+    until_reads(
+        &up.client(),
+        "away",
+        "plain",
+        Some(b"plain"),
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_node_writes_and_deletes_another_sees_after_revalidate_after() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    // No peers: B finds out by revalidating its copy once it is a second old.
+    let a = node(da.path(), &up, up.port, "", "");
+    let b = node(db.path(), &up, up.port, "", "revalidate_after = 1");
+    let (sa, sb) = (a.client(), b.client());
+    sa.create_bucket()
+        .bucket("seen")
+        .send()
+        .await
+        .expect("bucket");
+    let put = |body: &'static [u8]| {
+        sa.put_object()
+            .bucket("seen")
+            .key("doc")
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    put(b"first").await.expect("put");
+    until_reads(&sb, "seen", "doc", Some(b"first"), Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness::get(&b, "/seen/doc").1.as_deref() != Some("HIT") {
+        assert!(Instant::now() < deadline, "B never cached it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    put(b"second").await.expect("put");
+    until_reads(&sb, "seen", "doc", Some(b"second"), Duration::from_secs(10)).await;
+    sa.delete_object()
+        .bucket("seen")
+        .key("doc")
+        .send()
+        .await
+        .expect("delete");
+    until_reads(&sb, "seen", "doc", None, Duration::from_secs(10)).await;
+    assert_eq!(harness::get(&b, "/seen/doc").0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_a_node_queued_while_cut_off_reach_the_other_node_once_drained() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let proxy = FaultProxy::start(up.port).await;
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = node(da.path(), &up, proxy.port, "", "");
+    let b = node(db.path(), &up, up.port, "", "");
+    let (sa, sb) = (a.client(), b.client());
+    sa.create_bucket()
+        .bucket("cut")
+        .send()
+        .await
+        .expect("bucket");
+    proxy.set(Fault::Reset);
+    for i in 0..5 {
+        let (status, sync) = harness::put(
+            &a,
+            &format!("/cut/queued-{i}"),
+            format!("queued {i}").as_bytes(),
+            &[],
+        );
+        assert_eq!((status, sync.as_deref()), (200, Some("pending")));
+    }
+    assert!(a.status()["outbox"]["depth"].as_u64() >= Some(5));
+    // B cannot see them yet.
+    assert_eq!(harness::get(&b, "/cut/queued-0").0, 404);
+    proxy.set(Fault::Pass);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.status()["outbox"]["depth"] != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "A's outbox never drained: {}",
+            a.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = sb
+        .list_objects_v2()
+        .bucket("cut")
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        ["queued-0", "queued-1", "queued-2", "queued-3", "queued-4"]
+    );
+    for i in 0..5 {
+        let want = format!("queued {i}");
+        assert_eq!(
+            body_of(&sb, "cut", &format!("queued-{i}")).await.as_deref(),
+            Some(want.as_bytes())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_belongs_to_the_node_that_started_it() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = node(da.path(), &up, up.port, "", "");
+    let b = node(db.path(), &up, up.port, "", "");
+    let (sa, sb) = (a.client(), b.client());
+    sa.create_bucket()
+        .bucket("mpu")
+        .send()
+        .await
+        .expect("bucket");
+    let id = sa
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("big")
+        .send()
+        .await
+        .expect("create")
+        .upload_id
+        .expect("id");
+    let part = sa
+        .upload_part()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"the only part"))
+        .send()
+        .await
+        .expect("part");
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag.unwrap_or_default())
+                .build(),
+        )
+        .build();
+    // Another node does not have it: NoSuchUpload, cleanly.
+    let err = sb
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(&id)
+        .multipart_upload(done.clone())
+        .send()
+        .await
+        .expect_err("B has no such upload");
+    assert_eq!(harness::code(&err), "NoSuchUpload");
+    let err = sb
+        .upload_part()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(&id)
+        .part_number(2)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("part on B");
+    assert_eq!(harness::code(&err), "NoSuchUpload");
+    // The node that started it completes it, and both then read it.
+    sa.complete_multipart_upload()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(&id)
+        .multipart_upload(done)
+        .send()
+        .await
+        .expect("complete on A");
+    assert_eq!(
+        body_of(&sb, "mpu", "big").await.as_deref(),
+        Some(&b"the only part"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_names_itself_in_headers_status_metrics_and_the_access_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lb = lifeboat(dir.path(), "[server]\nnode_name = \"edge-7\"\n");
+    let s3 = lb.client();
+    s3.create_bucket()
+        .bucket("named")
+        .send()
+        .await
+        .expect("bucket");
+    let (_, head, _) = put_with(&lb, "/named/k", b"v", &[]);
+    assert_eq!(
+        header_of(&head, "x-lifeboat-node").as_deref(),
+        Some("edge-7")
+    );
+    let (_, head, _) = raw(
+        lb.port,
+        b"GET /named/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        header_of(&head, "x-lifeboat-node").as_deref(),
+        Some("edge-7"),
+        "errors name the node too"
+    );
+    assert_eq!(lb.status()["node"], "edge-7");
+    let (_, _, metrics) = lb.admin_call("GET", "/metrics", AdminAuth::SigV4, b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("lifeboat_requests_total"))
+            .all(|l| l.contains("node=\"edge-7\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("node=\"edge-7\""), "{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lb
+        .log()
+        .lines()
+        .any(|l| l.contains("\"node\":\"edge-7\"") && l.contains("PutObject"))
+    {
+        assert!(Instant::now() < deadline, "{}", lb.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Unset, it is the hostname.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lb = lifeboat(dir.path(), "");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(lb.status()["node"], host.trim());
+}
