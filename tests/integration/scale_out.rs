@@ -466,6 +466,58 @@ async fn a_multipart_upload_belongs_to_the_node_that_started_it() {
         body_of(&sb, "mpu", "big").await.as_deref(),
         Some(&b"the only part"[..])
     );
+
+    // A conditional Complete is decided by the upstream too: B has never seen "big" (it read
+    // it, so drop that copy first by reading a fresh key), so only the upstream can refuse.
+    sa.put_object()
+        .bucket("mpu")
+        .key("only-on-a")
+        .body(ByteStream::from_static(b"a"))
+        .send()
+        .await
+        .expect("put on A");
+    let id = sb
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("only-on-a")
+        .send()
+        .await
+        .expect("create on B")
+        .upload_id
+        .expect("id");
+    let part = sb
+        .upload_part()
+        .bucket("mpu")
+        .key("only-on-a")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"b's version"))
+        .send()
+        .await
+        .expect("part");
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag.unwrap_or_default())
+                .build(),
+        )
+        .build();
+    let err = sb
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("only-on-a")
+        .upload_id(&id)
+        .if_none_match("*")
+        .multipart_upload(done)
+        .send()
+        .await
+        .expect_err("the key exists upstream");
+    assert_eq!(harness::code(&err), "PreconditionFailed");
+    assert_eq!(
+        body_of(&up.client(), "mpu", "only-on-a").await.as_deref(),
+        Some(&b"a"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
