@@ -160,6 +160,7 @@ admin_address = "127.0.0.1:$admin"
 public_url = "$LB_URL"
 trusted_proxies = ["127.0.0.1/32"]
 admin_token_file = "$WORK/admin-token"
+node_name = "node-$name"
 
 [storage]
 data_dir = "$WORK/node-$name"
@@ -378,6 +379,18 @@ both_nodes() {
     grep -q "^127.0.0.1:$A_PORT|" "$WORK/nginx/access.log" && grep -q "^127.0.0.1:$B_PORT|" "$WORK/nginx/access.log"
 }
 check "both nodes served requests through nginx" both_nodes
+# Each answer names the node that gave it (server.node_name): the two URI hashes land apart.
+node_header() { curl -s -o /dev/null -D - "$LB_URL/$1" | tr -d '\r' | sed -n 's/^x-lifeboat-node: //Ip'; }
+names_nodes() {
+    local seen="" i n
+    for ((i = 0; i < 40; i++)); do
+        n=$(node_header "node-probe/key-$i")
+        case "$n" in node-a | node-b) ;; *) echo "x-lifeboat-node: '$n'"; return 1 ;; esac
+        [[ " $seen " == *" $n "* ]] || seen="$seen $n"
+    done
+    [ "$(wc -w <<<"$seen")" -eq 2 ] || { echo "only$seen answered"; return 1; }
+}
+check "x-lifeboat-node names the node that answered (both seen)" names_nodes
 # nginx warns when it spools a request or response body to a temporary file.
 streamed() { ! grep 'buffered to a temporary file' "$WORK/nginx/error.log"; }
 check "nginx streamed every body (no temporary files in its error log)" streamed
