@@ -196,6 +196,15 @@ impl Replication {
     }
 
     /// After DeleteBucket: mirrored upstream in gateway mode.
+    /// DeleteBucket found objects: in gateway mode, stale cached copies of objects another
+    /// node deleted upstream are dropped (true: try the delete again).
+    pub async fn drop_stale_bucket_copies(&self, bucket: &str) -> bool {
+        match self {
+            Replication::Local(_) => false,
+            Replication::Gateway(gw) => gw.drop_stale_bucket_copies(bucket).await,
+        }
+    }
+
     pub async fn bucket_deleted(&self, bucket: &str) {
         if let Replication::Gateway(gw) = self {
             gw.forget_bucket(bucket);

@@ -6,7 +6,7 @@
 use http::Method;
 
 use super::Gateway;
-use crate::store::{BucketMeta, StoreError};
+use crate::store::{BucketMeta, ListQuery, StoreError};
 use crate::upstream::{Disposition, UpstreamError, UpstreamRequest};
 
 impl Gateway {
@@ -35,6 +35,61 @@ impl Gateway {
                 tracing::info!(bucket, "adopted a bucket that exists upstream");
             }
         }
+    }
+
+    /// DeleteBucket found objects here: when every one is a synced copy and the upstream
+    /// bucket is empty (another node deleted them), they are stale cache and are dropped, and
+    /// true is returned so the delete is tried again. Anything not yet upstream, an object
+    /// still upstream, or an upstream that does not answer keeps the bucket (`BucketNotEmpty`).
+    pub async fn drop_stale_bucket_copies(&self, bucket: &str) -> bool {
+        let store = self.store();
+        let only_synced = match store.usage_by_bucket().await {
+            Ok(by_bucket) => by_bucket.get(bucket).is_none_or(|u| {
+                let o = &u.objects;
+                o.local_only == 0 && o.pending == 0 && o.failed == 0
+            }),
+            Err(_) => false,
+        };
+        if !only_synced {
+            return false;
+        }
+        let probe = ListQuery {
+            max_keys: 1,
+            ..ListQuery::default()
+        };
+        match self.list(bucket, probe).await {
+            Ok(page) if !page.from_local_index && page.objects.is_empty() => {}
+            _ => return false,
+        }
+        let mut start_after = None;
+        loop {
+            let q = ListQuery {
+                start_after: start_after.take(),
+                max_keys: 1000,
+                ..ListQuery::default()
+            };
+            let Ok(page) = store.list(bucket, q).await else {
+                return false;
+            };
+            for (key, meta) in &page.objects {
+                let _guard = self.key_lock(bucket, key).await;
+                if !matches!(
+                    store.delete_if_synced(bucket, key, &meta.etag).await,
+                    Ok(true)
+                ) {
+                    return false;
+                }
+            }
+            if !page.is_truncated {
+                break;
+            }
+            start_after = page.last;
+        }
+        tracing::info!(
+            bucket,
+            "dropped cached copies the upstream no longer has, to delete the bucket"
+        );
+        true
     }
 
     fn lock_known(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {

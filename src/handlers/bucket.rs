@@ -126,7 +126,14 @@ pub async fn head_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
 }
 
 pub async fn delete_bucket(ctx: &Context, bucket: &str) -> S3Result<S3Response> {
-    ctx.store.delete_bucket(bucket).await?;
+    match ctx.store.delete_bucket(bucket).await {
+        Err(StoreError::BucketNotEmpty)
+            if ctx.replication.drop_stale_bucket_copies(bucket).await =>
+        {
+            ctx.store.delete_bucket(bucket).await?;
+        }
+        done => done?,
+    }
     // Uploads in progress in the bucket go with it (they could complete into a new bucket of
     // the same name otherwise).
     for (id, upload) in ctx.store.uploads().await? {

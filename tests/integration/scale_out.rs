@@ -571,3 +571,53 @@ async fn each_node_names_itself_in_headers_status_metrics_and_the_access_log() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     assert_eq!(lb.status()["node"], host.trim());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_emptied_through_one_node_can_be_deleted_through_another() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    // No peers, and B never revalidates: its copy stays until the delete finds it stale.
+    let a = node(da.path(), &up, up.port, "", "");
+    let b = node(db.path(), &up, up.port, "", "revalidate_after = \"never\"");
+    let (sa, sb) = (a.client(), b.client());
+    sa.create_bucket()
+        .bucket("gone")
+        .send()
+        .await
+        .expect("bucket");
+    assert_eq!(harness::put(&a, "/gone/k", b"v", &[]).0, 200);
+    until_reads(&sb, "gone", "k", Some(b"v"), Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness::get(&b, "/gone/k").1.as_deref() != Some("HIT") {
+        assert!(Instant::now() < deadline, "B never cached it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sa.delete_object()
+        .bucket("gone")
+        .key("k")
+        .send()
+        .await
+        .expect("delete on A");
+    let (status, _, body) = raw(
+        b.port,
+        &signed_request_with(
+            b.port,
+            "DELETE",
+            "/gone",
+            b"",
+            std::time::SystemTime::now(),
+            &[],
+        ),
+    );
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    let err = up.client().head_bucket().bucket("gone").send().await;
+    assert!(err.is_err(), "the upstream bucket is gone too");
+}
