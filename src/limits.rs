@@ -35,8 +35,9 @@ pub const MAX_HEADER_COUNT: usize = 1000;
 /// `MIN_HEADER_BUFFER`), so Lifeboat's check, with its S3 error, answers first.
 pub const HEADER_BUFFER_FACTOR: usize = 4;
 pub const MIN_HEADER_BUFFER: usize = 64 * 1024;
-/// After refusing a request head, how long what the client still sends is read and dropped
-/// before the connection closes (so the refusal is not lost to a reset).
+/// After refusing a request head, or when any S3 connection closes, how long what the client
+/// still sends is read and dropped before the socket closes (so an answer sent before its
+/// request body was read is not lost to a reset).
 pub const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 /// At the connection limit, the warning is logged at most this often.
 pub const CONNECTION_LIMIT_WARN_EVERY: Duration = Duration::from_secs(60);

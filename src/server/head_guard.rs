@@ -13,6 +13,7 @@
 //! over every byte of its last answer); a pipelined head that breaks a limit while an answer
 //! is still being written is left to hyper. An HTTP/2 connection (its preface) is passed
 //! through untouched, and so is framing the guard does not follow (another transfer coding).
+//! Every close is a lingering one (`poll_shutdown`), so an early answer is not lost to a reset.
 
 use std::io;
 use std::pin::Pin;
@@ -97,6 +98,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> HeadGuard<I> {
                         crate::limits::REFUSAL_LINGER,
                     )));
                 }
+                State::Draining(deadline) if deadline.is_elapsed() => self.state = State::Closed,
                 State::Draining(deadline) => {
                     let mut scratch = [0u8; 8192];
                     let mut rb = ReadBuf::new(&mut scratch);
@@ -199,10 +201,26 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<I> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    /// A lingering close: once hyper closes the connection, the write side is shut and what
+    /// the client still sends is read and dropped for a moment (`REFUSAL_LINGER`, or until it
+    /// closes). An answer sent before its request body was read (a refused upload) then
+    /// reaches the client, or a proxy still sending that body, rather than being lost to the
+    /// reset that closing with unread bytes causes.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match this.state {
-            State::Watching(_) | State::Off => Pin::new(&mut this.inner).poll_shutdown(cx),
+            State::Watching(_) | State::Off => {
+                let _ = ready!(Pin::new(&mut this.inner).poll_flush(cx));
+                let _ = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
+                this.state =
+                    State::Draining(Box::pin(tokio::time::sleep(crate::limits::REFUSAL_LINGER)));
+                ready!(this.poll_refuse(cx));
+                Poll::Ready(Ok(()))
+            }
+            State::Draining(_) => {
+                ready!(this.poll_refuse(cx));
+                Poll::Ready(Ok(()))
+            }
             _ => Poll::Ready(Ok(())),
         }
     }

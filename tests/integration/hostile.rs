@@ -165,3 +165,48 @@ async fn heads_past_the_http_layers_limits_get_s3_xml_not_a_bare_431() {
     let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
     assert_eq!(raw(lb.port, &req).0, 200);
 }
+
+/// An upload refused before its body is read (here a bad signature) is answered, and what the
+/// client still sends is read and dropped until it is done: a sender that writes the whole 8 MiB
+/// body before reading (as a proxy like nginx does) finishes writing and reads the 403, instead
+/// of a reset that a proxy would turn into a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_is_read_to_its_end_so_the_sender_gets_the_answer() {
+    let (lb, _s3) = setup_with_bucket("early").await;
+    let port = lb.port;
+    let body = vec![b'x'; 8 << 20];
+    let outcomes: Vec<(bool, u16)> = std::thread::scope(|s| {
+        (0..6)
+            .map(|_| {
+                let body = &body;
+                s.spawn(move || {
+                    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                    let head = format!(
+                        "PUT /early/k HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
+                         x-amz-date: 20261202T000000Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=nobody/20261202/us-east-1/s3/aws4_request, \
+                         SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={}\r\nContent-Length: {}\r\n\r\n",
+                        "0".repeat(64),
+                        body.len()
+                    );
+                    let wrote = c.write_all(head.as_bytes()).is_ok() && c.write_all(body).is_ok();
+                    let mut resp = Vec::new();
+                    let _ = c.read_to_end(&mut resp);
+                    let status = String::from_utf8_lossy(&resp)
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    (wrote, status)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().expect("sender"))
+            .collect()
+    });
+    for (wrote, status) in outcomes {
+        assert!(wrote, "the body could not be sent to its end: {status}");
+        assert_eq!(status, 403);
+    }
+}
