@@ -83,6 +83,15 @@ pub fn precondition_header(p: &Precondition) -> Option<(&'static str, String)> {
     }
 }
 
+/// The client's answer when the upstream says the precondition did not hold.
+fn lost(e: &UpstreamError) -> S3Error {
+    if e.code() == Some("ConditionalRequestConflict") || e.status() == Some(409) {
+        S3ErrorCode::ConditionalRequestConflict.into()
+    } else {
+        S3ErrorCode::PreconditionFailed.into()
+    }
+}
+
 /// An upstream answer that means the precondition did not hold (or lost a race).
 pub fn lost_precondition(e: &UpstreamError) -> bool {
     matches!(
@@ -111,8 +120,9 @@ impl Gateway {
                         }
                         support.set(found);
                     }
-                    // It would not say: send the headers anyway, and ask again next time.
-                    None => return Ok(true),
+                    // It would not say: send the headers anyway (an upstream that refuses
+                    // them refuses the write), and do not ask again for this process.
+                    None => support.set(Enforcement::Enforced),
                 }
             }
         }
@@ -133,7 +143,16 @@ impl Gateway {
         };
         match self.upstream.send(&put("if-none-match", "*")).await {
             Ok(_) => {}
-            Err(e) if e.is_outage() => return Err(e),
+            Err(e) if e.is_outage() => {
+                if e.maybe_applied() {
+                    self.delete_probe(&ub, &uk).await;
+                }
+                return Err(e);
+            }
+            // An upstream that does not implement the headers says so.
+            Err(e) if e.status() == Some(501) || e.code() == Some("NotImplemented") => {
+                return Ok(Some(Enforcement::Ignored));
+            }
             Err(e) => {
                 tracing::info!(error = %e, "the upstream refused the conditional-write probe");
                 return Ok(None);
@@ -142,15 +161,16 @@ impl Gateway {
         let mut found = Enforcement::Enforced;
         for (name, value) in [("if-none-match", "*"), ("if-match", NO_SUCH_ETAG)] {
             match self.upstream.send(&put(name, value)).await {
+                // Written over although the precondition cannot hold: ignored.
                 Ok(_) => found = Enforcement::Ignored,
                 Err(e) if lost_precondition(&e) => {}
-                Err(e) if e.is_outage() => {
-                    self.delete_probe(&ub, &uk).await;
-                    return Err(e);
-                }
                 Err(e) => {
+                    self.delete_probe(&ub, &uk).await;
+                    if e.is_outage() {
+                        return Err(e);
+                    }
                     tracing::info!(error = %e, header = name, "the upstream refused the probe");
-                    found = Enforcement::Ignored;
+                    return Ok(None);
                 }
             }
         }
@@ -219,25 +239,39 @@ impl Gateway {
             .await;
         let queue = match pushed {
             Ok(()) => false,
+            Err(e) if lost_precondition(&e) => {
+                // Another writer got there first: a synced copy here is now stale.
+                if e.code() != Some("ConditionalRequestConflict") {
+                    self.drop_stale(bucket, key).await;
+                }
+                return Err(lost(&e));
+            }
             Err(e) if self.disposition(&e) == Disposition::Refused => {
-                if lost_precondition(&e) {
-                    // Another writer got there first: a synced copy here is now stale.
+                if e.code() == Some("NoSuchKey") {
                     self.drop_stale(bucket, key).await;
                 }
                 return Err(refusal(&e));
             }
             Err(e) if local_fallback => {
                 tracing::info!(bucket, key, error = %e, "upstream unavailable: conditional write checked here and queued");
+                // This node's own check decides: the client's precondition, never the
+                // downgraded one (a key this node does not hold fails `If-Match` here).
+                if local != w.precondition {
+                    return Err(store
+                        .check_precondition(bucket, key, &w.precondition)
+                        .await
+                        .err()
+                        .map_or_else(|| S3ErrorCode::PreconditionFailed.into(), Into::into));
+                }
                 true
             }
             Err(e) => {
+                // The outcome may be unknown (no answer): the write may have landed, as a
+                // timed-out write to S3 may. It is never undone here: an undo cannot tell this
+                // write from another node's identical one. The copy here is only a cache.
+                self.drop_stale(bucket, key).await;
                 drop(guard);
-                let answer = self.cannot_arbitrate(&e);
-                if e.maybe_applied() {
-                    // It may have landed: undo exactly this version once the upstream answers.
-                    self.reconcile(bucket, key, Some(&meta.etag)).await;
-                }
-                return Err(answer);
+                return Err(self.cannot_arbitrate(&e));
             }
         };
         meta.sync = if queue {
@@ -245,7 +279,7 @@ impl Gateway {
         } else {
             SyncState::Synced
         };
-        let etag = meta.etag.clone();
+        let accepted = meta.clone();
         match store
             .commit(bucket, key, meta, local, queue, w.upload)
             .await
@@ -257,11 +291,16 @@ impl Gateway {
                 }
                 Ok(meta)
             }
+            Err(e) if queue => Err(e.into()),
             Err(e) => {
-                if !queue {
-                    self.reconcile(bucket, key, Some(&etag)).await;
+                // The upstream, which decides, took it: it is durable there, and this node's
+                // stale copy goes, so the next read fetches it.
+                tracing::warn!(bucket, key, error = %e, "the upstream took a conditional write that could not be committed here");
+                self.drop_stale(bucket, key).await;
+                if w.upload.is_none() {
+                    store.discard(&accepted).await;
                 }
-                Err(e.into())
+                Ok(accepted)
             }
         }
     }

@@ -103,9 +103,13 @@ impl Gateway {
         let store = &self.store;
         if policy == WritePolicy::Back {
             meta.sync = SyncState::Pending;
+            // Under the key's lock, so it lands before or after a write being pushed (a
+            // through or conditional one), never inside it.
+            let guard = self.key_lock(bucket, key).await;
             let (meta, _) = store
                 .commit(bucket, key, meta, precondition, true, upload)
                 .await?;
+            drop(guard);
             self.kick();
             return Ok(meta);
         }
@@ -173,10 +177,12 @@ impl Gateway {
             self.store.delete_object(bucket, key, None).await?;
             return Ok(());
         }
-        let seq = self
-            .store
-            .delete_object(bucket, key, Some(crate::time::now_ms()))
-            .await?;
+        let seq = {
+            let _guard = self.key_lock(bucket, key).await;
+            self.store
+                .delete_object(bucket, key, Some(crate::time::now_ms()))
+                .await?
+        };
         if policy == WritePolicy::Through
             && let Some(seq) = seq
         {

@@ -621,3 +621,84 @@ async fn a_bucket_emptied_through_one_node_can_be_deleted_through_another() {
     let err = up.client().head_bucket().bucket("gone").send().await;
     assert!(err.is_err(), "the upstream bucket is gone too");
 }
+
+/// A conditional write that got no answer may have landed, as a timed-out write to S3 may; it is
+/// answered 503 and never undone later, since an undo cannot tell it from another node's
+/// identical write (found by review: the reconciliation deleted B's acknowledged writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_write_without_an_answer_is_never_undone_over_another_nodes() {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let proxy = FaultProxy::start(up.port).await;
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = node(
+        da.path(),
+        &up,
+        proxy.port,
+        "",
+        "first_byte_timeout_ms = 1500\nretries = 0\nbreaker_threshold = 1000",
+    );
+    let b = node(db.path(), &up, up.port, "", "");
+    a.client()
+        .create_bucket()
+        .bucket("undo")
+        .send()
+        .await
+        .expect("bucket");
+    assert_eq!(harness::put(&a, "/undo/k", b"v1", &[]).0, 200);
+    let e1 = format!("\"{}\"", crate::harness::md5_hex(b"v1"));
+    // The probe, while the upstream answers.
+    assert_eq!(
+        put_with(&a, "/undo/probe", b"p", &[("If-None-Match", "*")]).0,
+        200
+    );
+    proxy.set(Fault::Blackhole);
+    assert_eq!(
+        put_with(&a, "/undo/k", b"from a", &[("If-Match", &e1)]).0,
+        503
+    );
+    assert_eq!(
+        put_with(&a, "/undo/new", b"same", &[("If-None-Match", "*")]).0,
+        503
+    );
+    assert_eq!(
+        a.status()["outbox"]["depth"],
+        0,
+        "nothing is queued to undo them"
+    );
+    // B, which reaches the upstream, writes the same keys (one with the very same bytes).
+    assert_eq!(
+        put_with(&b, "/undo/k", b"from b", &[("If-Match", &e1)]).0,
+        200
+    );
+    assert_eq!(
+        put_with(&b, "/undo/new", b"same", &[("If-None-Match", "*")]).0,
+        200
+    );
+    proxy.set(Fault::Pass);
+    // A answers again (a fresh connection), and B's writes stay.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while harness::get(&a, "/undo/k").0 != 200 {
+        assert!(Instant::now() < deadline, "A never read again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        body_of(&up.client(), "undo", "k").await.as_deref(),
+        Some(&b"from b"[..])
+    );
+    assert_eq!(
+        body_of(&up.client(), "undo", "new").await.as_deref(),
+        Some(&b"same"[..])
+    );
+    assert_eq!(
+        body_of(&a.client(), "undo", "k").await.as_deref(),
+        Some(&b"from b"[..])
+    );
+}
