@@ -6,13 +6,16 @@
 //! - `start_after_middle`: 1000 keys after the middle key (a continuation token's page);
 //! - `prefix_delimiter_folders`: `prefix=2026/&delimiter=/`, 1000 common prefixes, each one
 //!   a seek past its folder's keys;
-//! - `prefix_delimiter_files`: `prefix=2026/0500/&delimiter=/`, one folder's 1000 keys.
+//! - `prefix_delimiter_files`: `prefix=2026/0500/&delimiter=/`, one folder's 1000 keys;
+//!
+//! and `decode_1000_rows`, the decoding of a page's 1000 metadata rows alone (`store::decode`),
+//! to show how much of a page that is.
 //!
 //! The keys are `2026/FFFF/IMG_NNNNNN.jpg`, 1000 to a folder. `LIFEBOAT_BENCH_KEYS` sets how
 //! many (default 1,000,000). They are written once per run into a temp dir, straight into the
 //! catalog's tables in transactions of 100,000 rows (one `Store::commit_object` per key is one
 //! commit, with its fsyncs, each: the setup prints that rate too); `Store::open` then runs as at
-//! any start, recovery and the one-time usage count included, and its time is printed.
+//! any start; its time is printed, with the one-time usage count and without.
 //!
 //! `cargo bench --bench list [-- --quick]`
 
@@ -24,7 +27,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use lifeboat::checksum::{Checksum, ChecksumAlgorithm};
 use lifeboat::store::{
     BUCKETS, BucketMeta, ContentHeaders, ListPage, ListQuery, OBJECTS, ObjectMeta, Precondition,
-    Segment, Store, SyncState, encode, object_key,
+    Segment, Store, SyncState, decode, encode, object_key,
 };
 use redb::Database;
 use tokio::runtime::Runtime;
@@ -162,12 +165,15 @@ fn bench_list(c: &mut Criterion) {
         "list: wrote {n} keys in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let started = Instant::now();
+    for what in ["recovery and the one-time usage count", "recovery only"] {
+        let started = Instant::now();
+        drop(Store::open(dir.path(), None).unwrap_or_else(fail("open")));
+        eprintln!(
+            "list: Store::open ({what}) took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let store = Store::open(dir.path(), None).unwrap_or_else(fail("open"));
-    eprintln!(
-        "list: Store::open (recovery, usage count) took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
     let usage = rt.block_on(store.usage()).unwrap_or_else(fail("usage"));
     assert_eq!(usage.objects.total(), n as u64, "every key is counted");
 
@@ -197,6 +203,8 @@ fn bench_list(c: &mut Criterion) {
         ),
     ];
     let mut group = c.benchmark_group(format!("list_{n}_keys"));
+    // Pages of a few milliseconds: 50 samples fit criterion's default 5 s.
+    group.sample_size(50);
     for (name, query, expected) in cases {
         let got = list(&rt, &store, &query);
         assert_eq!(
@@ -206,6 +214,17 @@ fn bench_list(c: &mut Criterion) {
         );
         group.bench_function(name, |b| b.iter(|| list(&rt, &store, black_box(&query))));
     }
+    let rows: Vec<Vec<u8>> = (0..PAGE)
+        .map(|i| encode(&meta(i)).unwrap_or_else(fail("encode")))
+        .collect();
+    group.bench_function("decode_1000_rows", |b| {
+        b.iter(|| {
+            for row in black_box(&rows) {
+                let meta: ObjectMeta = decode(row).unwrap_or_else(fail("decode"));
+                black_box(meta);
+            }
+        });
+    });
     group.finish();
 }
 
