@@ -24,6 +24,8 @@ fn bench_checksums(c: &mut Criterion) {
     for (len, label) in SIZES {
         let data = data(len);
         group.throughput(Throughput::Bytes(len as u64));
+        // MD5 of 1 MiB takes about 2 ms: 50 samples fit criterion's default 5 s.
+        group.sample_size(if len > 64 << 10 { 50 } else { 100 });
         group.bench_with_input(BenchmarkId::new("MD5", label), &data, |b, data| {
             b.iter(|| Md5::digest(black_box(data)));
         });
@@ -43,6 +45,8 @@ fn bench_checksums(c: &mut Criterion) {
     for (len, label) in SIZES {
         let data = data(len);
         group.throughput(Throughput::Bytes(len as u64));
+        // MD5 of 1 MiB takes about 2 ms: 50 samples fit criterion's default 5 s.
+        group.sample_size(if len > 64 << 10 { 50 } else { 100 });
         for (name, sha256) in [("md5+crc64nvme", false), ("md5+crc64nvme+sha256", true)] {
             group.bench_with_input(BenchmarkId::new(name, label), &data, |b, data| {
                 b.iter(|| {
