@@ -59,6 +59,11 @@ pub use outbox::{Attempts, DeadLetter, DeadLetterFilter, OutboxStats};
 pub use pins::Pin;
 use readers::Readers;
 pub use readers::{OpenBlobs, ReadGuard};
+/// The catalog's bucket and object tables, their key layout and value encoding, for
+/// `benches/list.rs` alone: it loads a million rows in a few transactions, where one
+/// `commit_object` per key would cost a million commits, and times the decoding of a page's
+/// rows apart. The server goes through `Store`.
+pub use schema::{BUCKETS, OBJECTS, decode, encode, object_key};
 pub use usage::{ByState, Usage};
 
 /// The file in the data directory that records which key sealed the blobs (`sealed::fingerprint`,
