@@ -9,6 +9,7 @@ mod legacy;
 pub mod policy;
 pub mod post_policy;
 pub mod presign;
+pub mod sign;
 pub mod sigv2;
 pub mod sigv4;
 
