@@ -122,8 +122,10 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "  ops/s    {:.1}  ({} ok, {} errors)",
-            self.ops_per_s, self.ok, self.errors
+            "  ops/s    {}  ({} ok, {} errors)",
+            rate(self.ops_per_s),
+            self.ok,
+            self.errors
         );
         let _ = writeln!(out, "  MiB/s    {:.1}", self.mib_per_s);
         let _ = writeln!(
@@ -135,6 +137,16 @@ impl Summary {
             let _ = writeln!(out, "  error    {n} x {kind}");
         }
         out
+    }
+}
+
+/// A rate to three significant figures at least: `4276`, `871.4`, `21.35`, `0.014`.
+fn rate(x: f64) -> String {
+    match x {
+        x if x >= 1000.0 => format!("{x:.0}"),
+        x if x >= 100.0 => format!("{x:.1}"),
+        x if x >= 1.0 => format!("{x:.2}"),
+        x => format!("{x:.3}"),
     }
 }
 
@@ -206,6 +218,10 @@ mod tests {
         let text = s.text();
         assert!(text.starts_with("get 2 MiB x 10 objects"), "{text}");
         assert!(text.contains("3 x HTTP 503 SlowDown"), "{text}");
+        assert!(
+            text.contains("ops/s    100.0  (200 ok, 3 errors)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -215,5 +231,9 @@ mod tests {
         assert_eq!(human_size(5 << 30), "5 GiB");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(100), "100 B");
+        assert_eq!(
+            (rate(4276.4), rate(21.349), rate(0.0144)),
+            ("4276".into(), "21.35".into(), "0.014".into())
+        );
     }
 }
