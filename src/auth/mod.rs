@@ -520,6 +520,35 @@ fn authenticate_presigned(
     })
 }
 
+/// The access key the server's own check accepts for a request a client-side signer built
+/// (auth/presign.rs, auth/sign.rs), with the default clock skew; `None` when it refuses it.
+#[cfg(test)]
+pub(crate) fn accepted_key(
+    method: &str,
+    raw_path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    users: &Users,
+    now: SystemTime,
+) -> Option<String> {
+    let parts = RequestParts {
+        method,
+        raw_path,
+        query,
+        headers,
+        authority: None,
+        body_sha256: None,
+        virtual_bucket: None,
+    };
+    let settings = AuthSettings {
+        clock_skew: Duration::from_secs(900),
+        sigv2: true,
+    };
+    authenticate(&parts, users, &settings, now)
+        .ok()
+        .map(|a| a.user.access_key.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
