@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod body;
 pub mod checksum;
 pub mod conditional;

@@ -1,4 +1,5 @@
-//! The `lifeboat` command: serve S3, or check a configuration file.
+//! The `lifeboat` command: serve S3, check a configuration file, drive the running server's
+//! admin API, or load an S3 endpoint (`bench`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +93,9 @@ enum Command {
         #[arg(long)]
         ca_file: Option<PathBuf>,
     },
+    /// Load an S3 endpoint (Lifeboat or any other) and report ops/s, MiB/s, latency
+    /// percentiles and errors by kind.
+    Bench(lifeboat::bench::BenchArgs),
     /// Outbox entries the upstream refused for good (the store of a stopped server, else the
     /// running server's admin API).
     DeadLetters {
@@ -186,6 +190,37 @@ fn main() -> ExitCode {
             prefix,
             command,
         } => dead_letters(config, bucket, prefix, command),
+        Command::Bench(args) => bench(&args),
+    }
+}
+
+/// The summary on stdout; exit 1 when a request failed, 2 when the run could not start.
+fn bench(args: &lifeboat::bench::BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lifeboat: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(lifeboat::bench::run(args)) {
+        Ok(summary) => {
+            match args.json {
+                true => println!("{}", summary.json()),
+                false => print!("{}", summary.text()),
+            }
+            match summary.errors {
+                0 => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            eprintln!("lifeboat bench: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod legacy;
 pub mod policy;
 pub mod post_policy;
 pub mod presign;
+pub mod sign;
 pub mod sigv2;
 pub mod sigv4;
 
@@ -517,6 +518,35 @@ fn authenticate_presigned(
         user: Arc::clone(user),
         payload,
     })
+}
+
+/// The access key the server's own check accepts for a request a client-side signer built
+/// (auth/presign.rs, auth/sign.rs), with the default clock skew; `None` when it refuses it.
+#[cfg(test)]
+pub(crate) fn accepted_key(
+    method: &str,
+    raw_path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    users: &Users,
+    now: SystemTime,
+) -> Option<String> {
+    let parts = RequestParts {
+        method,
+        raw_path,
+        query,
+        headers,
+        authority: None,
+        body_sha256: None,
+        virtual_bucket: None,
+    };
+    let settings = AuthSettings {
+        clock_skew: Duration::from_secs(900),
+        sigv2: true,
+    };
+    authenticate(&parts, users, &settings, now)
+        .ok()
+        .map(|a| a.user.access_key.clone())
 }
 
 #[cfg(test)]

@@ -76,11 +76,9 @@ pub fn presign_url(signer: &Signer<'_>, p: Presign<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::auth::policy::{Grant, User};
-    use crate::auth::{AuthSettings, RequestParts, Users, authenticate};
+    use crate::auth::{Users, accepted_key};
 
     #[test]
     fn a_presigned_url_passes_the_servers_own_check() {
@@ -121,28 +119,11 @@ mod tests {
         headers.insert("content-type", http::HeaderValue::from_static("image/png"));
         headers.insert("content-length", http::HeaderValue::from_static("5"));
         let req = |headers: &http::HeaderMap| {
-            authenticate(
-                &RequestParts {
-                    method: "PUT",
-                    raw_path: uri.path(),
-                    query: &query,
-                    headers,
-                    authority: None,
-                    body_sha256: None,
-                    virtual_bucket: None,
-                },
-                &users,
-                &AuthSettings {
-                    clock_skew: Duration::from_secs(900),
-                    sigv2: true,
-                },
-                now,
-            )
-            .map(|a| Arc::clone(&a.user).access_key.clone())
+            accepted_key("PUT", uri.path(), &query, headers, &users, now)
         };
-        assert_eq!(req(&headers).ok().as_deref(), Some("AK"));
+        assert_eq!(req(&headers).as_deref(), Some("AK"));
         // A body of another length changes a signed header.
         headers.insert("content-length", http::HeaderValue::from_static("6"));
-        assert!(req(&headers).is_err());
+        assert!(req(&headers).is_none());
     }
 }

@@ -129,8 +129,8 @@ fn tls_config(
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// A plain client over HTTP or HTTPS (system roots plus `ca_file`) for Lifeboat's own small
-/// calls: the admin CLI, and peer notices. The upstream's client (`Upstream::new`) adds its
+/// A plain client over HTTP or HTTPS (system roots plus `ca_file`) for Lifeboat's own calls:
+/// the admin CLI, peer notices, and `lifeboat bench`. The upstream's client (`Upstream::new`) adds its
 /// timeouts and pool settings.
 pub(crate) fn https_client<B>(
     ca_file: Option<&std::path::Path>,
@@ -143,11 +143,16 @@ where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
 {
+    // No Nagle delay: a request's last small segment goes out at once (`lifeboat bench`
+    // measures latency through this client).
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(ca_file, label)?)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 

@@ -102,7 +102,7 @@ impl UpstreamError {
     }
 }
 
-pub(super) async fn error_from(resp: Response<Incoming>) -> UpstreamError {
+pub(crate) async fn error_from(resp: Response<Incoming>) -> UpstreamError {
     let status = resp.status().as_u16();
     let body = tokio::time::timeout(UPSTREAM_ERROR_BODY_TIMEOUT, async {
         let mut b = resp.into_body();

@@ -32,6 +32,7 @@ use breaker::Breaker;
 use client::Tracked;
 pub(crate) use client::https_client;
 pub use error::UpstreamError;
+pub(crate) use error::error_from;
 pub use retry::{Disposition, backoff};
 
 /// Where a request body comes from; retries re-open it, so nothing is replayed from memory.

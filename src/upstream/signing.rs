@@ -103,38 +103,32 @@ impl Upstream {
             headers.push(("content-length".into(), len.to_string()));
         }
         headers.sort();
-        let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-        let signed = signed.join(";");
-        let scope = sigv4::scope(&amz_date[..8], &self.config.region, "s3");
-        let creq = sigv4::canonical_request(
-            r.method.as_str(),
-            &sigv4::canonical_uri(&path),
-            &canonical_query,
-            &headers,
-            &signed,
-            &payload_hash,
-        );
         let key = SigningKey::derive(
             self.config.secret_key.expose(),
             now,
             &self.config.region,
             "s3",
         );
-        let signature = key.sign(&sigv4::string_to_sign(&amz_date, &scope, &creq));
+        let authorization = crate::auth::sign::authorization(
+            &self.config.access_key,
+            &key,
+            &self.config.region,
+            &crate::auth::sign::HeaderRequest {
+                method: r.method.as_str(),
+                path: &path,
+                canonical_query: &canonical_query,
+                headers: &headers,
+                payload_hash: &payload_hash,
+                amz_date: &amz_date,
+            },
+        );
         let mut b = Request::builder().method(r.method.clone()).uri(uri);
         for (k, v) in &headers {
             if k != "host" {
                 b = b.header(k.as_str(), v.as_str());
             }
         }
-        b = b.header(
-            "authorization",
-            format!(
-                "{} Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-                sigv4::ALGORITHM,
-                self.config.access_key
-            ),
-        );
+        b = b.header("authorization", authorization);
         // Bodies held in memory are tiny and count as sent at once.
         let (body, in_memory) = match &r.body {
             BodySource::Empty => (ResponseBody::Empty, true),

@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod bench;
 mod browser;
 mod buckets;
 mod cache;
