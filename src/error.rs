@@ -305,7 +305,7 @@ mod tests {
                 _ => 400,
             }
         };
-        assert_eq!(S3ErrorCode::ALL.len(), 46);
+        assert_eq!(S3ErrorCode::ALL.len(), 47);
         for &c in S3ErrorCode::ALL {
             assert_eq!(c.status().as_u16(), expected(c), "{c:?}");
             assert_eq!(c.as_str(), format!("{c:?}"), "the code is AWS's name");

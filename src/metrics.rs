@@ -427,6 +427,7 @@ mod tests {
         upstream_request("PutObject", "timeout", Duration::from_millis(5));
         cache_result("hit");
         evicted(10);
+        // No node name is set in unit tests: every series carries the default, "lifeboat".
         let text = render(&Snapshot {
             usage: Usage::default(),
             outbox: OutboxStats {
@@ -441,19 +442,19 @@ mod tests {
             now_ms: 3_000,
         });
         for needle in [
-            "lifeboat_build_info{version=",
-            "lifeboat_requests_total{operation=\"GetObject\",status=\"2xx\"} 1",
-            "lifeboat_upstream_requests_total{operation=\"PutObject\",outcome=\"timeout\"} 1",
-            "lifeboat_outbox_depth 2",
-            "lifeboat_outbox_oldest_age_seconds 2.0",
-            "lifeboat_upstream_circuit_state 2",
-            "lifeboat_objects{state=\"pending\"} 0",
-            "lifeboat_local_budget_bytes 7",
+            "lifeboat_build_info{node=\"lifeboat\",version=",
+            "lifeboat_requests_total{node=\"lifeboat\",operation=\"GetObject\",status=\"2xx\"} 1",
+            "lifeboat_upstream_requests_total{node=\"lifeboat\",operation=\"PutObject\",outcome=\"timeout\"} 1",
+            "lifeboat_outbox_depth{node=\"lifeboat\"} 2",
+            "lifeboat_outbox_oldest_age_seconds{node=\"lifeboat\"} 2.0",
+            "lifeboat_upstream_circuit_state{node=\"lifeboat\"} 2",
+            "lifeboat_objects{node=\"lifeboat\",state=\"pending\"} 0",
+            "lifeboat_local_budget_bytes{node=\"lifeboat\"} 7",
             "lifeboat_sealed_frames_read_total",
             "lifeboat_sealed_frames_rejected_total",
-            "lifeboat_cache_full 1",
-            "lifeboat_evicted_objects_total 1",
-            "lifeboat_evicted_bytes_total 10",
+            "lifeboat_cache_full{node=\"lifeboat\"} 1",
+            "lifeboat_evicted_objects_total{node=\"lifeboat\"} 1",
+            "lifeboat_evicted_bytes_total{node=\"lifeboat\"} 10",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
