@@ -244,6 +244,11 @@ impl Gateway {
                 if e.code() != Some("ConditionalRequestConflict") {
                     self.drop_stale(bucket, key).await;
                 }
+                // `If-Match` on a key the upstream does not have is `NoSuchKey`, as AWS
+                // answers (some upstreams say 412): asked only when this node held nothing.
+                if local != w.precondition && self.upstream_lacks(bucket, key).await {
+                    return Err(S3ErrorCode::NoSuchKey.into());
+                }
                 return Err(lost(&e));
             }
             Err(e) if self.disposition(&e) == Disposition::Refused => {
@@ -316,6 +321,13 @@ impl Gateway {
                 Err(e) => tracing::warn!(error = %e, "could not drop a stale cached copy"),
             }
         }
+    }
+
+    /// Whether the upstream answers 404 for the key.
+    async fn upstream_lacks(&self, bucket: &str, key: &str) -> bool {
+        let (ub, uk) = self.upstream.map(bucket, key);
+        let head = UpstreamRequest::new(Method::HEAD, &ub, Some(&uk));
+        matches!(self.upstream.send(&head).await, Err(e) if e.status() == Some(404))
     }
 
     /// Nothing of this key is here: no object and nothing queued.
