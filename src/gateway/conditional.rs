@@ -244,9 +244,11 @@ impl Gateway {
                 if e.code() != Some("ConditionalRequestConflict") {
                     self.drop_stale(bucket, key).await;
                 }
-                // `If-Match` on a key the upstream does not have is `NoSuchKey`, as AWS
-                // answers (some upstreams say 412): asked only when this node held nothing.
-                if local != w.precondition && self.upstream_lacks(bucket, key).await {
+                // `If-Match: <etag>` on a key the upstream does not have is `NoSuchKey`, as
+                // AWS answers (some upstreams say 412; `If-Match: *` stays 412): asked only
+                // when this node held nothing.
+                let named = matches!(&w.precondition, Precondition::IfMatch(e) if e != "*");
+                if named && local != w.precondition && self.upstream_lacks(bucket, key).await {
                     return Err(S3ErrorCode::NoSuchKey.into());
                 }
                 return Err(lost(&e));
