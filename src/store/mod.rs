@@ -400,7 +400,6 @@ impl Store {
         Ok(())
     }
 
-    /// See `Catalog::delete_if_synced`; removes the deleted copy's blobs.
     /// As `delete_if_synced`, for the cache budget: the eviction is recorded (`EVICTED`), so
     /// a server turned local-only can say what only the upstream holds.
     pub async fn evict_if_synced(
@@ -410,15 +409,20 @@ impl Store {
         etag: &str,
     ) -> Result<bool, StoreError> {
         let (b, k, e) = (bucket.to_owned(), key.to_owned(), etag.to_owned());
-        match self
+        let removed = self
             .blocking(move |ix| ix.evict_if_synced(&b, &k, &e))
-            .await?
-        {
+            .await?;
+        Ok(self.discard_removed(removed).await)
+    }
+
+    /// Removes the blobs of a copy the catalog dropped; true when there was one.
+    async fn discard_removed(&self, removed: Option<ObjectMeta>) -> bool {
+        match removed {
             Some(old) => {
                 self.discard(&old).await;
-                Ok(true)
+                true
             }
-            None => Ok(false),
+            None => false,
         }
     }
 
@@ -427,6 +431,7 @@ impl Store {
         self.blocking(move |ix| ix.unreachable(sample)).await
     }
 
+    /// See `Catalog::delete_if_synced`; removes the deleted copy's blobs.
     pub async fn delete_if_synced(
         &self,
         bucket: &str,
@@ -434,16 +439,10 @@ impl Store {
         etag: &str,
     ) -> Result<bool, StoreError> {
         let (b, k, e) = (bucket.to_owned(), key.to_owned(), etag.to_owned());
-        match self
+        let removed = self
             .blocking(move |ix| ix.delete_if_synced(&b, &k, &e))
-            .await?
-        {
-            Some(old) => {
-                self.discard(&old).await;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+            .await?;
+        Ok(self.discard_removed(removed).await)
     }
 
     /// See `Catalog::commit_fill`; on refusal the fill's blob is removed.

@@ -11,6 +11,19 @@ use aws_sdk_s3::primitives::ByteStream;
 use crate::harness::{self, AdminAuth, Lifeboat, header_of, lifeboat, raw, signed_request_with};
 use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
 
+/// SeaweedFS in a temporary directory, and a data directory for each of two nodes; `None`
+/// (the test is skipped) when SeaweedFS is not installed.
+fn rig() -> Option<(UpstreamServer, tempfile::TempDir, [tempfile::TempDir; 2])> {
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(dir.path());
+    let nodes = [0, 1].map(|_| tempfile::tempdir().expect("tempdir"));
+    Some((up, dir, nodes))
+}
+
 /// A node in front of `up` (reached through `port`: its own, or a fault proxy's).
 fn node(
     dir: &std::path::Path,
@@ -108,16 +121,9 @@ fn race(nodes: [&Lifeboat; 2], path: &str, header: (&str, &str)) -> Racers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_writes_racing_over_two_nodes_have_one_winner() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
+    };
     let a = node(da.path(), &up, up.port, "", "");
     let b = node(db.path(), &up, up.port, "", "");
     let (sa, sb) = (a.client(), b.client());
@@ -184,17 +190,10 @@ async fn conditional_writes_racing_over_two_nodes_have_one_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conditional_write_while_the_upstream_is_away_is_503_unless_local_is_chosen() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
     let strict = node(da.path(), &up, proxy.port, "", "");
     let local = node(
         db.path(),
@@ -275,16 +274,9 @@ async fn a_conditional_write_while_the_upstream_is_away_is_503_unless_local_is_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_node_writes_and_deletes_another_sees_after_revalidate_after() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
+    };
     // No peers: B finds out by revalidating its copy once it is a second old.
     let a = node(da.path(), &up, up.port, "", "");
     let b = node(db.path(), &up, up.port, "", "revalidate_after = 1");
@@ -322,17 +314,10 @@ async fn what_one_node_writes_and_deletes_another_sees_after_revalidate_after() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_a_node_queued_while_cut_off_reach_the_other_node_once_drained() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
     let a = node(da.path(), &up, proxy.port, "", "");
     let b = node(db.path(), &up, up.port, "", "");
     let (sa, sb) = (a.client(), b.client());
@@ -386,16 +371,9 @@ async fn writes_a_node_queued_while_cut_off_reach_the_other_node_once_drained() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_upload_belongs_to_the_node_that_started_it() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
+    };
     let a = node(da.path(), &up, up.port, "", "");
     let b = node(db.path(), &up, up.port, "", "");
     let (sa, sb) = (a.client(), b.client());
@@ -574,16 +552,9 @@ async fn each_node_names_itself_in_headers_status_metrics_and_the_access_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_emptied_through_one_node_can_be_deleted_through_another() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
+    };
     // No peers, and B never revalidates: its copy stays until the delete finds it stale.
     let a = node(da.path(), &up, up.port, "", "");
     let b = node(db.path(), &up, up.port, "", "revalidate_after = \"never\"");
@@ -627,17 +598,10 @@ async fn a_bucket_emptied_through_one_node_can_be_deleted_through_another() {
 /// identical write (found by review: the reconciliation deleted B's acknowledged writes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conditional_write_without_an_answer_is_never_undone_over_another_nodes() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir, [da, db])) = rig() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
-    let (da, db) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
     let a = node(
         da.path(),
         &up,
