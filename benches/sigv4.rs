@@ -45,6 +45,7 @@ fn users() -> Users {
 fn settings() -> AuthSettings {
     AuthSettings {
         clock_skew: Duration::from_secs(900),
+        region: None,
         sigv2: false,
     }
 }

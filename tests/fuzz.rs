@@ -320,6 +320,7 @@ fn users() -> Users {
 fn settings() -> AuthSettings {
     AuthSettings {
         clock_skew: Duration::from_secs(900),
+        region: Some("us-east-1".into()),
         sigv2: true,
     }
 }

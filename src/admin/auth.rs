@@ -92,6 +92,7 @@ pub fn authenticate(
         // SigV4 only: SigV2 signs no body hash, and the admin API's bodies are checked by it.
         &AuthSettings {
             clock_skew: settings.clock_skew,
+            region: settings.region.clone(),
             sigv2: false,
         },
         SystemTime::now(),

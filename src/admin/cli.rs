@@ -97,7 +97,7 @@ pub async fn call_json(
             &Signer {
                 access_key: &user.access_key,
                 secret_key: &user.secret_key,
-                region: &config.server.region,
+                region: config.server.region(),
             },
             Presign {
                 method: method.as_str(),

@@ -102,7 +102,7 @@ async fn signer<'a>(
     let ctx = env.ctx;
     // A bucket only upstream is adopted first (owned by no user here), as the S3 API does.
     ctx.replication
-        .bucket_used(bucket, "", &ctx.config.server.region)
+        .bucket_used(bucket, "", ctx.config.server.region())
         .await;
     let owner = match ctx.store.bucket(bucket).await {
         Ok(meta) => Some(meta.owner),
@@ -140,7 +140,7 @@ async fn signer<'a>(
 /// `[presign] create_bucket` says so.
 async fn ensure_bucket(env: &Env<'_>, signer: &User, bucket: &str) -> Result<(), ApiError> {
     let ctx = env.ctx;
-    let region = &ctx.config.server.region;
+    let region = ctx.config.server.region();
     let owner = signer.owner_id();
     match ctx.store.bucket(bucket).await {
         Ok(_) => return Ok(()),
@@ -154,7 +154,7 @@ async fn ensure_bucket(env: &Env<'_>, signer: &User, bucket: &str) -> Result<(),
     }
     match ctx
         .store
-        .create_bucket(bucket, BucketMeta::new(owner, region.clone()))
+        .create_bucket(bucket, BucketMeta::new(owner, region.to_owned()))
         .await
     {
         Ok(()) | Err(StoreError::BucketAlreadyOwnedByYou) => {}
@@ -217,7 +217,7 @@ fn url(
         &Signer {
             access_key: &signer.access_key,
             secret_key: &signer.secret_key,
-            region: &ctx.config.server.region,
+            region: ctx.config.server.region(),
         },
         Presign {
             method,

@@ -52,7 +52,7 @@ pub async fn handle(
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     // A bucket that exists only upstream is adopted first, as an S3 request would.
-    gw.adopt_bucket(&req.bucket, "", &ctx.config.server.region)
+    gw.adopt_bucket(&req.bucket, "", ctx.config.server.region())
         .await;
     match gw.start_warm(&req.bucket, &req.prefix) {
         Ok(s) => Ok((StatusCode::ACCEPTED, json!({ "warm": s }))),

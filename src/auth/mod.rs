@@ -88,6 +88,9 @@ pub struct RequestParts<'a> {
 
 pub struct AuthSettings {
     pub clock_skew: Duration,
+    /// `server.region` when it is set: a credential scoped to another region is refused, as
+    /// AWS refuses it (the right region in the error's `<Region>`). `None`: any region.
+    pub region: Option<Arc<str>>,
     /// Whether Signature Version 2 is accepted (`[server] sigv2`).
     pub sigv2: bool,
 }
@@ -261,7 +264,13 @@ pub fn authenticate(
         }
     };
     check_skew(time, now, settings.clock_skew)?;
-    check_scope(&cred, &amz_date, malformed)?;
+    check_scope(
+        &cred,
+        &amz_date,
+        settings.region.as_deref(),
+        "The authorization header is malformed; ",
+        malformed,
+    )?;
 
     let payload_hash = header_str(req.headers, "x-amz-content-sha256")
         .or(req.body_sha256)
@@ -347,6 +356,8 @@ fn check_skew(time: SystemTime, now: SystemTime, skew: Duration) -> Result<(), S
 fn check_scope(
     cred: &Credential<'_>,
     amz_date: &str,
+    region: Option<&str>,
+    preamble: &str,
     err: fn(&str) -> S3Error,
 ) -> Result<(), S3Error> {
     if !amz_date.starts_with(cred.date) {
@@ -356,9 +367,18 @@ fn check_scope(
     }
     if cred.service != "s3" {
         return Err(err(&format!(
-            "The authorization header is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".",
+            "{preamble}incorrect service \"{}\". This endpoint belongs to \"s3\".",
             cred.service
         )));
+    }
+    if let Some(region) = region
+        && cred.region != region
+    {
+        return Err(err(&format!(
+            "{preamble}the region '{}' is wrong; expecting '{region}'",
+            cred.region
+        ))
+        .extra("Region", region));
     }
     Ok(())
 }
@@ -476,7 +496,13 @@ fn authenticate_presigned(
     let time = parse_amz_date(amz_date).ok_or_else(|| {
         query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     })?;
-    check_scope(&cred, amz_date, query_error)?;
+    check_scope(
+        &cred,
+        amz_date,
+        settings.region.as_deref(),
+        "Error parsing the X-Amz-Credential parameter; ",
+        query_error,
+    )?;
     let user = users
         .get(cred.access_key)
         .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId))?;
@@ -542,6 +568,7 @@ pub(crate) fn accepted_key(
     };
     let settings = AuthSettings {
         clock_skew: Duration::from_secs(900),
+        region: None,
         sigv2: true,
     };
     authenticate(&parts, users, &settings, now)
@@ -569,6 +596,7 @@ mod tests {
     fn settings() -> AuthSettings {
         AuthSettings {
             clock_skew: Duration::from_secs(900),
+            region: None,
             sigv2: false,
         }
     }
@@ -646,6 +674,31 @@ mod tests {
         let empty = HeaderMap::new();
         let r = authenticate(&parts(&empty, &[]), &users(), &settings(), doc_time());
         assert_eq!(r.err().map(|e| e.code), Some(S3ErrorCode::AccessDenied));
+    }
+
+    #[test]
+    fn a_credential_for_another_region_names_the_right_one() {
+        let h = get_object_headers();
+        let elsewhere = AuthSettings {
+            region: Some(Arc::from("eu-west-1")),
+            ..settings()
+        };
+        let e = authenticate(&parts(&h, &[]), &users(), &elsewhere, doc_time()).err();
+        assert_eq!(
+            e.as_ref().map(|e| e.code),
+            Some(S3ErrorCode::AuthorizationHeaderMalformed)
+        );
+        let e = e.unwrap();
+        assert_eq!(
+            e.message,
+            "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'"
+        );
+        assert_eq!(e.extra, vec![("Region", "eu-west-1".to_owned())]);
+        let here = AuthSettings {
+            region: Some(Arc::from("us-east-1")),
+            ..settings()
+        };
+        assert!(authenticate(&parts(&h, &[]), &users(), &here, doc_time()).is_ok());
     }
 
     #[test]

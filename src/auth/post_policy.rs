@@ -142,7 +142,13 @@ pub fn check_policy(doc: &Value, form: &Form, bucket: &str, now: SystemTime) -> 
 
 /// Authenticates the form: the policy's SigV4 signature, by the user in `x-amz-credential`,
 /// or (when `sigv2`) its Signature Version 2 signature, by the user in `AWSAccessKeyId`.
-pub fn authenticate(form: &Form, users: &Users, sigv2: bool) -> S3Result<(Arc<User>, Value)> {
+/// A SigV4 credential must be scoped to `server_region` when it is given.
+pub fn authenticate(
+    form: &Form,
+    users: &Users,
+    sigv2: bool,
+    server_region: Option<&str>,
+) -> S3Result<(Arc<User>, Value)> {
     let field = |n: &str| {
         form.get(n)
             .ok_or_else(|| bad_form(format!("Bucket POST must contain a field named '{n}'.")))
@@ -178,6 +184,14 @@ pub fn authenticate(form: &Form, users: &Users, sigv2: bool) -> S3Result<(Arc<Us
         return Err(bad_form(
             "The x-amz-credential field names another service than s3.",
         ));
+    }
+    if let Some(server_region) = server_region
+        && *region != server_region
+    {
+        return Err(bad_form(format!(
+            "The x-amz-credential field is scoped to region '{region}'; expecting '{server_region}'."
+        ))
+        .extra("Region", server_region));
     }
     let user = users
         .get(access_key)

@@ -69,7 +69,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub address: SocketAddr,
     pub admin_address: SocketAddr,
-    pub region: String,
+    /// `server.region` as the file or `S3_REGION` sets it; `region()` is the one in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub domains: Vec<String>,
     /// The S3 endpoint as clients reach it (behind a proxy); presigned URLs use it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +103,22 @@ pub struct ServerConfig {
     /// This node's name (default: the hostname): the `x-lifeboat-node` response header, the
     /// status document, the metrics' `node` label and the access log's `node` field.
     pub node_name: String,
+}
+
+/// The region answered and signed with when `server.region` is not set.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+impl ServerConfig {
+    /// The region this server answers for (GetBucketLocation, presigned URLs).
+    pub fn region(&self) -> &str {
+        self.region.as_deref().unwrap_or(DEFAULT_REGION)
+    }
+
+    /// The region a client's credential must be scoped to: only one `server.region` sets, as
+    /// MinIO does; left unset, any region is accepted.
+    pub fn enforced_region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
 }
 
 /// Where presigned URLs from the admin API point.
@@ -266,7 +284,10 @@ pub struct LimitsConfig {
     /// How long a completed upload's answer is kept for a retried Complete.
     #[serde(rename = "completed_upload_seconds", serialize_with = "secs")]
     pub completed_upload: Duration,
-    /// How long a connection may take to send its first byte, and then its header block.
+    /// How long a new connection may take to send its first byte.
+    #[serde(rename = "first_byte_timeout_seconds", serialize_with = "secs")]
+    pub first_byte_timeout: Duration,
+    /// How long a connection may take for its TLS handshake, and then each header block.
     #[serde(rename = "header_timeout_seconds", serialize_with = "secs")]
     pub header_timeout: Duration,
     /// Longest pause inside a request body (`RequestTimeout`).
@@ -300,6 +321,7 @@ impl Default for LimitsConfig {
             max_delete_keys: 1000,
             abandoned_upload: Duration::from_secs(7 * 24 * 3600),
             completed_upload: Duration::from_secs(24 * 3600),
+            first_byte_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
             body_idle: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
@@ -572,6 +594,7 @@ mod tests {
             max_delete_keys = 50
             abandoned_upload_seconds = 3600
             completed_upload_seconds = 600
+            first_byte_timeout_seconds = 5
             header_timeout_seconds = 12
             body_idle_seconds = 7
             idle_timeout_seconds = 9

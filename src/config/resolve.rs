@@ -63,12 +63,8 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
         .or(raw.server.admin_address.take())
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
     let admin_address = parse_address("server.admin_address", &admin_address)?;
-    let region = raw
-        .server
-        .region
-        .take()
-        .unwrap_or_else(|| "us-east-1".to_owned());
-    if region.is_empty() {
+    let region = raw.server.region.take();
+    if region.as_deref().is_some_and(str::is_empty) {
         return Err(invalid("server.region", "must not be empty"));
     }
     let domains = raw
@@ -222,6 +218,11 @@ pub(super) fn resolve(mut raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, 
         abandoned_upload: l
             .abandoned_upload_seconds
             .map_or(d.abandoned_upload, Duration::from_secs),
+        first_byte_timeout: Duration::from_secs(
+            l.first_byte_timeout_seconds
+                .unwrap_or(d.first_byte_timeout.as_secs())
+                .max(1),
+        ),
         header_timeout: Duration::from_secs(
             l.header_timeout_seconds
                 .unwrap_or(d.header_timeout.as_secs())

@@ -71,7 +71,7 @@ pub async fn create_bucket(
         return Err(S3ErrorCode::InvalidBucketName.into());
     }
     let xml = body.read_small(ctx.config.limits.max_xml_body).await?;
-    let region = &ctx.config.server.region;
+    let region = ctx.config.server.region();
     if let Some(location) = parse_location_constraint(&xml)?
         && location != *region
         && !(region == "us-east-1" && location == "us-east-1")
@@ -87,7 +87,7 @@ pub async fn create_bucket(
     }
     match ctx
         .store
-        .create_bucket(bucket, BucketMeta::new(user.owner_id(), region.clone()))
+        .create_bucket(bucket, BucketMeta::new(user.owner_id(), region.to_owned()))
         .await
     {
         Ok(()) => {}

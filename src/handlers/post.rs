@@ -139,7 +139,12 @@ pub async fn post_object(
         if let Some(slot) = form.fields.iter_mut().find(|(k, _)| k == "key") {
             slot.1.clone_from(&key);
         }
-        let (user, doc) = authenticate(&form, users, ctx.config.server.sigv2)?;
+        let (user, doc) = authenticate(
+            &form,
+            users,
+            ctx.config.server.sigv2,
+            ctx.config.server.enforced_region(),
+        )?;
         let policy = check_policy(&doc, &form, bucket, now)?;
         validate_fields(&form)?;
         let owner = ctx.store.bucket(bucket).await?.owner;

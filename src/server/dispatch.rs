@@ -383,7 +383,7 @@ async fn dispatch(
         && !matches!(op, Operation::CreateBucket { .. })
     {
         ctx.replication
-            .bucket_used(b, "", &ctx.config.server.region)
+            .bucket_used(b, "", ctx.config.server.region())
             .await;
     }
     // Only a user limited to its own buckets needs the owner (a store read); CreateBucket of an

@@ -91,6 +91,7 @@ impl App {
             users: Users::new(&config.users),
             auth: AuthSettings {
                 clock_skew: config.limits.clock_skew,
+                region: config.server.enforced_region().map(Arc::from),
                 sigv2: config.server.sigv2,
             },
             ctx: Context {

@@ -2,11 +2,12 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use lifeboat::auth::sigv4;
 
-use crate::harness::{AK, SK, code, raw, setup_with_bucket};
+use crate::harness::{AK, Lifeboat, SK, client_in_region, code, raw, setup_with_bucket};
 
 #[tokio::test]
 async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
@@ -34,6 +35,58 @@ async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
     let unknown = lb.client_with("nobody", SK);
     let e = unknown.list_buckets().send().await.unwrap_err();
     assert_eq!(code(&e), "InvalidAccessKeyId");
+}
+
+/// As MinIO: with `server.region` unset any credential region is accepted (clients set to
+/// `auto` or to the app's own AWS region work); once it is set, another region gets AWS's
+/// `AuthorizationHeaderMalformed` naming the right one.
+#[tokio::test]
+async fn the_credential_region_is_checked_only_when_server_region_is_set() {
+    let (lb, _s3) = setup_with_bucket("bkt").await;
+    for region in ["auto", "eu-central-1"] {
+        let other = client_in_region(&lb.endpoint, AK, SK, true, region);
+        let key = format!("from-{region}");
+        other
+            .put_object()
+            .bucket("bkt")
+            .key(&key)
+            .body(ByteStream::from(b"x".to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{region}: {e:?}"));
+    }
+
+    let strict = Lifeboat::start_with_config("[server]\nregion = \"eu-west-1\"\n");
+    let here = client_in_region(&strict.endpoint, AK, SK, true, "eu-west-1");
+    here.create_bucket()
+        .bucket("bkt")
+        .send()
+        .await
+        .expect("create");
+    let elsewhere = client_in_region(&strict.endpoint, AK, SK, true, "us-east-1");
+    let e = elsewhere
+        .put_object()
+        .bucket("bkt")
+        .key("k")
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AuthorizationHeaderMalformed");
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let body = e
+        .raw_response()
+        .and_then(|r| r.body().bytes())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    assert!(body.contains("<Region>eu-west-1</Region>"), "{body}");
+    let message = e.as_service_error().and_then(|s| s.message());
+    assert_eq!(
+        message,
+        Some(
+            "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'"
+        )
+    );
 }
 
 #[tokio::test]

@@ -6,10 +6,6 @@
 //! Heads past hyper's own limits and ambiguous framing (Content-Length with
 //! Transfer-Encoding, two different Content-Lengths) are refused below hyper
 //! (`server/head_guard.rs`), so they are in the table too.
-//!
-//! Not in the table, because the answer is not AWS's:
-//! - a credential scoped to another region is accepted (Lifeboat does not compare the scope's
-//!   region with `server.region`; AWS answers `AuthorizationHeaderMalformed`).
 
 use std::io::{Read, Write};
 use std::time::{Duration, SystemTime};
@@ -434,6 +430,15 @@ fn cases(port: u16, upload_id: &str) -> Vec<Case> {
             "AuthorizationHeaderMalformed",
         ),
         case(
+            "wrong region",
+            with_credential(
+                p,
+                &format!("{AK}/{}/eu-west-1/s3/aws4_request", &lifeboat::time::format_amz_date(now())[..8]),
+            ),
+            400,
+            "AuthorizationHeaderMalformed",
+        ),
+        case(
             "wrong terminator",
             with_credential(
                 p,
@@ -495,6 +500,15 @@ fn cases(port: u16, upload_id: &str) -> Vec<Case> {
         case("X-Amz-Expires not a number", presigned(p, |q| set(q, "X-Amz-Expires", "soon")), 400, "AuthorizationQueryParametersError"),
         case("X-Amz-Algorithm not SigV4", presigned(p, |q| set(q, "X-Amz-Algorithm", "AWS4-HMAC-SHA1")), 400, "AuthorizationQueryParametersError"),
         case("X-Amz-Credential missing", presigned(p, |q| q.retain(|(k, _)| k != "X-Amz-Credential")), 400, "AuthorizationQueryParametersError"),
+        case(
+            "presigned for another region",
+            presigned(p, |q| {
+                let credential = q.iter().find(|(k, _)| k == "X-Amz-Credential").map(|(_, v)| v.replace("/us-east-1/", "/eu-west-1/"));
+                set(q, "X-Amz-Credential", &credential.unwrap_or_default())
+            }),
+            400,
+            "AuthorizationQueryParametersError",
+        ),
         case("X-Amz-Date not a date", presigned(p, |q| set(q, "X-Amz-Date", "20260101")), 400, "AuthorizationQueryParametersError"),
         case("presigned signature wrong", presigned(p, |q| set(q, "X-Amz-Signature", &"0".repeat(64))), 403, "SignatureDoesNotMatch"),
         // ---- Keys (KeyTooLongError past 1024 bytes)
@@ -705,7 +719,10 @@ async fn contents(s3: &aws_sdk_s3::Client) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn every_bad_request_gets_the_aws_status_and_code_and_changes_nothing() {
-    let lb = Lifeboat::start_with_config("[limits]\nbody_idle_seconds = 1\n");
+    // server.region set, so credentials for another region are refused as AWS refuses them.
+    let lb = Lifeboat::start_with_config(
+        "[server]\nregion = \"us-east-1\"\n[limits]\nbody_idle_seconds = 1\n",
+    );
     let s3 = lb.client();
     s3.create_bucket()
         .bucket("bkt")

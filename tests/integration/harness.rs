@@ -228,12 +228,23 @@ impl ResolveDns for Loopback {
 }
 
 pub fn client(endpoint: &str, ak: &str, sk: &str, path_style: bool) -> Client {
+    client_in_region(endpoint, ak, sk, path_style, "us-east-1")
+}
+
+/// A client whose credentials are scoped to `region`.
+pub fn client_in_region(
+    endpoint: &str,
+    ak: &str,
+    sk: &str,
+    path_style: bool,
+    region: &str,
+) -> Client {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_with_resolver(Loopback);
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
         .force_path_style(path_style)
