@@ -304,6 +304,7 @@ pub(super) struct RawLimits {
     pub(super) max_delete_keys: Option<usize>,
     pub(super) abandoned_upload_seconds: Option<u64>,
     pub(super) completed_upload_seconds: Option<u64>,
+    pub(super) first_byte_timeout_seconds: Option<u64>,
     pub(super) header_timeout_seconds: Option<u64>,
     pub(super) body_idle_seconds: Option<u64>,
     pub(super) idle_timeout_seconds: Option<u64>,

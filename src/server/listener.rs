@@ -4,8 +4,9 @@
 //! Each accepted connection is one task, holding one of `limits.max_connections` permits (at
 //! the limit the loop stops accepting, so new connections wait in the kernel's backlog while
 //! open ones keep working). A connection must send its first byte within
-//! `limits.header_timeout_seconds` (hyper's protocol detection has no deadline of its own) and
-//! finish a TLS handshake within the same time; it is closed after `limits.idle_timeout_seconds`
+//! `limits.first_byte_timeout_seconds` (hyper's protocol detection has no deadline of its own)
+//! and finish a TLS handshake within `limits.header_timeout_seconds`, the deadline hyper then
+//! holds each header block to; it is closed after `limits.idle_timeout_seconds`
 //! with no request in flight. On shutdown every connection is told to finish its requests in
 //! flight and close; the loop waits for that up to `server.shutdown_grace_seconds`.
 
@@ -37,6 +38,8 @@ use crate::limits::{
 #[derive(Clone)]
 pub struct ConnectionRules {
     pub first_byte: Duration,
+    /// The TLS handshake's deadline (`limits.header_timeout_seconds`).
+    pub handshake: Duration,
     pub idle: Duration,
     pub max_connections: usize,
     pub grace: Duration,
@@ -66,7 +69,8 @@ impl ConnectionRules {
                 u32::try_from(limits.max_header_bytes * HEADER_BUFFER_FACTOR).unwrap_or(u32::MAX),
             );
         Self {
-            first_byte: limits.header_timeout,
+            first_byte: limits.first_byte_timeout,
+            handshake: limits.header_timeout,
             idle: limits.idle_timeout,
             max_connections: limits.max_connections,
             grace: config.server.shutdown_grace,
@@ -231,7 +235,7 @@ async fn connection<H, Fut>(
         None => http(stream, remote, &rules, handler, stop).await,
         Some(tls) => {
             let acceptor = tls.acceptor();
-            match tokio::time::timeout(rules.first_byte, acceptor.accept(stream)).await {
+            match tokio::time::timeout(rules.handshake, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => http(tls_stream, remote, &rules, handler, stop).await,
                 Ok(Err(e)) => {
                     tracing::debug!(client = %remote.ip(), error = %e, "TLS handshake failed")

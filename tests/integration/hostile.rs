@@ -29,7 +29,9 @@ async fn invalid_percent_encoding_and_utf8_in_the_path_are_invalid_uri() {
 
 #[tokio::test]
 async fn connections_that_never_send_a_byte_are_closed() {
-    let lb = Lifeboat::start_with_config("[limits]\nheader_timeout_seconds = 1\n");
+    let lb = Lifeboat::start_with_config(
+        "[limits]\nfirst_byte_timeout_seconds = 1\nheader_timeout_seconds = 1\n",
+    );
     let started = Instant::now();
     let mut idle: Vec<std::net::TcpStream> = (0..20)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", lb.port)).expect("connect"))
