@@ -11,6 +11,9 @@ pub const WRITE_BUFFER: usize = 1 << 20;
 /// Read size of a blob streamed to a client: large enough for few syscalls, small enough that
 /// `CHANNEL_DEPTH` of them in flight stay well under a few MiB per download.
 pub const READ_CHUNK: usize = 256 * 1024;
+/// A plain object of one blob up to this size is read whole with its metadata, in one blocking
+/// call, and answered from memory (`Store::open_read`).
+pub const SMALL_READ: u64 = 128 * 1024;
 /// Chunks in flight between a blob reader (or the upstream) and the client's connection.
 pub const CHANNEL_DEPTH: usize = 4;
 /// Buffer of a server-side copy (file to file on a blocking thread).

@@ -74,7 +74,7 @@ impl CacheStatus {
 pub enum ObjectSource {
     Local {
         meta: ObjectMeta,
-        /// The blobs, pinned and open (none for a HEAD).
+        /// The blobs, pinned and open, or a small object's bytes (none for a HEAD).
         blobs: Option<OpenBlobs>,
         /// `x-cache`, in gateway mode.
         cache: Option<CacheStatus>,

@@ -257,7 +257,17 @@ pub fn serve_local(
         }
     };
     let body = match blobs {
-        Some((Some(f), guard)) if len > 0 => stream_object(
+        Some(OpenBlobs::Read(bytes)) if len > 0 => {
+            let start = usize::try_from(offset).map_err(S3Error::internal)?;
+            let end = usize::try_from(offset + len).map_err(S3Error::internal)?;
+            if end > bytes.len() {
+                return Err(S3Error::internal(std::io::Error::other(
+                    "a small blob is shorter than its metadata",
+                )));
+            }
+            ResponseBody::full(bytes.slice(start..end))
+        }
+        Some(OpenBlobs::Pinned(Some(f), guard)) if len > 0 => stream_object(
             ctx.store.clone(),
             meta.segments.clone(),
             f,

@@ -275,25 +275,11 @@ impl Store {
         self.blocking(move |ix| ix.object(&b, &k)).await
     }
 
-    /// Opens an object for reading: its metadata and its first segment's file. A concurrent
-    /// overwrite may remove the blob between the metadata read and the open; then the metadata
-    /// is read again.
-    pub async fn open_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(ObjectMeta, Option<tokio::fs::File>, ReadGuard), StoreError> {
-        for _ in 0..3 {
-            let meta = self.object(bucket, key).await?;
-            let Some((guard, first)) = self.pin(&meta.segments).await? else {
-                continue; // replaced meanwhile: read the metadata again
-            };
-            return Ok((meta, first, guard));
-        }
-        Err(StoreError::NoSuchKey)
-    }
-
-    /// The object's metadata and, unless `head`, its blobs pinned for reading.
+    /// The object's metadata and, unless `head`, its blobs opened for reading, in one blocking
+    /// call: a plain object of one blob up to `limits::SMALL_READ` is read whole there
+    /// (`OpenBlobs::Read`), a larger one pinned with its first blob open. A concurrent overwrite
+    /// may remove the blob between the metadata read and the open; then the metadata is read
+    /// again.
     pub async fn open_read(
         &self,
         bucket: &str,
@@ -301,11 +287,32 @@ impl Store {
         head: bool,
     ) -> Result<(ObjectMeta, Option<OpenBlobs>), StoreError> {
         if head {
-            Ok((self.object(bucket, key).await?, None))
-        } else {
-            let (meta, file, guard) = self.open_object(bucket, key).await?;
-            Ok((meta, Some((file, guard))))
+            return Ok((self.object(bucket, key).await?, None));
         }
+        let inner = Arc::clone(&self.inner);
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..3 {
+                let meta = inner.catalog.object(&b, &k)?;
+                if let [only] = meta.segments.as_slice()
+                    && !only.sealed
+                    && only.size <= crate::limits::SMALL_READ
+                {
+                    match read_whole(&inner.dirs.path_of(&only.blob), only.size) {
+                        Ok(bytes) => return Ok((meta, Some(OpenBlobs::Read(bytes)))),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if let Some((guard, first)) = inner.readers.pin_blocking(&meta.segments)? {
+                    let first = first.map(tokio::fs::File::from_std);
+                    return Ok((meta, Some(OpenBlobs::Pinned(first, guard))));
+                }
+            }
+            Err(StoreError::NoSuchKey)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     }
 
     /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
@@ -537,6 +544,16 @@ impl Store {
     }
 }
 
+/// Reads exactly `size` bytes, the whole of a plain blob.
+fn read_whole(path: &Path, size: u64) -> std::io::Result<bytes::Bytes> {
+    use std::io::Read;
+    let len = usize::try_from(size).map_err(std::io::Error::other)?;
+    let mut buf = vec![0u8; len];
+    let mut file = std::fs::File::open(path)?;
+    file.read_exact(&mut buf)?;
+    Ok(bytes::Bytes::from(buf))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,7 +612,7 @@ mod tests {
         let bm = BucketMeta::new("o", "r");
         store.create_bucket("b", bm).await.unwrap();
         let old = put(&store, "k", b"old").await;
-        let (_, _, guard) = store.open_object("b", "k").await.unwrap();
+        let (guard, _) = store.pin(&old.segments).await.unwrap().unwrap();
         put(&store, "k", b"new").await;
         let old_path = store.dirs().path_of(&old.segments[0].blob);
         assert!(old_path.exists(), "removed while a reader still streams it");
@@ -610,5 +627,41 @@ mod tests {
                 .sum::<usize>(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn a_small_plain_object_is_read_whole_a_larger_one_streamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
+        store
+            .create_bucket("b", BucketMeta::new("o", "r"))
+            .await
+            .unwrap();
+        put(&store, "small", b"a few bytes").await;
+        let big = vec![7u8; crate::limits::SMALL_READ as usize + 1];
+        put(&store, "big", &big).await;
+        match store.open_read("b", "small", false).await.unwrap() {
+            (meta, Some(OpenBlobs::Read(bytes))) => {
+                assert_eq!(&bytes[..], b"a few bytes");
+                assert_eq!(meta.size, 11);
+            }
+            _ => panic!("a small object is read whole"),
+        }
+        assert!(matches!(
+            store.open_read("b", "big", false).await.unwrap().1,
+            Some(OpenBlobs::Pinned(Some(_), _))
+        ));
+        assert!(
+            store
+                .open_read("b", "small", true)
+                .await
+                .unwrap()
+                .1
+                .is_none()
+        );
+        assert!(matches!(
+            store.open_read("b", "missing", false).await,
+            Err(StoreError::NoSuchKey)
+        ));
     }
 }

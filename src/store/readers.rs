@@ -17,8 +17,14 @@ pub struct Readers {
     dirs: BlobDirs,
 }
 
-/// An object's blobs, pinned for reading, with the first one open.
-pub type OpenBlobs = (Option<tokio::fs::File>, ReadGuard);
+/// An object opened for reading.
+pub enum OpenBlobs {
+    /// Its blobs pinned, with the first one open, to be streamed.
+    Pinned(Option<tokio::fs::File>, ReadGuard),
+    /// The whole of a small plain object, read with its metadata in one blocking call
+    /// (`Store::open_read`): no file, stream task or channel for a few KiB.
+    Read(bytes::Bytes),
+}
 
 /// Keeps an object's blobs on disk while it is read: a blob replaced or deleted meanwhile is
 /// unlinked only when the last reader lets go.
@@ -62,22 +68,52 @@ impl Readers {
         self.pinned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn guard(&self, segments: &[Segment]) -> ReadGuard {
+        let mut pinned = self.lock();
+        for s in segments {
+            pinned.entry(s.blob.clone()).or_insert((0, false)).0 += 1;
+        }
+        ReadGuard {
+            readers: self.clone(),
+            blobs: segments.iter().map(|s| s.blob.clone()).collect(),
+        }
+    }
+
+    /// `pin`, on the calling thread (a blocking one).
+    pub fn pin_blocking(
+        &self,
+        segments: &[Segment],
+    ) -> Result<Option<(ReadGuard, Option<std::fs::File>)>, StoreError> {
+        let guard = self.guard(segments);
+        let mut first = None;
+        for (i, s) in segments.iter().enumerate() {
+            let path = self.dirs.path_of(&s.blob);
+            let found = if i == 0 {
+                match std::fs::File::open(&path) {
+                    Ok(f) => {
+                        first = Some(f);
+                        true
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                std::fs::exists(&path)?
+            };
+            if !found {
+                return Ok(None);
+            }
+        }
+        Ok(Some((guard, first)))
+    }
+
     /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
     /// already gone (the object was replaced between the metadata read and the pin).
     pub async fn pin(
         &self,
         segments: &[Segment],
     ) -> Result<Option<(ReadGuard, Option<tokio::fs::File>)>, StoreError> {
-        let guard = {
-            let mut pinned = self.lock();
-            for s in segments {
-                pinned.entry(s.blob.clone()).or_insert((0, false)).0 += 1;
-            }
-            ReadGuard {
-                readers: self.clone(),
-                blobs: segments.iter().map(|s| s.blob.clone()).collect(),
-            }
-        };
+        let guard = self.guard(segments);
         let mut first = None;
         for (i, s) in segments.iter().enumerate() {
             let path = self.dirs.path_of(&s.blob);
