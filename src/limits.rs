@@ -128,3 +128,7 @@ pub const ACCESS_FLUSH_READS: usize = 4096;
 /// Candidates one eviction scan keeps (the least recently used): the next wake-ups work
 /// through them without scanning again, so a scan happens about once per this many evictions.
 pub const EVICT_CANDIDATES: usize = 4096;
+/// How long an event or peer notice waits for its key's lock (a fill or push of that key in
+/// flight, which it must not overtake); past it the notice goes ahead, so one long transfer
+/// cannot hold up a whole batch of notices.
+pub const NOTICE_LOCK_WAIT: Duration = Duration::from_secs(1);

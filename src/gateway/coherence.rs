@@ -106,9 +106,6 @@ fn url_encode_key(key: &str) -> String {
     crate::auth::sigv4::uri_encode(key, true).replace("%20", "+")
 }
 
-/// How long a notice waits for a key's lock (a fill or push of that key in flight).
-const NOTICE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl Gateway {
     /// Drops the cached copy a change makes stale; true when one was dropped.
     pub async fn apply_change(&self, change: &Change) -> Result<bool, StoreError> {
@@ -120,9 +117,12 @@ impl Gateway {
         // finding nothing and leaving the stale copy to be committed after it. The wait is
         // bounded, so that one long transfer does not hold up a batch of notices: past it the
         // notice applies to what is committed now (`revalidate_after` covers the rest).
-        let _guard = tokio::time::timeout(NOTICE_LOCK_WAIT, self.key_lock(&bucket, &key))
-            .await
-            .ok();
+        let _guard = tokio::time::timeout(
+            crate::limits::NOTICE_LOCK_WAIT,
+            self.key_lock(&bucket, &key),
+        )
+        .await
+        .ok();
         let meta = match self.store.object(&bucket, &key).await {
             Ok(m) => m,
             Err(StoreError::NoSuchKey | StoreError::NoSuchBucket) => return Ok(false),
