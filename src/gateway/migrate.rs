@@ -13,6 +13,8 @@ use serde::Serialize;
 use super::Gateway;
 use crate::limits::MIGRATION_PAGE;
 use crate::store::StoreError;
+use crate::store::outbox::OutboxOp;
+use crate::upstream::UpstreamError;
 
 /// What the last sync queued, and what the worker has done with its entries since (this
 /// process's life: a restart keeps the queue, not these counts).
@@ -224,14 +226,32 @@ impl Gateway {
     }
 
     /// Waits for the replication pace before an upload, outside the key's lock (a long wait
-    /// must not hold the key's writes and reads).
-    pub(super) async fn pace_upload(&self, op: &crate::store::outbox::OutboxOp) {
-        if let crate::store::outbox::OutboxOp::Put { bucket, key, .. } = op
-            && self.pace.limited()
-            && let Ok(meta) = self.store.object(bucket, key).await
-        {
-            self.pace.take(meta.size).await;
+    /// must not hold the key's writes and reads). Only bytes that will be sent are charged:
+    /// nothing for an entry whose version was replaced since (the replay skips it), nor for a
+    /// migration entry whose object the upstream already holds, which is asked first. That
+    /// answer is handed to the replay (`Some`), so the upstream is asked once.
+    pub(super) async fn pace_upload(
+        &self,
+        op: &OutboxOp,
+        migrate: bool,
+    ) -> Result<Option<bool>, UpstreamError> {
+        let OutboxOp::Put { bucket, key, etag } = op else {
+            return Ok(None);
+        };
+        if !self.pace.limited() {
+            return Ok(None);
         }
+        let Ok(meta) = self.store.object(bucket, key).await else {
+            return Ok(None);
+        };
+        if meta.etag != *etag {
+            return Ok(None);
+        }
+        if migrate && self.upstream_has(bucket, key, etag).await? {
+            return Ok(Some(true));
+        }
+        self.pace.take(meta.size).await;
+        Ok(migrate.then_some(false))
     }
 
     /// Counts a migration entry the worker settled: uploaded (`bytes`), or found upstream.
