@@ -701,6 +701,27 @@ mod tests {
         }
     }
 
+    /// Issue 12, item 6: replay uses four parallel uploads unless told otherwise, and no rate
+    /// limit.
+    #[test]
+    fn replication_concurrency_defaults_to_four_and_the_rate_to_unlimited() {
+        let upstream = |extra: &str| {
+            let toml = format!(
+                "[upstream]\nendpoint = \"http://127.0.0.1:1\"\naccess_key = \"a\"\nsecret_key = \"s\"\n{extra}"
+            );
+            Config::from_toml(&toml, &no_env)
+                .ok()
+                .and_then(|c| c.upstream)
+                .map(|u| (u.replication_concurrency, u.replication_rate))
+        };
+        assert_eq!(upstream(""), Some((4, 0)));
+        assert_eq!(upstream("replication_concurrency = 1"), Some((1, 0)));
+        assert_eq!(
+            upstream("replication_rate = \"20MiB\""),
+            Some((4, 20 << 20))
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_encryption_key_file_is_32_bytes_readable_by_its_owner_only() {

@@ -13,6 +13,8 @@ use serde::Serialize;
 use super::Gateway;
 use crate::limits::MIGRATION_PAGE;
 use crate::store::StoreError;
+use crate::store::outbox::OutboxOp;
+use crate::upstream::UpstreamError;
 
 /// What the last sync queued, and what the worker has done with its entries since (this
 /// process's life: a restart keeps the queue, not these counts).
@@ -72,28 +74,38 @@ impl Pace {
     /// Waits until `bytes` may be sent at the current rate. A body larger than a second's
     /// worth goes at once and is paid for by the waits after it, so the average holds.
     pub async fn take(&self, bytes: u64) {
-        let wait = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if s.rate == 0 {
-                return;
-            }
-            let now = tokio::time::Instant::now();
-            let rate = s.rate as f64;
-            let elapsed = s.last.map_or(0.0, |l| now.duration_since(l).as_secs_f64());
-            // At most a second's worth banked while idle.
-            s.allowance = (s.allowance + elapsed * rate).min(rate);
-            s.last = Some(now);
-            let wait = if s.allowance < 0.0 {
-                Duration::from_secs_f64(-s.allowance / rate)
-            } else {
-                Duration::ZERO
-            };
-            s.allowance -= bytes as f64;
-            wait
-        };
+        let wait = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve(tokio::time::Instant::now(), bytes);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+impl PaceState {
+    /// The token bucket, on a clock the caller gives: how long a send of `bytes` asked for at
+    /// `now` must wait, charging it. The allowance earns `rate` bytes a second, at most a
+    /// second's worth banked while idle; a send waits until what is owed is paid back.
+    fn reserve(&mut self, now: tokio::time::Instant, bytes: u64) -> Duration {
+        if self.rate == 0 {
+            return Duration::ZERO;
+        }
+        let rate = self.rate as f64;
+        let elapsed = self
+            .last
+            .map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
+        self.allowance = (self.allowance + elapsed * rate).min(rate);
+        self.last = Some(now);
+        let wait = if self.allowance < 0.0 {
+            Duration::from_secs_f64(-self.allowance / rate)
+        } else {
+            Duration::ZERO
+        };
+        self.allowance -= bytes as f64;
+        wait
     }
 }
 
@@ -214,14 +226,32 @@ impl Gateway {
     }
 
     /// Waits for the replication pace before an upload, outside the key's lock (a long wait
-    /// must not hold the key's writes and reads).
-    pub(super) async fn pace_upload(&self, op: &crate::store::outbox::OutboxOp) {
-        if let crate::store::outbox::OutboxOp::Put { bucket, key, .. } = op
-            && self.pace.limited()
-            && let Ok(meta) = self.store.object(bucket, key).await
-        {
-            self.pace.take(meta.size).await;
+    /// must not hold the key's writes and reads). Only bytes that will be sent are charged:
+    /// nothing for an entry whose version was replaced since (the replay skips it), nor for a
+    /// migration entry whose object the upstream already holds, which is asked first. That
+    /// answer is handed to the replay (`Some`), so the upstream is asked once.
+    pub(super) async fn pace_upload(
+        &self,
+        op: &OutboxOp,
+        migrate: bool,
+    ) -> Result<Option<bool>, UpstreamError> {
+        let OutboxOp::Put { bucket, key, etag } = op else {
+            return Ok(None);
+        };
+        if !self.pace.limited() {
+            return Ok(None);
         }
+        let Ok(meta) = self.store.object(bucket, key).await else {
+            return Ok(None);
+        };
+        if meta.etag != *etag {
+            return Ok(None);
+        }
+        if migrate && self.upstream_has(bucket, key, etag).await? {
+            return Ok(Some(true));
+        }
+        self.pace.take(meta.size).await;
+        Ok(migrate.then_some(false))
     }
 
     /// Counts a migration entry the worker settled: uploaded (`bytes`), or found upstream.
@@ -233,5 +263,98 @@ impl Gateway {
             }
             None => r.skipped += 1,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn bucket(rate: u64) -> PaceState {
+        PaceState {
+            rate,
+            ..PaceState::default()
+        }
+    }
+
+    /// Senders sharing one pace on a virtual clock: each asks, waits what it is told, sends
+    /// `size` bytes at once and asks again. The start time of every send, in order.
+    fn simulate(rate: u64, senders: usize, size: u64, sends: usize) -> Vec<Duration> {
+        let t0 = Instant::now();
+        let mut pace = bucket(rate);
+        // When each sender asks next (offsets from t0).
+        let mut next = vec![Duration::ZERO; senders];
+        let mut starts = Vec::with_capacity(sends);
+        while starts.len() < sends {
+            let (i, at) = next
+                .iter()
+                .copied()
+                .enumerate()
+                .min_by_key(|&(_, at)| at)
+                .expect("a sender");
+            let start = at + pace.reserve(t0 + at, size);
+            starts.push(start);
+            next[i] = start;
+        }
+        starts.sort_unstable();
+        starts
+    }
+
+    #[test]
+    fn the_pace_holds_its_rate_for_one_sender_and_for_four_sharing_it() {
+        // 10 KB/s in 1 KB sends: one every 100 ms, however many senders share the pace.
+        for senders in [1, 4] {
+            let starts = simulate(10_000, senders, 1_000, 200);
+            for (k, start) in starts.iter().enumerate() {
+                // By the k-th send's start, k + 1 sends have gone: never more than the rate
+                // allows (plus the first, which goes at once).
+                // (One byte of slack for the clock's whole nanoseconds.)
+                let allowed = start.as_secs_f64() * 10_000.0 + 1_000.0;
+                assert!(
+                    (k as f64 + 1.0) * 1_000.0 <= allowed + 1.0,
+                    "{senders} senders: send {k} at {start:?} is ahead of the rate"
+                );
+            }
+            // And it does not fall behind: 200 KB start within 19.9 s (the last at 100 ms
+            // steps after the first, which waits for nothing).
+            let last = starts[199].as_secs_f64();
+            assert!(
+                (last - 19.9).abs() < 1e-3,
+                "{senders} senders: last at {last}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_large_body_goes_at_once_and_the_next_send_pays_for_it() {
+        let t0 = Instant::now();
+        let mut pace = bucket(1_000);
+        assert_eq!(pace.reserve(t0, 5_000), Duration::ZERO);
+        let wait = pace.reserve(t0, 100);
+        assert!((wait.as_secs_f64() - 5.0).abs() < 1e-9, "{wait:?}");
+    }
+
+    #[test]
+    fn an_idle_pace_banks_a_second_of_sending_at_most() {
+        let t0 = Instant::now();
+        let mut pace = bucket(1_000);
+        assert_eq!(pace.reserve(t0, 100), Duration::ZERO);
+        // A minute idle earns one second's worth (1,000 bytes), not sixty: two sends of 500
+        // from the bank and a third on credit go at once, and the fourth pays for the third.
+        let later = t0 + Duration::from_secs(60);
+        let waits: Vec<Duration> = (0..3).map(|_| pace.reserve(later, 500)).collect();
+        assert_eq!(waits, [Duration::ZERO; 3]);
+        let wait = pace.reserve(later, 500);
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
+    }
+
+    #[test]
+    fn no_rate_means_no_wait() {
+        let t0 = Instant::now();
+        let mut pace = bucket(0);
+        assert!((0..100).all(|_| pace.reserve(t0, u64::MAX) == Duration::ZERO));
+        assert!(!Pace::new(0).limited());
+        assert!(Pace::new(1).limited());
     }
 }

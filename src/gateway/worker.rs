@@ -53,16 +53,18 @@ pub fn replay_step(op: &OutboxOp, current: bool, local: Option<ObjectMeta>) -> R
 impl Gateway {
     /// Replays one outbox entry under the key's lock. Err only when the entry must stay.
     pub async fn replay(&self, seq: u64, op: &OutboxOp) -> Result<(), UpstreamError> {
-        self.replay_entry(seq, op, false).await
+        self.replay_entry(seq, op, false, None).await
     }
 
     /// As `replay`; a `migrate` entry (`lifeboat sync`) first asks whether the upstream holds
-    /// that version already, and counts in the sync's progress.
+    /// that version already (unless `upstream_has` says, from `pace_upload`), and counts in
+    /// the sync's progress.
     pub async fn replay_entry(
         &self,
         seq: u64,
         op: &OutboxOp,
         migrate: bool,
+        upstream_has: Option<bool>,
     ) -> Result<(), UpstreamError> {
         let (bucket, key) = op.bucket_key();
         let _guard = self.key_lock(bucket, key).await;
@@ -84,7 +86,11 @@ impl Gateway {
         match replay_step(op, current, local) {
             ReplayStep::Skip => {}
             ReplayStep::Push(meta)
-                if migrate && self.upstream_has(bucket, key, &meta.etag).await? =>
+                if migrate
+                    && match upstream_has {
+                        Some(has) => has,
+                        None => self.upstream_has(bucket, key, &meta.etag).await?,
+                    } =>
             {
                 self.migrated(None);
             }
@@ -157,8 +163,12 @@ impl Gateway {
                         let attempts = count_attempt(&mut tries, seq, crate::time::now_ms());
                         let gw = Arc::clone(&gw);
                         running.spawn(async move {
-                            gw.pace_upload(&entry.op).await;
-                            let result = gw.replay_entry(seq, &entry.op, entry.migrate).await;
+                            let result = match gw.pace_upload(&entry.op, entry.migrate).await {
+                                Ok(has) => {
+                                    gw.replay_entry(seq, &entry.op, entry.migrate, has).await
+                                }
+                                Err(e) => Err(e),
+                            };
                             (seq, entry, attempts, result)
                         });
                     }

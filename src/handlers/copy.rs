@@ -67,6 +67,10 @@ pub async fn copy_object(
     let precondition = parse_write_precondition(headers)?;
     let alg = copy_checksum(headers, &src)?;
     ctx.store.bucket(bucket).await?;
+    // The copy's size is the source's: checked before a byte of it is written.
+    ctx.replication
+        .check_room(src.size, ctx.config.storage.min_free_bytes)
+        .await?;
     let (blob, digests) = ctx
         .store
         .copy_range(

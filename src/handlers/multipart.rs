@@ -224,6 +224,9 @@ pub async fn upload_part_copy(
     check_copy_conditions(headers, &src)?;
     let (offset, len) = copy_range(headers, src.size)?;
     ctx.config.limits.check_object_size(len)?;
+    ctx.replication
+        .check_room(len, ctx.config.storage.min_free_bytes)
+        .await?;
     let (blob, digests) = ctx
         .store
         .copy_range(

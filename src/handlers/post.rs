@@ -160,6 +160,14 @@ pub async fn post_object(
             .map_or(ctx.config.limits.max_object_size, |(_, hi)| {
                 hi.min(ctx.config.limits.max_object_size)
             });
+        // The file's size is known only once it is read; the form's declared length (capped
+        // at what the policy allows) bounds it, and the room is checked before it is written.
+        let declared = header(headers, "content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |n| n.min(max));
+        ctx.replication
+            .check_room(declared, ctx.config.storage.min_free_bytes)
+            .await?;
         let mut writer = ctx.store.blob_writer().await?;
         let mut hashes = BodyHashes::new(ChecksumAlgorithm::Crc64Nvme)
             .with_sha256(ctx.replication.needs_sha256());

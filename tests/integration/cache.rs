@@ -2,11 +2,13 @@
 //! SeaweedFS, through the fault proxy (skipped like `gateway.rs` when it is not installed):
 //! with a 1 MiB budget and a 50% low-water mark, synced copies are evicted and fetched again on
 //! read (MISS, then HIT, the same bytes) and still listed; pinned and pending objects survive;
-//! when pending data alone fills the budget, writes get 507 and reads go on, and the status
-//! document and the metrics say so. Every wait is a bounded poll.
+//! when pending data alone fills the budget, writes (PUT, POST forms, copies) get 507 and reads
+//! go on, and the status document and the metrics say so. Every wait is a bounded poll.
 
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Value, json};
 
 use crate::harness::{AdminAuth, Lifeboat, data, get, lifeboat, put, raw, signed_request};
@@ -35,6 +37,21 @@ fn metrics(lb: &Lifeboat) -> String {
 fn metric(text: &str, name: &str) -> f64 {
     crate::harness::metric_sample(text, name)
         .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+}
+
+/// A write refused for the budget, as the SDK reports it: the status, the code, and whether
+/// the message says why (objects not on the upstream yet).
+fn refused<E: ProvideErrorMetadata + std::fmt::Debug>(
+    e: &SdkError<E, HttpResponse>,
+) -> (u16, String, bool) {
+    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+    let meta = e.as_service_error().map(ProvideErrorMetadata::meta);
+    (
+        status,
+        meta.and_then(|m| m.code()).unwrap_or_default().to_owned(),
+        meta.and_then(|m| m.message())
+            .is_some_and(|m| m.contains("not on the upstream yet")),
+    )
 }
 
 fn pin(lb: &Lifeboat, method: &str, bucket: &str, prefix: &str) -> Value {
@@ -128,6 +145,64 @@ async fn eviction_keeps_pending_and_pinned_objects_and_refuses_writes_when_they_
     assert_eq!(status, 507, "{body}");
     assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
     assert!(body.contains("not on the upstream yet"), "{body}");
+    // Every write path is refused the same way, before it writes anything: a POST form upload
+    // (by its declared length), a CopyObject and an UploadPartCopy of a pending object (by the
+    // source's size). None stores anything: the counts below stay at five pending.
+    let policy = crate::post::policy(
+        "2099-01-01T00:00:00Z",
+        r#"[{"bucket": "cache"}, ["starts-with", "$key", ""], ["starts-with", "$x-amz-algorithm", ""],
+            ["starts-with", "$x-amz-credential", ""], ["starts-with", "$x-amz-date", ""]]"#,
+    );
+    let fields = crate::post::signed_fields(&policy, &[("key", "form/p5")]);
+    let form = crate::post::form_post(lb.port, "cache", &fields, "p5.bin", &pending[5]);
+    let (status, _, body) = raw(lb.port, &form);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 507, "POST form: {body}");
+    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    assert!(body.contains("not on the upstream yet"), "{body}");
+    let e = s3
+        .copy_object()
+        .bucket("cache")
+        .key("copy-of-p0")
+        .copy_source("cache/p0")
+        .send()
+        .await
+        .expect_err("CopyObject admitted");
+    assert_eq!(
+        refused(&e),
+        (507, "InsufficientStorage".into(), true),
+        "{e:?}"
+    );
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("cache")
+        .key("parts")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let e = s3
+        .upload_part_copy()
+        .bucket("cache")
+        .key("parts")
+        .upload_id(id)
+        .part_number(1)
+        .copy_source("cache/p0")
+        .send()
+        .await
+        .expect_err("UploadPartCopy admitted");
+    assert_eq!(
+        refused(&e),
+        (507, "InsufficientStorage".into(), true),
+        "{e:?}"
+    );
+    s3.abort_multipart_upload()
+        .bucket("cache")
+        .key("parts")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
 
     // Reads go on, from local disk: the pending objects and the pinned one.
     for (i, b) in pending.iter().take(5).enumerate() {

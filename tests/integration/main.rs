@@ -30,6 +30,7 @@ mod multipart;
 mod objects;
 mod post;
 mod replication;
+mod request_log;
 mod scale_out;
 mod tls;
 mod upstream;

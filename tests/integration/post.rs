@@ -6,13 +6,13 @@ use lifeboat::auth::sigv4;
 
 use crate::harness::{AK, Lifeboat, SK, raw};
 
-fn policy(expiration: &str, conditions: &str) -> String {
+pub fn policy(expiration: &str, conditions: &str) -> String {
     let doc = format!(r#"{{"expiration": "{expiration}", "conditions": {conditions}}}"#);
     lifeboat::checksum::base64(doc.as_bytes())
 }
 
 /// A multipart/form-data POST of `fields` then a file part.
-fn form_post(
+pub fn form_post(
     port: u16,
     bucket: &str,
     fields: &[(&str, String)],
@@ -42,7 +42,7 @@ fn form_post(
     req
 }
 
-fn signed_fields(policy_b64: &str, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+pub fn signed_fields(policy_b64: &str, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
     let now = SystemTime::now();
     let amz_date = lifeboat::time::format_amz_date(now);
     let credential = format!("{AK}/{}/us-east-1/s3/aws4_request", &amz_date[..8]);

@@ -2,7 +2,8 @@
 //! SeaweedFS by default, the JuiceFS gateway (MinIO's S3 code) with
 //! `LIFEBOAT_TEST_UPSTREAM=juicefs`. When the server's binary is not installed the gateway tests
 //! are skipped, unless `LIFEBOAT_REQUIRE_UPSTREAM=1` (as `.ci/run` sets), which makes it a failure.
-//! Also a fault-injecting TCP proxy to put between Lifeboat and the upstream.
+//! Also a fault-injecting TCP proxy to put between Lifeboat and the upstream, which counts the
+//! requests it forwards (request_log.rs).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::request_log::{Counts, RequestLog, Scanner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -369,10 +372,13 @@ pub enum Fault {
     ResetMidRequest = 9,
 }
 
-/// A TCP proxy to the upstream whose behaviour can be switched while it runs.
+/// A TCP proxy to the upstream whose behaviour can be switched while it runs. It counts the
+/// requests it forwards (in `Pass` and `FlipByte`), by method and path, and those the upstream
+/// answered 2xx; requests a fault answers or drops never reach the upstream and are not counted.
 pub struct FaultProxy {
     pub port: u16,
     mode: Arc<AtomicU8>,
+    requests: Arc<RequestLog>,
 }
 
 impl FaultProxy {
@@ -382,20 +388,42 @@ impl FaultProxy {
             .expect("proxy bind");
         let port = listener.local_addr().expect("addr").port();
         let mode = Arc::new(AtomicU8::new(Fault::Pass as u8));
+        let requests = Arc::new(RequestLog::default());
         let m = Arc::clone(&mode);
+        let log = Arc::clone(&requests);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let fault = m.load(Ordering::SeqCst);
-                tokio::spawn(handle(client, target, fault, Arc::clone(&m)));
+                tokio::spawn(handle(
+                    client,
+                    target,
+                    fault,
+                    Arc::clone(&m),
+                    Arc::clone(&log),
+                ));
             }
         });
-        Self { port, mode }
+        Self {
+            port,
+            mode,
+            requests,
+        }
     }
 
     pub fn set(&self, f: Fault) {
         self.mode.store(f as u8, Ordering::SeqCst);
     }
+
+    /// The requests forwarded with this method and path (no query), and how many the upstream
+    /// answered 2xx.
+    pub fn requests(&self, method: &str, path: &str) -> Counts {
+        self.requests.get(method, path)
+    }
 }
+
+/// How long the upstream's answer is still read after the client went away (a killed
+/// process), so the request log knows whether the upstream took what it was sent.
+const DRAIN_AFTER_CLIENT: Duration = Duration::from_secs(5);
 
 /// How long a blackholed connection is held before the proxy lets it go.
 const BLACKHOLE_HOLD: Duration = Duration::from_secs(120);
@@ -430,6 +458,7 @@ async fn forward(
     mut w: tokio::net::tcp::OwnedWriteHalf,
     mode: Arc<AtomicU8>,
     opened_as: u8,
+    mut scan: Scanner,
 ) {
     let flip = opened_as == Fault::FlipByte as u8;
     let mut buf = vec![0u8; 16 * 1024];
@@ -468,13 +497,21 @@ async fn forward(
                 flipped = true;
             }
         }
+        // Read before it is written: an answer counts even when its client is gone.
+        scan.feed(chunk);
         if w.write_all(chunk).await.is_err() {
             return;
         }
     }
 }
 
-async fn handle(mut client: tokio::net::TcpStream, target: u16, fault: u8, mode: Arc<AtomicU8>) {
+async fn handle(
+    mut client: tokio::net::TcpStream,
+    target: u16,
+    fault: u8,
+    mode: Arc<AtomicU8>,
+    log: Arc<RequestLog>,
+) {
     match fault {
         1 => {
             let _ = client.set_zero_linger();
@@ -540,9 +577,21 @@ async fn handle(mut client: tokio::net::TcpStream, target: u16, fault: u8, mode:
             };
             let (cr, cw) = client.into_split();
             let (ur, uw) = upstream.into_split();
-            let up = forward(cr, uw, Arc::clone(&mode), fault);
-            let down = forward(ur, cw, mode, fault);
-            tokio::select! { () = up => {}, () = down => {} }
+            let (up_scan, down_scan) = crate::request_log::connection(&log);
+            let up = forward(cr, uw, Arc::clone(&mode), fault, up_scan);
+            let down = forward(ur, cw, Arc::clone(&mode), fault, down_scan);
+            tokio::pin!(up, down);
+            tokio::select! {
+                () = &mut up => {
+                    // The client is gone (its write half closed the upstream's): the answer to
+                    // what it sent still passes the scanner, unless the fault changed meanwhile
+                    // (then the connection closes at once, as before).
+                    if mode.load(Ordering::SeqCst) == fault {
+                        let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT, &mut down).await;
+                    }
+                }
+                () = &mut down => {}
+            }
         }
     }
 }
