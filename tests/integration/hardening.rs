@@ -327,15 +327,46 @@ async fn beyond_max_connections_new_ones_wait_and_open_ones_keep_working() {
 #[tokio::test]
 async fn over_the_request_rate_an_access_key_gets_slow_down() {
     let lb = Lifeboat::start_with_config("[limits]\nrequests_per_second = 1\nrequest_burst = 3\n");
-    let statuses: Vec<(u16, String)> = (0..5)
-        .map(|_| {
-            let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
-            let (status, _, body) = raw(lb.port, &req);
-            (status, code_of(&body))
-        })
-        .collect();
-    assert_eq!(statuses[..3], vec![(200, String::new()); 3]);
-    assert_eq!(statuses[4], (503, "SlowDown".to_owned()));
+    let list = || {
+        let req = signed_request(lb.port, "GET", "/", b"", SystemTime::now());
+        let (status, _, body) = raw(lb.port, &req);
+        (status, code_of(&body))
+    };
+    let started = Instant::now();
+    let statuses: Vec<(u16, String)> = (0..5).map(|_| list()).collect();
+    let elapsed = started.elapsed();
+    // The burst of three is admitted; a token comes back once a second, so requests four and
+    // five, sent within that second, are both refused.
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "five requests took {elapsed:?}: too slow to test a rate of one a second"
+    );
+    let slow_down = (503, "SlowDown".to_owned());
+    assert_eq!(
+        statuses,
+        [
+            vec![(200, String::new()); 3],
+            vec![slow_down.clone(), slow_down]
+        ]
+        .concat()
+    );
+    // A refused request takes no token: the next is admitted about a second after the burst
+    // began, not before.
+    let deadline = started + Duration::from_secs(5);
+    loop {
+        let (status, code) = list();
+        if status == 200 {
+            break;
+        }
+        assert_eq!((status, code.as_str()), (503, "SlowDown"));
+        assert!(Instant::now() < deadline, "no token came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let admitted = started.elapsed();
+    assert!(
+        admitted >= Duration::from_millis(950),
+        "admitted again after {admitted:?}"
+    );
 }
 
 #[tokio::test]
