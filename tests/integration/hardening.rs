@@ -223,27 +223,61 @@ async fn the_access_log_has_one_line_per_request_and_no_secrets() {
 
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
-    let xff = [("X-Forwarded-For", "203.0.113.7")];
-    for (config, expected) in [
-        ("", "127.0.0.1"),
+    // (headers, the client address the line names when the peer is a trusted proxy)
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("X-Forwarded-For", "203.0.113.7")], "203.0.113.7"),
+        // RFC 7239: a quoted IPv6 node with a port, then a trusted hop, which is skipped.
         (
-            "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
-            "203.0.113.7",
+            &[(
+                "Forwarded",
+                "for=\"[2001:db8::7]:4711\";proto=https, for=127.0.0.9",
+            )],
+            "2001:db8::7",
         ),
+        // Forwarded is preferred to X-Forwarded-For when both are sent.
+        (
+            &[
+                ("Forwarded", "for=198.51.100.9"),
+                ("X-Forwarded-For", "203.0.113.7"),
+            ],
+            "198.51.100.9",
+        ),
+    ];
+    for (config, trusted) in [
+        ("", false),
+        ("[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n", true),
     ] {
         let lb = Lifeboat::start_with_config(config);
-        let req =
-            crate::harness::signed_request_with(lb.port, "GET", "/", b"", SystemTime::now(), &xff);
-        assert_eq!(raw(lb.port, &req).0, 200);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let line = loop {
-            if let Some(l) = access_lines(&lb.log()).pop() {
-                break l;
-            }
-            assert!(Instant::now() < deadline, "no access line");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert_eq!(line["client_ip"], expected, "{config}");
+        for (headers, forwarded_client) in cases {
+            let req = crate::harness::signed_request_with(
+                lb.port,
+                "GET",
+                "/",
+                b"",
+                SystemTime::now(),
+                headers,
+            );
+            let (status, head, _) = raw(lb.port, &req);
+            assert_eq!(status, 200);
+            let id = crate::harness::header_of(&head, "x-amz-request-id").expect("request id");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let line = loop {
+                if let Some(l) = access_lines(&lb.log())
+                    .into_iter()
+                    .find(|l| l["request_id"] == id.as_str())
+                {
+                    break l;
+                }
+                assert!(Instant::now() < deadline, "no access line for {id}");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let expected = if trusted {
+                forwarded_client
+            } else {
+                "127.0.0.1"
+            };
+            assert_eq!(line["client_ip"], expected, "{config:?} {headers:?}");
+        }
     }
 }
 
