@@ -8,7 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{AK, Lifeboat, SK, code_of, lifeboat, object_bytes, raw, signed_request};
+use crate::harness::{
+    AK, Lifeboat, SK, code_of, header_of, lifeboat, object_bytes, raw, signed_request,
+    signed_request_with,
+};
 
 /// Reads one HTTP/1.1 response with a Content-Length body from a keep-alive connection.
 fn read_response(s: &mut TcpStream) -> (u16, String) {
@@ -148,6 +151,23 @@ fn access_lines(log: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The access line of the answer whose head is `head` (by its `x-amz-request-id`), polled
+/// for: a line is written when its body is done.
+fn access_line_of(lb: &Lifeboat, head: &str) -> serde_json::Value {
+    let id = header_of(head, "x-amz-request-id").expect("a request id");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(l) = access_lines(&lb.log())
+            .into_iter()
+            .find(|l| l["request_id"] == id.as_str())
+        {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no access line for {id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[tokio::test]
 async fn the_access_log_has_one_line_per_request_and_no_secrets() {
     let lb = Lifeboat::start();
@@ -249,28 +269,10 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     ] {
         let lb = Lifeboat::start_with_config(config);
         for (headers, forwarded_client) in cases {
-            let req = crate::harness::signed_request_with(
-                lb.port,
-                "GET",
-                "/",
-                b"",
-                SystemTime::now(),
-                headers,
-            );
+            let req = signed_request_with(lb.port, "GET", "/", b"", SystemTime::now(), headers);
             let (status, head, _) = raw(lb.port, &req);
             assert_eq!(status, 200);
-            let id = crate::harness::header_of(&head, "x-amz-request-id").expect("request id");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let line = loop {
-                if let Some(l) = access_lines(&lb.log())
-                    .into_iter()
-                    .find(|l| l["request_id"] == id.as_str())
-                {
-                    break l;
-                }
-                assert!(Instant::now() < deadline, "no access line for {id}");
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let line = access_line_of(&lb, &head);
             let expected = if trusted {
                 forwarded_client
             } else {
@@ -556,5 +558,80 @@ async fn a_request_whose_client_goes_away_unanswered_is_logged_as_499() {
             "no line for the abandoned request"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn in_gateway_mode_access_lines_carry_the_cache_result_and_the_sync_state() {
+    use crate::upstream::{UpstreamServer, available};
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lb = lifeboat(dir.path(), &up.gateway_config("", ""));
+    lb.client()
+        .create_bucket()
+        .bucket("logged")
+        .send()
+        .await
+        .expect("bucket");
+    // Written straight to the upstream: Lifeboat's first read of it is a miss.
+    up.client()
+        .put_object()
+        .bucket("logged")
+        .key("upstream-only")
+        .body(ByteStream::from_static(b"from the upstream"))
+        .send()
+        .await
+        .expect("upstream put");
+    let get = || {
+        let req = signed_request(
+            lb.port,
+            "GET",
+            "/logged/upstream-only",
+            b"",
+            SystemTime::now(),
+        );
+        let (status, head, body) = raw(lb.port, &req);
+        assert_eq!((status, body.as_slice()), (200, &b"from the upstream"[..]));
+        let line = access_line_of(&lb, &head);
+        let cache = header_of(&head, "x-cache").expect("x-cache");
+        assert_eq!(line["operation"], "GetObject", "{line}");
+        assert_eq!(
+            line["cache"],
+            cache.as_str(),
+            "the line says what the answer did"
+        );
+        assert_eq!(line["sync"], "synced", "{line}");
+        cache
+    };
+    assert_eq!(get(), "MISS");
+    // The fill is committed as the miss's body ends; a later read is a hit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get() != "HIT" {
+        assert!(Instant::now() < deadline, "never a HIT after the fill");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A PUT's line has the sync state its answer reported, and no cache result.
+    for (write, sync) in [("through", "synced"), ("back", "pending")] {
+        let path = format!("/logged/put-{write}");
+        let req = signed_request_with(
+            lb.port,
+            "PUT",
+            &path,
+            b"written",
+            SystemTime::now(),
+            &[("x-lifeboat-write", write)],
+        );
+        let (status, head, _) = raw(lb.port, &req);
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(header_of(&head, "x-lifeboat-sync").as_deref(), Some(sync));
+        let line = access_line_of(&lb, &head);
+        assert_eq!(line["operation"], "PutObject", "{line}");
+        assert_eq!(line["sync"], sync, "{write}: {line}");
+        assert!(line["cache"].is_null(), "{line}");
     }
 }
