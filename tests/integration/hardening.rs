@@ -477,6 +477,121 @@ async fn in_gateway_mode_sigterm_stops_the_replay_worker_and_exits_zero() {
     assert!(log.contains("replay worker stopped"), "{log}");
 }
 
+/// Whether something holds the lock of `bucket/key` in a gateway (here: the replay worker,
+/// mid-entry): a notice for the key (`POST /storage/events`) waits up to `NOTICE_LOCK_WAIT`
+/// for the lock and is answered at once when it is free. The object is pending, so the notice
+/// drops nothing.
+fn key_lock_held(lb: &Lifeboat, bucket: &str, key: &str) -> bool {
+    let event = serde_json::json!({"Records": [{
+        "eventName": "s3:ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+    }]});
+    let started = Instant::now();
+    let (status, doc) = lb.admin_json(
+        "POST",
+        "/storage/events",
+        crate::harness::AdminAuth::SigV4,
+        &event,
+    );
+    assert_eq!(
+        (status, &doc["dropped"]),
+        (200, &serde_json::json!(0)),
+        "{doc}"
+    );
+    started.elapsed() >= lifeboat::limits::NOTICE_LOCK_WAIT * 9 / 10
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_gateway_mode_sigterm_mid_replay_keeps_the_entry_queued_for_the_restart() {
+    use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
+    if !available() {
+        eprintln!("skipped: SeaweedFS is not installed");
+        return;
+    }
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(up_dir.path());
+    let proxy = FaultProxy::start(up.port).await;
+    let grace = Duration::from_secs(2);
+    let server = format!("shutdown_grace_seconds = {}", grace.as_secs());
+    // The replay must outlast the shutdown: the upstream's answer is awaited far longer than
+    // the worker is given to finish its entry (`WORKER_STOP_WAIT`).
+    let patient = up.gateway_config_via(
+        proxy.port,
+        &server,
+        "write = \"back\"\nfirst_byte_timeout_ms = 120000\nidle_timeout_ms = 120000",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lb = lifeboat(dir.path(), &patient);
+    lb.client()
+        .create_bucket()
+        .bucket("drain")
+        .send()
+        .await
+        .expect("bucket");
+    // The upstream goes silent: connections are taken, the upload read, nothing answered.
+    proxy.set(Fault::Blackhole);
+    let body = crate::harness::data(8 << 20, 5);
+    let etag = crate::harness::md5_hex(&body);
+    let (status, sync) = crate::harness::put(&lb, "/drain/big", &body, &[]);
+    assert_eq!((status, sync.as_deref()), (200, Some("pending")));
+    // Polled until the replay worker is uploading the entry (it holds the key's lock).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !key_lock_held(&lb, "drain", "big") {
+        assert!(Instant::now() < deadline, "the replay never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopping = Instant::now();
+    lb.signal("TERM");
+    // The grace for requests (none in flight), the worker's wait for its entry, and the
+    // runtime's wait for blocking work (main.rs: RUNTIME_STOP_WAIT, 5 s).
+    let bound = grace + lifeboat::limits::WORKER_STOP_WAIT + Duration::from_secs(5);
+    let exit = lb.wait_exit(bound + Duration::from_secs(5)).expect("exits");
+    let took = stopping.elapsed();
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(took < bound, "stopped after {took:?}, beyond {bound:?}");
+    let log = lb.log();
+    assert!(
+        log.contains("the replay worker did not stop in time; its entry stays queued"),
+        "{log}"
+    );
+    let upstream = up.client();
+    let head = upstream
+        .head_object()
+        .bucket("drain")
+        .key("big")
+        .send()
+        .await;
+    assert!(head.is_err(), "nothing reached the upstream");
+    // Restarted with the upstream still silent: the entry is queued, the object pending and
+    // served from the local copy.
+    let quick = up.gateway_config_via(
+        proxy.port,
+        "",
+        "first_byte_timeout_ms = 1000\nidle_timeout_ms = 1000",
+    );
+    let lb = lifeboat(dir.path(), &quick);
+    let doc = lb.status();
+    assert_eq!(doc["outbox"]["depth"], 1, "{doc}");
+    assert_eq!(doc["local"]["objects"]["pending"], 1, "{doc}");
+    let (status, _, sync, got) = crate::harness::get(&lb, "/drain/big");
+    assert_eq!((status, sync.as_deref()), (200, Some("pending")));
+    assert!(got == body, "the local copy is whole");
+    // With the upstream back, the entry drains: the upstream has the object, byte for byte.
+    proxy.set(Fault::Pass);
+    crate::harness::until_upstream(&upstream, "drain", "big", Some(&etag)).await;
+    assert!(
+        object_bytes(&upstream, "drain", "big").await == body,
+        "the upstream's copy is the object"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lb.status()["outbox"]["depth"] != 0 {
+        assert!(Instant::now() < deadline, "the outbox never emptied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, _, sync, _) = crate::harness::get(&lb, "/drain/big");
+    assert_eq!(sync.as_deref(), Some("synced"));
+}
+
 /// The server's HTTP/2 SETTINGS, read over a raw h2c connection (prior knowledge).
 fn h2_settings(port: u16) -> Vec<(u16, u32)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
