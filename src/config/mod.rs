@@ -69,7 +69,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub address: SocketAddr,
     pub admin_address: SocketAddr,
-    /// `server.region` as the file or `S3_REGION` sets it; `region()` is the one in use.
+    /// `server.region` as the file sets it (no environment variable sets it: `S3_REGION` is
+    /// the upstream's); `region()` is the one in use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub domains: Vec<String>,

@@ -72,27 +72,27 @@ pub async fn create_bucket(
     }
     let xml = body.read_small(ctx.config.limits.max_xml_body).await?;
     let region = ctx.config.server.region();
-    if let Some(location) = parse_location_constraint(&xml)?
-        && location != *region
-        && !(region == "us-east-1" && location == "us-east-1")
-    {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            format!(
-                "The {location} location constraint is incompatible for the region specific endpoint this request was sent to."
-            ),
-        )
-        .extra("ArgumentName", "LocationConstraint")
-        .extra("ArgumentValue", location));
-    }
+    let location = parse_location_constraint(&xml)?;
+    // With server.region unset any constraint is taken and becomes the bucket's region, as
+    // MinIO does, so an SDK set to the app's own region (which sends it) can create buckets.
+    let bucket_region = match (location.as_deref(), ctx.config.server.enforced_region()) {
+        (Some(location), None) => location,
+        (Some(location), Some(_)) if location != region => {
+            return Err(incompatible_location(location));
+        }
+        _ => region,
+    };
     match ctx
         .store
-        .create_bucket(bucket, BucketMeta::new(user.owner_id(), region.to_owned()))
+        .create_bucket(
+            bucket,
+            BucketMeta::new(user.owner_id(), bucket_region.to_owned()),
+        )
         .await
     {
         Ok(()) => {}
         // AWS's legacy rule: in us-east-1, creating a bucket you already own succeeds again.
-        Err(StoreError::BucketAlreadyOwnedByYou) if region == "us-east-1" => {
+        Err(StoreError::BucketAlreadyOwnedByYou) if bucket_region == "us-east-1" => {
             return created(bucket);
         }
         Err(e) => return Err(e.into()),
@@ -155,4 +155,16 @@ pub async fn get_bucket_location(ctx: &Context, bucket: &str) -> S3Result<S3Resp
     }
     w.close("LocationConstraint");
     xml_response(w.finish())
+}
+
+/// CreateBucket's refusal of a LocationConstraint other than `server.region`, as AWS words it.
+fn incompatible_location(location: &str) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidArgument,
+        format!(
+            "The {location} location constraint is incompatible for the region specific endpoint this request was sent to."
+        ),
+    )
+    .extra("ArgumentName", "LocationConstraint")
+    .extra("ArgumentValue", location)
 }

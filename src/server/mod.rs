@@ -207,6 +207,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let app = Arc::new(App::new(config, store, local)?);
     admin.ready(Arc::clone(&app));
     tracing::info!(address = %local, "S3 API listening");
+    if let Some(region) = app.ctx.config.server.enforced_region() {
+        tracing::info!(
+            region,
+            "server.region is set: credentials scoped to another region are refused"
+        );
+    }
     // Tests and scripts read this line to learn the port when address ends in :0.
     println!("lifeboat listening on {scheme}://{local}");
     let handler = {

@@ -1,6 +1,6 @@
 //! Bucket operations and their AWS error codes.
 
-use crate::harness::{Lifeboat, code};
+use crate::harness::{AK, Lifeboat, SK, code};
 
 #[tokio::test]
 async fn bucket_lifecycle_and_errors() {
@@ -71,19 +71,41 @@ async fn bucket_lifecycle_and_errors() {
     assert_eq!(code(&gone), "NoSuchBucket");
 }
 
+/// With `server.region` unset an SDK set to another region (which sends it as the constraint)
+/// creates its bucket there, as MinIO allows; once it is set, another constraint is refused.
 #[tokio::test]
 async fn create_bucket_with_location_constraint() {
     use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let eu = || {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::EuWest1)
+            .build()
+    };
     let lb = Lifeboat::start();
-    let s3 = lb.client();
-    let wrong = s3
+    let s3 = crate::harness::client_in_region(&lb.endpoint, AK, SK, true, "eu-west-1");
+    s3.create_bucket()
+        .bucket("eu-bucket")
+        .create_bucket_configuration(eu())
+        .send()
+        .await
+        .expect("any constraint while server.region is unset");
+    let loc = s3
+        .get_bucket_location()
+        .bucket("eu-bucket")
+        .send()
+        .await
+        .expect("location");
+    assert_eq!(
+        loc.location_constraint(),
+        Some(&BucketLocationConstraint::EuWest1)
+    );
+
+    let strict = Lifeboat::start_with_config("[server]\nregion = \"us-east-1\"\n");
+    let wrong = strict
+        .client()
         .create_bucket()
         .bucket("eu-bucket")
-        .create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::EuWest1)
-                .build(),
-        )
+        .create_bucket_configuration(eu())
         .send()
         .await
         .unwrap_err();

@@ -124,7 +124,14 @@ both_modes!(
 
 async fn create_owned_bucket_elsewhere(s: &Server) {
     use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-    let s3 = s.lb.client();
+    // server.region is set, so the client must sign for it.
+    let s3 = crate::harness::client_in_region(
+        &s.lb.endpoint,
+        crate::harness::AK,
+        crate::harness::SK,
+        true,
+        "eu-west-1",
+    );
     let config = CreateBucketConfiguration::builder()
         .location_constraint(BucketLocationConstraint::EuWest1)
         .build();
