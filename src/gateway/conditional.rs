@@ -185,15 +185,23 @@ impl Gateway {
         }
     }
 
-    /// The answer to a conditional write that cannot be arbitrated now.
+    /// The answer to a conditional write that cannot be arbitrated now: the upstream is away,
+    /// refuses Lifeboat's credentials, or a local error stopped the attempt.
     fn cannot_arbitrate(&self, e: &UpstreamError) -> S3Error {
-        tracing::info!(error = %e, "conditional write refused: the upstream cannot be reached");
+        let message = match e.disposition() {
+            Disposition::Local => return S3Error::internal(e),
+            Disposition::Denied => {
+                "The upstream decides conditional writes (If-None-Match, If-Match) across nodes \
+                 and refuses this gateway's credentials now; retry later."
+            }
+            Disposition::Unavailable | Disposition::Refused => {
+                "The upstream decides conditional writes (If-None-Match, If-Match) across nodes \
+                 and cannot be reached now; retry later."
+            }
+        };
+        tracing::info!(error = %e, "conditional write refused: the upstream cannot decide it now");
         let wait = self.upstream.config.breaker_cooldown.as_secs().max(1);
-        let mut err = S3Error::with_message(
-            S3ErrorCode::ServiceUnavailable,
-            "The upstream decides conditional writes (If-None-Match, If-Match) across nodes and \
-             cannot be reached now; retry later.",
-        );
+        let mut err = S3Error::with_message(S3ErrorCode::ServiceUnavailable, message);
         err.headers.push(("retry-after", wait.to_string()));
         err
     }
@@ -223,11 +231,11 @@ impl Gateway {
         let guard = self.key_lock(bucket, key).await;
         let local = match store.check_precondition(bucket, key, &w.precondition).await {
             Ok(()) => w.precondition.clone(),
-            // `If-Match` on a key this node does not hold (never cached, or evicted) and has
+            // A key this node holds no write of its own for (never cached, evicted, or only a
+            // synced copy, which another node may have replaced or deleted since) and has
             // nothing queued for: the upstream alone can say.
             Err(StoreError::NoSuchKey | StoreError::PreconditionFailed)
-                if matches!(w.precondition, Precondition::IfMatch(_))
-                    && self.holds_nothing(bucket, key).await =>
+                if self.holds_only_a_cache(bucket, key).await =>
             {
                 Precondition::None
             }
@@ -332,11 +340,16 @@ impl Gateway {
         matches!(self.upstream.send(&head).await, Err(e) if e.status() == Some(404))
     }
 
-    /// Nothing of this key is here: no object and nothing queued.
-    async fn holds_nothing(&self, bucket: &str, key: &str) -> bool {
+    /// Nothing of this key is here but, at most, a synced copy of the upstream's: no write of
+    /// this node's own and nothing queued.
+    async fn holds_only_a_cache(&self, bucket: &str, key: &str) -> bool {
         let store = self.store();
-        matches!(store.object(bucket, key).await, Err(StoreError::NoSuchKey))
-            && matches!(store.pending_op(bucket, key).await, Ok(None))
+        let cached = match store.object(bucket, key).await {
+            Err(StoreError::NoSuchKey) => true,
+            Ok(m) => m.sync == SyncState::Synced,
+            Err(_) => false,
+        };
+        cached && matches!(store.pending_op(bucket, key).await, Ok(None))
     }
 
     /// Queues what makes the upstream match the local state again after `etag` may have

@@ -272,6 +272,73 @@ async fn a_conditional_write_while_the_upstream_is_away_is_503_unless_local_is_c
     .await;
 }
 
+/// A node's stale synced copy never decides a conditional write: the upstream does. B caches
+/// "one"; A replaces it with "two" and later deletes it; B, still holding "one" (no peers, the
+/// default revalidate_after), takes `If-Match` on two's ETag and then `If-None-Match: *`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cached_copy_does_not_decide_a_conditional_write() {
+    let Some((up, _up_dir, [da, db])) = rig() else {
+        return;
+    };
+    let a = node(da.path(), &up, up.port, "", "");
+    let b = node(db.path(), &up, up.port, "", "");
+    let sa = a.client();
+    sa.create_bucket()
+        .bucket("stale")
+        .send()
+        .await
+        .expect("bucket");
+    let put = |body: &'static [u8]| {
+        sa.put_object()
+            .bucket("stale")
+            .key("doc")
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    put(b"one").await.expect("put one");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness::get(&b, "/stale/doc").1.as_deref() != Some("HIT") {
+        assert!(Instant::now() < deadline, "B never cached it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let two = put(b"two").await.expect("put two").e_tag.expect("etag");
+    assert_eq!(
+        harness::get(&b, "/stale/doc").3,
+        b"one",
+        "B's copy is stale"
+    );
+
+    let (status, _, resp) = put_with(&b, "/stale/doc", b"three", &[("If-Match", &two)]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    assert_eq!(
+        body_of(&up.client(), "stale", "doc").await.as_deref(),
+        Some(&b"three"[..])
+    );
+    // The old ETag loses upstream.
+    let (status, _, _) = put_with(&b, "/stale/doc", b"four", &[("If-Match", &two)]);
+    assert_eq!(status, 412);
+
+    // B caches "three" again; A deletes it, so B's copy is stale: If-None-Match: * is the
+    // upstream's to decide.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness::get(&b, "/stale/doc").1.as_deref() != Some("HIT") {
+        assert!(Instant::now() < deadline, "B never cached it again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sa.delete_object()
+        .bucket("stale")
+        .key("doc")
+        .send()
+        .await
+        .expect("delete");
+    let (status, _, resp) = put_with(&b, "/stale/doc", b"five", &[("If-None-Match", "*")]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    assert_eq!(
+        body_of(&up.client(), "stale", "doc").await.as_deref(),
+        Some(&b"five"[..])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_node_writes_and_deletes_another_sees_after_revalidate_after() {
     let Some((up, _up_dir, [da, db])) = rig() else {
