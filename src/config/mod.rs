@@ -491,6 +491,18 @@ mod tests {
     }
 
     #[test]
+    fn use_s3_storage_false_turns_a_configured_upstream_off() {
+        let env = |k: &str| (k == "USE_S3_STORAGE").then(|| "false".to_owned());
+        let toml = "[upstream]\nendpoint = \"http://127.0.0.1:8333\"\n\
+                    access_key = \"a\"\nsecret_key = \"b\"\n";
+        let Ok(c) = Config::from_toml(toml, &env) else {
+            panic!("config should resolve")
+        };
+        assert!(c.upstream.is_none());
+        assert!(Config::from_toml(toml, &no_env).is_ok_and(|c| c.upstream.is_some()));
+    }
+
+    #[test]
     fn env_overrides_and_legacy_upstream_names() {
         let env = |k: &str| -> Option<String> {
             match k {

@@ -253,8 +253,9 @@ async fn eviction_keeps_pending_and_pinned_objects_and_refuses_writes_when_they_
     })
     .await;
 
-    // Turned local-only again: what is on local disk is served, and the status document says
-    // which evicted objects only the upstream has (they are 404 now).
+    // Turned local-only again with USE_S3_STORAGE=false (the same config file, [upstream] and
+    // all): what is on local disk is served, and the status document says which evicted
+    // objects only the upstream has (they are 404 now).
     let count = |s: &Value| -> u64 {
         ["local_only", "pending", "synced", "failed"]
             .iter()
@@ -263,7 +264,14 @@ async fn eviction_keeps_pending_and_pinned_objects_and_refuses_writes_when_they_
     };
     let on_disk = count(&lb.status());
     lb.kill9();
-    let lb = lifeboat(lb_dir.path(), "[storage]\nmax_bytes = \"1MiB\"\n");
+    let config_file = lb_dir.path().join("lifeboat.toml");
+    let lb = Lifeboat::start_in(
+        lb_dir.path(),
+        &[
+            ("LIFEBOAT_TEST_CONFIG", &config_file.to_string_lossy()),
+            ("USE_S3_STORAGE", "false"),
+        ],
+    );
     let s = lb.status();
     assert_eq!(s["mode"], "local-only");
     assert_eq!(count(&s), on_disk, "{s}");
