@@ -92,6 +92,17 @@ fn lost(e: &UpstreamError) -> S3Error {
     }
 }
 
+/// A conditional write on a key with a change still queued for the upstream.
+fn upstream_behind() -> S3Error {
+    let mut err = S3Error::with_message(
+        S3ErrorCode::ServiceUnavailable,
+        "This node has a change to this key that the upstream, which decides conditional writes \
+         across nodes, has not received yet; retry shortly.",
+    );
+    err.headers.push(("retry-after", "1".to_owned()));
+    err
+}
+
 /// An upstream answer that means the precondition did not hold (or lost a race).
 pub fn lost_precondition(e: &UpstreamError) -> bool {
     matches!(
@@ -248,6 +259,16 @@ impl Gateway {
         let queue = match pushed {
             Ok(()) => false,
             Err(e) if lost_precondition(&e) => {
+                // The precondition held here, and this node has a change to the key queued
+                // that the upstream has not had yet: the upstream judged an older state. Not a
+                // verdict: the client retries once the outbox has delivered it.
+                if local == w.precondition
+                    && matches!(store.queued_op(bucket, key).await, Ok(Some(_)))
+                {
+                    drop(guard);
+                    self.kick();
+                    return Err(upstream_behind());
+                }
                 // Another writer got there first: a synced copy here is now stale.
                 if e.code() != Some("ConditionalRequestConflict") {
                     self.drop_stale(bucket, key).await;

@@ -37,6 +37,12 @@ impl Store {
         self.blocking(move |c| c.pending_op(&b, &k)).await
     }
 
+    /// The write or delete of a key still queued for the upstream (not a dead letter).
+    pub async fn queued_op(&self, bucket: &str, key: &str) -> Result<Option<OutboxOp>, StoreError> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |c| c.queued_op(&b, &k)).await
+    }
+
     pub async fn pending_under(
         &self,
         bucket: &str,

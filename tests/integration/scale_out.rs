@@ -339,6 +339,71 @@ async fn a_stale_cached_copy_does_not_decide_a_conditional_write() {
     );
 }
 
+/// A conditional write on a key whose newer version this node still has queued for the upstream
+/// is never a 412 the upstream gave about its older state: it is `503` with `Retry-After` while
+/// the change is queued (when the replay worker is still backing off from the outage, which is
+/// likely but not certain), and the retry once the outbox has drained succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_write_behind_a_queued_change_is_retried_not_refused() {
+    let Some((up, _up_dir, [da, _db])) = rig() else {
+        return;
+    };
+    let proxy = FaultProxy::start(up.port).await;
+    // A circuit that stays closed, so the refusals below only make the worker back off.
+    let a = node(da.path(), &up, proxy.port, "", "breaker_threshold = 1000");
+    a.client()
+        .create_bucket()
+        .bucket("behind")
+        .send()
+        .await
+        .expect("bucket");
+    assert_eq!(harness::put(&a, "/behind/doc", b"one", &[]).0, 200);
+    // "two" is queued while the upstream refuses the credentials; the worker's backoff grows.
+    proxy.set(Fault::Deny403);
+    let (status, head, _) = put_with(&a, "/behind/doc", b"two", &[("x-lifeboat-write", "back")]);
+    assert_eq!(status, 200, "{head}");
+    let two = header_of(&head, "etag").expect("etag");
+    let failed = || {
+        let (_, _, body) = a.admin_call("GET", "/metrics", AdminAuth::None, b"");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        harness::metric_sample(&text, "lifeboat_outbox_replays_total{result=\"failed\"}")
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while failed() < 4.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the replay never failed four times"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.set(Fault::Pass);
+
+    let (status, head, body) = put_with(&a, "/behind/doc", b"three", &[("If-Match", &two)]);
+    if status == 503 {
+        assert_eq!(harness::code_of(&body), "ServiceUnavailable");
+        assert_eq!(
+            header_of(&head, "retry-after").as_deref(),
+            Some("1"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while a.status()["outbox"]["depth"] != 0 {
+            assert!(Instant::now() < deadline, "the outbox never drained");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (status, _, body) = put_with(&a, "/behind/doc", b"three", &[("If-Match", &two)]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    } else {
+        assert_eq!(status, 200, "{head} {}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(
+        body_of(&up.client(), "behind", "doc").await.as_deref(),
+        Some(&b"three"[..])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_node_writes_and_deletes_another_sees_after_revalidate_after() {
     let Some((up, _up_dir, [da, db])) = rig() else {

@@ -66,6 +66,14 @@ impl Catalog {
     /// letter that still speaks for the key (a write refused for good whose version is still
     /// the local one, or a refused delete of a key still absent locally), so that a read never
     /// fetches back an object deleted here and a listing still shows a `failed` one.
+    /// The write or delete of a key still queued for the upstream (dead letters aside).
+    pub fn queued_op(&self, bucket: &str, key: &str) -> Result<Option<OutboxOp>, StoreError> {
+        self.read(|txn| {
+            Ok(outbox::pending_op(txn, bucket, key)?
+                .filter(|op| matches!(op, OutboxOp::Put { .. } | OutboxOp::Delete { .. })))
+        })
+    }
+
     pub fn pending_op(&self, bucket: &str, key: &str) -> Result<Option<OutboxOp>, StoreError> {
         self.read(|txn| {
             let queued = outbox::pending_op(txn, bucket, key)?;
