@@ -315,13 +315,16 @@ impl Store {
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     }
 
-    /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
-    /// already gone (the object was replaced between the metadata read and the pin).
-    pub async fn pin(
-        &self,
-        segments: &[Segment],
-    ) -> Result<Option<(ReadGuard, Option<tokio::fs::File>)>, StoreError> {
-        self.inner.readers.pin(segments).await
+    /// Pins the blobs of `segments` for reading (a copy's source), in one blocking call. `None`
+    /// when a blob is already gone (the object was replaced since its metadata was read).
+    pub async fn pin(&self, segments: &[Segment]) -> Result<Option<ReadGuard>, StoreError> {
+        let readers = self.inner.readers.clone();
+        let segments = segments.to_vec();
+        tokio::task::spawn_blocking(move || {
+            Ok(readers.pin_blocking(&segments)?.map(|(guard, _)| guard))
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     }
 
     async fn remove_blob(&self, id: &str) {
@@ -338,7 +341,7 @@ impl Store {
         checksum: ChecksumAlgorithm,
         sha256: bool,
     ) -> Result<(DurableBlob, BodyDigests), StoreError> {
-        let Some((source_guard, _)) = self.pin(segments).await? else {
+        let Some(source_guard) = self.pin(segments).await? else {
             return Err(StoreError::NoSuchKey);
         };
         let mut writer = self.blob_writer().await?;
@@ -559,6 +562,16 @@ mod tests {
     use super::*;
     use crate::checksum::{Checksum, ChecksumAlgorithm};
 
+    /// A store on `dir` with bucket `b`.
+    async fn with_bucket(dir: &Path) -> Store {
+        let store = Store::open(dir, None).unwrap();
+        store
+            .create_bucket("b", BucketMeta::new("o", "r"))
+            .await
+            .unwrap();
+        store
+    }
+
     async fn put(store: &Store, key: &str, body: &[u8]) -> ObjectMeta {
         let mut w = store.blob_writer().await.unwrap();
         w.write(body).await.unwrap();
@@ -581,11 +594,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = |b| EncryptionKey::from_bytes(&[b; 32]);
         {
-            let store = Store::open(dir.path(), None).unwrap();
-            store
-                .create_bucket("b", BucketMeta::new("o", "r"))
-                .await
-                .unwrap();
+            let store = with_bucket(dir.path()).await;
             put(&store, "plain", b"old").await;
         }
         {
@@ -608,11 +617,9 @@ mod tests {
     #[tokio::test]
     async fn a_replaced_blob_stays_until_its_last_reader_is_done() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), None).unwrap();
-        let bm = BucketMeta::new("o", "r");
-        store.create_bucket("b", bm).await.unwrap();
+        let store = with_bucket(dir.path()).await;
         let old = put(&store, "k", b"old").await;
-        let (guard, _) = store.pin(&old.segments).await.unwrap().unwrap();
+        let guard = store.pin(&old.segments).await.unwrap().unwrap();
         put(&store, "k", b"new").await;
         let old_path = store.dirs().path_of(&old.segments[0].blob);
         assert!(old_path.exists(), "removed while a reader still streams it");
@@ -632,11 +639,7 @@ mod tests {
     #[tokio::test]
     async fn a_small_plain_object_is_read_whole_a_larger_one_streamed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), None).unwrap();
-        store
-            .create_bucket("b", BucketMeta::new("o", "r"))
-            .await
-            .unwrap();
+        let store = with_bucket(dir.path()).await;
         put(&store, "small", b"a few bytes").await;
         let big = vec![7u8; crate::limits::SMALL_READ as usize + 1];
         put(&store, "big", &big).await;

@@ -79,7 +79,9 @@ impl Readers {
         }
     }
 
-    /// `pin`, on the calling thread (a blocking one).
+    /// Pins the blobs of `segments` for reading and opens the first, on the calling (blocking)
+    /// thread. `None` when a blob is already gone (the object was replaced between the metadata
+    /// read and the pin).
     pub fn pin_blocking(
         &self,
         segments: &[Segment],
@@ -99,35 +101,6 @@ impl Readers {
                 }
             } else {
                 std::fs::exists(&path)?
-            };
-            if !found {
-                return Ok(None);
-            }
-        }
-        Ok(Some((guard, first)))
-    }
-
-    /// Pins the blobs of `segments` for reading and opens the first. `None` when a blob is
-    /// already gone (the object was replaced between the metadata read and the pin).
-    pub async fn pin(
-        &self,
-        segments: &[Segment],
-    ) -> Result<Option<(ReadGuard, Option<tokio::fs::File>)>, StoreError> {
-        let guard = self.guard(segments);
-        let mut first = None;
-        for (i, s) in segments.iter().enumerate() {
-            let path = self.dirs.path_of(&s.blob);
-            let found = if i == 0 {
-                match tokio::fs::File::open(&path).await {
-                    Ok(f) => {
-                        first = Some(f);
-                        true
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                tokio::fs::try_exists(&path).await?
             };
             if !found {
                 return Ok(None);
