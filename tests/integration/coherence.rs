@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::harness::{AdminAuth, Lifeboat, lifeboat, md5_hex, token_file};
-use crate::upstream::{UpstreamServer, available};
+use crate::upstream::UpstreamServer;
 
 const TOKEN: &str = "coherence-test-admin-token-0123456789";
 
@@ -74,12 +74,9 @@ fn minio_event(name: &str, bucket: &str, key: &str, etag: &str) -> String {
 
 #[tokio::test]
 async fn a_minio_event_notification_makes_the_next_read_a_miss() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let lb = gateway(dir.path(), &up, "");
     let s3 = lb.client();
@@ -161,12 +158,9 @@ async fn a_minio_event_notification_makes_the_next_read_a_miss() {
 
 #[tokio::test]
 async fn a_write_through_node_a_is_read_new_through_node_b_by_a_peer_notice() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let dir_b = tempfile::tempdir().expect("tempdir");
     let b = gateway(dir_b.path(), &up, "");
     let dir_a = tempfile::tempdir().expect("tempdir");

@@ -503,13 +503,10 @@ fn key_lock_held(lb: &Lifeboat, bucket: &str, key: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_gateway_mode_sigterm_mid_replay_keeps_the_entry_queued_for_the_restart() {
-    use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    use crate::upstream::{Fault, FaultProxy};
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
     let grace = Duration::from_secs(2);
     let server = format!("shutdown_grace_seconds = {}", grace.as_secs());
@@ -630,13 +627,10 @@ async fn http2_connections_are_held_to_max_concurrent_streams() {
 
 #[tokio::test]
 async fn a_request_whose_client_goes_away_unanswered_is_logged_as_499() {
-    use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    use crate::upstream::{Fault, FaultProxy};
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let lb = lifeboat(
@@ -678,13 +672,9 @@ async fn a_request_whose_client_goes_away_unanswered_is_logged_as_499() {
 
 #[tokio::test]
 async fn in_gateway_mode_access_lines_carry_the_cache_result_and_the_sync_state() {
-    use crate::upstream::{UpstreamServer, available};
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let lb = lifeboat(dir.path(), &up.gateway_config("", ""));
     lb.client()

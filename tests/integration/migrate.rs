@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::harness::{AdminAuth, Lifeboat, lifeboat, md5_hex, run_admin_command, token_file};
-use crate::upstream::{FaultProxy, UpstreamServer, available};
+use crate::upstream::FaultProxy;
 
 const TOKEN: &str = "migration-test-admin-token-0123456789";
 const OBJECTS: usize = 1000;
@@ -41,12 +41,9 @@ fn puts_ok(proxy: &FaultProxy) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sync_killed_half_way_resumes_and_uploads_nothing_twice() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
     let dir = tempfile::tempdir().expect("tempdir");
     // Local-only first.

@@ -105,12 +105,9 @@ async fn drained(lb: &Lifeboat, since: Instant, within: Duration) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_writes_replay_side_by_side_and_each_key_lands_in_order() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(up_dir.path());
+    };
     let proxy = FaultProxy::start(up.port).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (lb, started) = queue_then_restart(

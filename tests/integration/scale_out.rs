@@ -9,17 +9,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::harness::{self, AdminAuth, Lifeboat, header_of, lifeboat, raw, signed_request_with};
-use crate::upstream::{Fault, FaultProxy, UpstreamServer, available};
+use crate::upstream::{Fault, FaultProxy, UpstreamServer};
 
 /// SeaweedFS in a temporary directory, and a data directory for each of two nodes; `None`
 /// (the test is skipped) when SeaweedFS is not installed.
 fn rig() -> Option<(UpstreamServer, tempfile::TempDir, [tempfile::TempDir; 2])> {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let up = UpstreamServer::start(dir.path());
+    let (up, dir) = crate::upstream::started()?;
     let nodes = [0, 1].map(|_| tempfile::tempdir().expect("tempdir"));
     Some((up, dir, nodes))
 }
@@ -377,6 +372,14 @@ async fn a_conditional_write_behind_a_queued_change_is_retried_not_refused() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Meanwhile a conditional write cannot be decided, and says why.
+    let (status, _, body) = put_with(&a, "/behind/other", b"x", &[("If-None-Match", "*")]);
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("refuses this gateway"),
+        "{text}"
+    );
     proxy.set(Fault::Pass);
 
     let (status, head, body) = put_with(&a, "/behind/doc", b"three", &[("If-Match", &two)]);

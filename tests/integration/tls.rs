@@ -363,8 +363,7 @@ async fn curl_puts_and_gets_an_object_over_http2_and_tls() {
     // Every request over TLS with h2 negotiated by ALPN (`--http2`), signed by curl's own
     // SigV4 (`--aws-sigv4`). curl 7.88 does not send x-amz-content-sha256, which S3
     // requires; it signs the x-amz-* headers it is given.
-    let s3 = |method: &str, path: &str, extra: &[&str]| {
-        let url = format!("{}{path}", lb.endpoint);
+    let call = |url: &str, extra: &[&str]| {
         let mut args = vec![
             "-sS",
             "--http2",
@@ -374,18 +373,20 @@ async fn curl_puts_and_gets_an_object_over_http2_and_tls() {
             "aws:amz:us-east-1:s3",
             "--user",
             &user,
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-            "-X",
-            method,
             "-o",
             &answer_arg,
             "-w",
             "%{http_code} %{http_version}",
         ];
         args.extend_from_slice(extra);
-        args.push(&url);
+        args.push(url);
         curl(&args).map(|out| answer_of(&out, &answer))
+    };
+    let s3 = |method: &str, path: &str, extra: &[&str]| {
+        let url = format!("{}{path}", lb.endpoint);
+        let mut args = vec!["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-X", method];
+        args.extend_from_slice(extra);
+        call(&url, &args)
     };
     let Some((code, version, text)) = s3("PUT", "/over-h2", &[]) else {
         eprintln!("curl missing: skipped");
@@ -420,23 +421,7 @@ async fn curl_puts_and_gets_an_object_over_http2_and_tls() {
     // The admin listener negotiates h2 over TLS too, and a SigV4 signature made over h2
     // (the host from :authority) checks out there as well.
     let status = format!("https://localhost:{}/storage/status", lb.admin_port());
-    let out = curl(&[
-        "-sS",
-        "--http2",
-        "--cacert",
-        &ca,
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "--user",
-        &user,
-        "-o",
-        &answer_arg,
-        "-w",
-        "%{http_code} %{http_version}",
-        &status,
-    ])
-    .expect("curl");
-    let (code, version, doc) = answer_of(&out, &answer);
+    let (code, version, doc) = call(&status, &[]).expect("curl");
     let doc: serde_json::Value = serde_json::from_slice(&doc).expect("status JSON");
     assert_eq!(
         (code.as_str(), version.as_str()),

@@ -39,6 +39,17 @@ fn installed(bin: &str) -> bool {
 }
 
 /// Whether the gateway tests can run here; prints why not when they cannot.
+/// The upstream (SeaweedFS by default) started in a temporary directory, which must live as
+/// long as it does; `None` when it is not installed, and the test is skipped.
+pub fn started() -> Option<(UpstreamServer, tempfile::TempDir)> {
+    if !available() {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = UpstreamServer::start(dir.path());
+    Some((up, dir))
+}
+
 pub fn available() -> bool {
     let bin = match kind() {
         Kind::SeaweedFs => "weed",

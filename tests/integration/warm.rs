@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::harness::{AdminAuth, Lifeboat, lifeboat, run_admin_command, token_file};
-use crate::upstream::{UpstreamServer, available};
+use crate::upstream::UpstreamServer;
 
 const TOKEN: &str = "warm-test-admin-token-0123456789abcdef";
 const OBJECTS: usize = 500;
@@ -31,12 +31,9 @@ fn warm_status(lb: &Lifeboat) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_warm_up_cut_short_is_resumed_and_every_object_is_then_cached() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((mut up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let mut up = UpstreamServer::start(up_dir.path());
+    };
     let direct = up.client();
     direct
         .create_bucket()
@@ -132,12 +129,9 @@ async fn a_warm_up_cut_short_is_resumed_and_every_object_is_then_cached() {
 
 #[tokio::test]
 async fn a_head_with_x_lifeboat_cache_warm_fetches_the_object_in_the_background() {
-    if !available() {
-        eprintln!("skipped: SeaweedFS is not installed");
+    let Some((mut up, _up_dir)) = crate::upstream::started() else {
         return;
-    }
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let mut up = UpstreamServer::start(up_dir.path());
+    };
     let direct = up.client();
     direct
         .create_bucket()
