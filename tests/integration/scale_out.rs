@@ -376,10 +376,7 @@ async fn a_conditional_write_behind_a_queued_change_is_retried_not_refused() {
     let (status, _, body) = put_with(&a, "/behind/other", b"x", &[("If-None-Match", "*")]);
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 503, "{text}");
-    assert!(
-        text.contains("refuses this gateway"),
-        "{text}"
-    );
+    assert!(text.contains("refuses this gateway"), "{text}");
     proxy.set(Fault::Pass);
 
     let (status, head, body) = put_with(&a, "/behind/doc", b"three", &[("If-Match", &two)]);
